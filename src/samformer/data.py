@@ -1,0 +1,207 @@
+"""Series loading, the literature's train/val/test splits, train-only scaling and sliding windows.
+
+Splits follow the loaders the paper used (TSMixer's, itself from Informer/Autoformer):
+ETT hourly train [0, 8640), val [8640 − L, 11520), test [11520 − L, 14400); ETT 15-minute the same
+×4; every other series 70/10/20 by rows, each later split starting L rows early so its first target
+follows the previous split. A per-channel standard scaler is fitted on the training rows only.
+Windows (input L rows, target the next H rows, stride 1) are views into one tensor per split.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from samformer.datasets import BENCHMARKS, SplitKind, get_benchmark, locate
+from samformer.errors import DataError
+
+DATE_COLUMNS = ("date", "ds", "timestamp", "time", "datetime")
+
+
+def read_series_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV (plain or .gz) of a date column plus numeric channels into a float frame.
+
+    The date column is the first one named date/ds/timestamp/time/datetime, else the first column if
+    it parses as dates; it becomes the index. Every other column must be numeric and finite.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; give the path of a CSV file or a benchmark name")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; a CSV needs a header row and one row per time step") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} could not be parsed as CSV ({exc}); check the delimiter and encoding") from None
+    return validate_frame(frame, source=str(path))
+
+
+def validate_frame(frame: pd.DataFrame, source: str = "the data") -> pd.DataFrame:
+    """Check a wide frame (optional date column + numeric channels) and return it as float64.
+
+    Raises a `DataError` naming the problem for: no rows, a single non-numeric column (wrong
+    delimiter), non-numeric channels, NaN or infinite values.
+    """
+    if frame.empty or len(frame.columns) == 0:
+        raise DataError(f"{source} has no data rows; it needs one row per time step after the header")
+    frame = frame.copy()
+    date_col = next((c for c in frame.columns if str(c).strip().lower() in DATE_COLUMNS), None)
+    if date_col is not None:
+        try:
+            with warnings.catch_warnings():  # pandas warns before falling back to per-element parsing
+                warnings.simplefilter("ignore", UserWarning)
+                frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop(date_col)), name="date")
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{source}: column {date_col!r} does not parse as dates ({exc})") from None
+    if frame.shape[1] == 0:
+        raise DataError(f"{source} has a date column but no channels; add at least one numeric column")
+    non_numeric = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if non_numeric:
+        hint = " (is the delimiter a comma?)" if frame.shape[1] == 1 else ""
+        raise DataError(f"{source}: column(s) {', '.join(non_numeric)} are not numeric{hint}; keep only numeric channels and a date column")
+    values = frame.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        cols = [str(c) for c, n in zip(frame.columns, bad.sum(axis=0), strict=True) if n]
+        first = int(np.argmax(bad.any(axis=1)))
+        raise DataError(
+            f"{source}: {int(bad.sum())} missing or infinite value(s) in column(s) {', '.join(cols)} (first at row {first}); "
+            f"fill or drop them first"
+        )
+    return frame.astype(np.float64)
+
+
+def split_borders(kind: SplitKind, n_rows: int, seq_len: int) -> dict[str, tuple[int, int]]:
+    """Row ranges [start, end) of the train / val / test splits (val and test include L context rows)."""
+    if kind in ("ett_hour", "ett_minute"):
+        per_month = 30 * 24 * (4 if kind == "ett_minute" else 1)
+        train_end, val_end, test_end = 12 * per_month, 16 * per_month, 20 * per_month
+    else:
+        train_end = int(0.7 * n_rows)
+        val_end = n_rows - int(0.2 * n_rows)
+        test_end = n_rows
+    if test_end > n_rows:
+        raise DataError(f"the {kind} split needs {test_end} rows, the series has {n_rows}")
+    return {"train": (0, train_end), "val": (train_end - seq_len, val_end), "test": (val_end - seq_len, test_end)}
+
+
+@dataclass(frozen=True)
+class StandardScaler:
+    """Per-channel z-scoring; channels with zero variance keep scale 1 (as scikit-learn does)."""
+
+    mean: np.ndarray  # (D,)
+    std: np.ndarray  # (D,)
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> StandardScaler:
+        std = values.std(axis=0)
+        return cls(values.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.mean) / self.std
+
+    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
+        return values * self.std + self.mean
+
+
+class Windows:
+    """All (input, target) windows of one split, served by index from a single tensor.
+
+    `series` is (T, D); window i has input rows [i, i+L) and target rows [i+L, i+L+H).
+    Nothing is copied until a batch is gathered.
+    """
+
+    def __init__(self, series: torch.Tensor, seq_len: int, horizon: int) -> None:
+        n = series.shape[0] - seq_len - horizon + 1
+        if n < 1:
+            raise DataError(
+                f"a split of {series.shape[0]} rows is too short for seq_len={seq_len} + horizon={horizon}; "
+                f"use a shorter --seq-len or --horizon, or a longer series"
+            )
+        self.series = series
+        self.seq_len, self.horizon = seq_len, horizon
+        self._view = series.unfold(0, seq_len + horizon, 1)  # (T, D) -> (N, D, L+H), a view
+
+    def __len__(self) -> int:
+        return self._view.shape[0]
+
+    def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (B, D, L) and targets (B, D, H) of the windows at `index`, channels first."""
+        block = self._view[index]  # (B, D, L+H), gathered
+        return block[..., : self.seq_len], block[..., self.seq_len :]
+
+    def to(self, device: torch.device | str) -> Windows:
+        return Windows(self.series.to(device), self.seq_len, self.horizon)
+
+
+@dataclass
+class SplitData:
+    """A series cut into standardised train/val/test splits (each a (T, D) float32 tensor)."""
+
+    name: str
+    columns: list[str]
+    seq_len: int
+    horizon: int
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+    scaler: StandardScaler
+    borders: dict[str, tuple[int, int]]
+    index: pd.Index = field(repr=False)
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.columns)
+
+    def windows(self, split: str) -> Windows:
+        """Sliding windows over one split: 'train', 'val' or 'test'."""
+        return Windows(getattr(self, split), self.seq_len, self.horizon)
+
+    def protocol(self) -> dict:
+        """What a result needs to say about how the data were cut and scaled."""
+        return {
+            "dataset": self.name,
+            "borders": {k: list(v) for k, v in self.borders.items()},
+            "scaler_fit_rows": list(self.borders["train"]),
+            "windows": {s: len(self.windows(s)) for s in ("train", "val", "test")},
+        }
+
+
+def split_frame(frame: pd.DataFrame, seq_len: int, horizon: int, kind: SplitKind = "ratio", name: str = "data") -> SplitData:
+    """Cut a validated wide frame into scaled splits with the given border rule."""
+    if seq_len < 1 or horizon < 1:
+        raise DataError(f"seq_len and horizon must be positive integers, got seq_len={seq_len}, horizon={horizon}")
+    n_rows = len(frame)
+    borders = split_borders(kind, n_rows, seq_len)
+    for split, (start, end) in borders.items():
+        if start < 0 or end - start < seq_len + horizon:
+            raise DataError(
+                f"{name} has {n_rows} rows: too short for seq_len={seq_len} + horizon={horizon} in its {split} split "
+                f"(rows {start}..{end}); use a shorter --seq-len or --horizon, or a longer series"
+            )
+    values = frame.to_numpy(dtype=np.float64)
+    scaler = StandardScaler.fit(values[slice(*borders["train"])])
+    scaled = torch.from_numpy(scaler.transform(values).astype(np.float32))
+    parts = {split: scaled[start:end].contiguous() for split, (start, end) in borders.items()}
+    return SplitData(name, [str(c) for c in frame.columns], seq_len, horizon, scaler=scaler, borders=borders, index=frame.index, **parts)
+
+
+def load_dataset(
+    source: str | os.PathLike, seq_len: int = 512, horizon: int = 96, data_dir: str | os.PathLike | None = None, download: bool = True
+) -> SplitData:
+    """Load a benchmark by name (see `samformer.datasets`) or a CSV by path, split and scaled."""
+    if isinstance(source, str) and source.lower() in {name.lower() for name in BENCHMARKS}:
+        spec = get_benchmark(source)
+        frame = read_series_csv(locate(spec.name, data_dir, download))
+        return split_frame(frame, seq_len, horizon, spec.split, spec.name)
+    path = Path(source)
+    if path.suffix.lower() not in (".csv", ".gz") and not path.exists():
+        get_benchmark(str(source))  # raises the "unknown dataset" error with the list of names
+    frame = read_series_csv(path)
+    return split_frame(frame, seq_len, horizon, "ratio", path.stem.removesuffix(".csv"))

@@ -1,0 +1,17 @@
+"""Exceptions raised for bad input; the CLI turns them into one-line messages and exit code 2."""
+
+
+class SamformerError(ValueError):
+    """Base class of the errors a user can fix: the message says what was wrong and what to do."""
+
+
+class DataError(SamformerError):
+    """A data file or frame that cannot be used as given (missing, malformed, too short, ...)."""
+
+
+class ShapeError(SamformerError):
+    """A tensor or array whose shape does not match what the model expects."""
+
+
+class ModelFileError(SamformerError):
+    """A saved model directory that is missing, incomplete, tampered with or incompatible."""

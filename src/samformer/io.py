@@ -1,0 +1,114 @@
+"""Atomic file writes and the on-disk model format (safetensors weights + JSON, never pickle).
+
+Every file is written to a temporary name in its destination directory and renamed over the target
+only once complete, so an interruption (even SIGKILL) never leaves a half-written file where a good
+one was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from samformer.errors import ModelFileError
+from samformer.model import SAMformer, SAMformerConfig
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+
+
+@contextmanager
+def atomic_destination(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success it replaces `target`, on error it vanishes."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as indented JSON, atomically."""
+    with atomic_destination(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_model(directory: str | os.PathLike, model: SAMformer, extra: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Save `model` to `directory` as `model.safetensors` + `config.json` (plus `extra` metadata).
+
+    Refuses to replace an existing model unless `overwrite` is set.
+    """
+    from samformer import __version__
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / WEIGHTS_FILE
+    if weights.exists() and not overwrite:
+        raise FileExistsError(f"{weights} already exists; choose another directory or pass overwrite=True (--overwrite)")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_destination(weights) as tmp:
+        save_file(state, str(tmp), metadata={"format": "samformer", "format_version": str(FORMAT_VERSION)})
+    config = {
+        "format_version": FORMAT_VERSION,
+        "samformer_version": __version__,
+        "model": model.config.__dict__,
+        "tensors": {k: list(v.shape) for k, v in state.items()},
+        **(extra or {}),
+    }
+    write_json(directory / CONFIG_FILE, config)
+    return directory
+
+
+def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[SAMformer, dict[str, Any]]:
+    """Load a model saved by `save_model`; returns it (in eval mode) and its config dict.
+
+    Checks the format version and every tensor's name and shape before building the model.
+    """
+    directory = Path(directory)
+    weights, config_path = directory / WEIGHTS_FILE, directory / CONFIG_FILE
+    for path in (weights, config_path):
+        if not path.is_file():
+            raise ModelFileError(f"{path} is missing: {directory} is not a saved samformer model directory")
+    try:
+        config = read_json(config_path)
+        model = SAMformer.from_config(SAMformerConfig(**config["model"]))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{config_path} is not a valid samformer config ({exc}); re-save the model") from exc
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{directory} uses model format {config.get('format_version')!r}, this samformer reads format {FORMAT_VERSION}; "
+            f"re-save it with samformer {config.get('samformer_version', '?')}'s matching release"
+        )
+    try:
+        state = load_file(str(weights), device=str(map_location))
+    except (SafetensorError, OSError) as exc:
+        raise ModelFileError(f"{weights} cannot be read as safetensors ({exc}); the file is truncated or corrupt") from exc
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        diff = sorted(set(expected.items()) ^ set(found.items()))
+        raise ModelFileError(f"{weights} does not match its config (differing tensors: {diff[:4]}); the directory was altered")
+    model.load_state_dict(state)
+    return model.to(map_location).eval(), config

@@ -1,0 +1,270 @@
+"""SAMformer: RevIN → channel-wise single-head attention → residual → shared linear forecaster → RevIN⁻¹.
+
+Ilbert et al., "SAMformer: Unlocking the Potential of Transformers in Time Series Forecasting with
+Sharpness-Aware Minimization and Channel-Wise Attention", ICML 2024 (arXiv 2402.10198); reference code
+at github.com/romilbert/samformer.
+
+Layout: the public `forward` takes `(batch, seq_len, n_channels)` and returns
+`(batch, horizon, n_channels)`, the field's convention. Internally every channel is a token whose
+features are its `seq_len` past values, i.e. `(batch, n_channels, seq_len)`; `forward_channels_first`
+works in that layout directly and is what the training loop uses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from samformer.errors import ShapeError
+from samformer.reparam import SigmaReparamLinear
+
+Init = Literal["torch", "keras"]
+
+
+@dataclass(frozen=True)
+class SAMformerConfig:
+    """Everything needed to rebuild a SAMformer; stored beside its weights."""
+
+    n_channels: int  # D, number of input channels (tokens of the attention)
+    seq_len: int  # L, look-back window
+    horizon: int  # H, forecast length
+    d_model: int = 16  # width of queries and keys
+    value_dim: int | None = None  # None: values map L→L (PyTorch code); e.g. 16: L→16→L (TF code)
+    attention: bool = True  # False: the linear ablation (no attention, no residual branch)
+    revin: bool = True  # RevIN normalisation and its inverse
+    sigma_reparam: bool = False  # σReparam on the query/key/value (and output) maps
+    init: Init = "torch"  # "torch": nn.Linear defaults; "keras": Glorot-uniform kernels, zero biases
+
+    def __post_init__(self) -> None:
+        for name in ("n_channels", "seq_len", "horizon", "d_model"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.value_dim is not None and (not isinstance(self.value_dim, int) or self.value_dim < 1):
+            raise ValueError(f"value_dim must be None or a positive integer, got {self.value_dim!r}")
+        if self.init not in ("torch", "keras"):
+            raise ValueError(f"init must be 'torch' or 'keras', got {self.init!r}")
+
+
+class RevIN(nn.Module):
+    """Reversible instance normalisation (Kim et al., ICLR 2022) with a learnable per-channel affine.
+
+    Statistics are per sample and channel over the input window, detached from the graph, with the
+    biased variance and `eps` inside the square root, as in the reference implementation.
+    """
+
+    def __init__(self, n_channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(n_channels))
+        self.bias = nn.Parameter(torch.zeros(n_channels))
+
+    def normalize(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Normalise `x` of shape (B, D, L); returns the result and the (mean, std) to undo it."""
+        mean = x.mean(dim=-1, keepdim=True).detach()  # (B, D, 1)
+        std = torch.sqrt(x.var(dim=-1, keepdim=True, unbiased=False) + self.eps).detach()
+        x = (x - mean) / std
+        return x * self.weight[:, None] + self.bias[:, None], (mean, std)
+
+    def denormalize(self, y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Exact inverse of `normalize` applied to `y` of shape (B, D, H)."""
+        mean, std = stats
+        y = (y - self.bias[:, None]) / (self.weight[:, None] + self.eps**2)
+        return y * std + mean
+
+
+def _linear(in_features: int, out_features: int, cfg: SAMformerConfig, reparam: bool) -> nn.Module:
+    layer = SigmaReparamLinear(in_features, out_features) if reparam else nn.Linear(in_features, out_features)
+    if cfg.init == "keras":
+        nn.init.xavier_uniform_(layer.weight)
+        nn.init.zeros_(layer.bias)
+        if reparam:
+            layer.refresh_singular_vectors(iterations=50)
+    return layer
+
+
+class ChannelAttention(nn.Module):
+    """Single-head attention in which the D channels attend to each other.
+
+    Q = X Wq + bq and K = X Wk + bk map each channel's L values to `d_model`; V maps them to L
+    (or to `value_dim`, followed by an output projection back to L, as in the paper's TF code).
+    A = softmax(Q Kᵀ / √d_model) is D×D, so no positional encoding is needed.
+    """
+
+    def __init__(self, cfg: SAMformerConfig) -> None:
+        super().__init__()
+        L, reparam = cfg.seq_len, cfg.sigma_reparam
+        self.scale = 1.0 / math.sqrt(cfg.d_model)
+        self.query = _linear(L, cfg.d_model, cfg, reparam)
+        self.key = _linear(L, cfg.d_model, cfg, reparam)
+        self.value = _linear(L, cfg.value_dim or L, cfg, reparam)
+        self.output = _linear(cfg.value_dim, L, cfg, reparam) if cfg.value_dim else None
+
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The (B, D, D) attention matrix for inputs of shape (B, D, L); each row sums to 1."""
+        scores = self.query(x) @ self.key(x).transpose(-2, -1)  # (B, D, d) @ (B, d, D) -> (B, D, D)
+        return torch.softmax(scores * self.scale, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map (B, D, L) to the attended values (B, D, L) and the attention matrix (B, D, D)."""
+        attn = self.attention_weights(x)
+        out = attn @ self.value(x)  # (B, D, D) @ (B, D, dv) -> (B, D, dv)
+        if self.output is not None:
+            out = self.output(out)  # (B, D, dv) -> (B, D, L)
+        return out, attn
+
+
+# Attention layer names in the original PyTorch code -> here.
+_ORIGINAL_ATTENTION_NAMES = {"queries": "query", "keys": "key", "values": "value"}
+
+
+class SAMformer(nn.Module):
+    """The SAMformer network.
+
+    Args:
+        n_channels: number of channels D of the multivariate series.
+        seq_len: look-back window L.
+        horizon: forecast length H.
+        d_model: width of queries and keys (16 in the paper).
+        value_dim: None for values mapping L→L (reference PyTorch code); an int for values mapping
+            L→value_dim followed by an output projection back to L (the paper's TF code uses 16).
+        attention: False gives the linear ablation (RevIN + shared linear forecaster only).
+        revin: False removes RevIN and its inverse.
+        sigma_reparam: use σReparam on the attention's linear maps.
+        init: "torch" (nn.Linear defaults) or "keras" (Glorot-uniform kernels, zero biases, as TF).
+
+    Input `(batch, seq_len, n_channels)`; output `(batch, horizon, n_channels)`.
+    """
+
+    def __init__(
+        self,
+        n_channels: int,
+        seq_len: int,
+        horizon: int,
+        d_model: int = 16,
+        value_dim: int | None = None,
+        attention: bool = True,
+        revin: bool = True,
+        sigma_reparam: bool = False,
+        init: Init = "torch",
+    ) -> None:
+        super().__init__()
+        cfg = SAMformerConfig(n_channels, seq_len, horizon, d_model, value_dim, attention, revin, sigma_reparam, init)
+        self.config = cfg
+        self.revin = RevIN(n_channels) if revin else None
+        self.attention = ChannelAttention(cfg) if attention else None
+        self.forecaster = _linear(seq_len, horizon, cfg, reparam=False)
+
+    @classmethod
+    def from_config(cls, cfg: SAMformerConfig | dict) -> SAMformer:
+        """Build a model from a `SAMformerConfig` or its dict form."""
+        return cls(**(asdict(cfg) if isinstance(cfg, SAMformerConfig) else cfg))
+
+    def forward_channels_first(
+        self, x: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """Forecast from `x` of shape (B, D, L); returns (B, D, H) [and the (B, D, D) attention]."""
+        stats = None
+        if self.revin is not None:
+            x, stats = self.revin.normalize(x)
+        attn = None
+        if self.attention is not None:
+            attended, attn = self.attention(x)
+            x = x + attended  # residual, (B, D, L)
+        y = self.forecaster(x)  # (B, D, L) -> (B, D, H)
+        if stats is not None:
+            y = self.revin.denormalize(y, stats)
+        return (y, attn) if return_attention else y
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """Forecast from `x` of shape (B, L, D); returns (B, H, D) [and the (B, D, D) attention]."""
+        self._check_input(x)
+        out = self.forward_channels_first(x.transpose(1, 2), return_attention)  # (B, L, D) -> (B, D, L)
+        if return_attention:
+            y, attn = out
+            return y.transpose(1, 2), attn  # (B, D, H) -> (B, H, D)
+        return out.transpose(1, 2)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        cfg = self.config
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"SAMformer expects a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 3 or x.shape[1] != cfg.seq_len or x.shape[2] != cfg.n_channels:
+            raise ShapeError(
+                f"SAMformer expects input of shape (batch, seq_len={cfg.seq_len}, n_channels={cfg.n_channels}), "
+                f"got {tuple(x.shape)}; if your tensor is (batch, n_channels, seq_len), transpose it with x.transpose(1, 2)"
+            )
+        if not x.is_floating_point():
+            raise TypeError(f"SAMformer expects a floating-point tensor, got dtype {x.dtype}; use x.float()")
+
+    def attention_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the attention block (empty for the linear ablation)."""
+        return [] if self.attention is None else list(self.attention.parameters())
+
+    @classmethod
+    def from_original_state_dict(cls, state_dict: dict[str, torch.Tensor]) -> SAMformer:
+        """Load a state_dict saved by the original PyTorch SAMformer code.
+
+        The original model takes `(batch, D, L)` and returns `(batch, D·H)`; the returned model keeps
+        this library's layout (`(batch, L, D)` in, `(batch, H, D)` out) and gives the same numbers:
+        ``original(x).reshape(B, D, H) == ours(x.transpose(1, 2)).transpose(1, 2)``.
+        """
+        expected = {
+            "revin.affine_weight",
+            "revin.affine_bias",
+            *(f"compute_{m}.{p}" for m in _ORIGINAL_ATTENTION_NAMES for p in ("weight", "bias")),
+            "linear_forecaster.weight",
+            "linear_forecaster.bias",
+        }
+        missing = expected - set(state_dict)
+        if missing:
+            raise KeyError(f"not an original SAMformer state_dict: missing keys {sorted(missing)}")
+        d_model, seq_len = state_dict["compute_queries.weight"].shape
+        horizon = state_dict["linear_forecaster.weight"].shape[0]
+        n_channels = state_dict["revin.affine_weight"].shape[0]
+        model = cls(n_channels, seq_len, horizon, d_model=d_model)
+        mapping = {
+            "revin.affine_weight": "revin.weight",
+            "revin.affine_bias": "revin.bias",
+            **{
+                f"compute_{orig}.{p}": f"attention.{ours}.{p}"
+                for orig, ours in _ORIGINAL_ATTENTION_NAMES.items()
+                for p in ("weight", "bias")
+            },
+            **{f"linear_forecaster.{p}": f"forecaster.{p}" for p in ("weight", "bias")},
+        }
+        model.load_state_dict({new: state_dict[old] for old, new in mapping.items()})
+        return model
+
+
+# Named variants: the paper's ablations. Each is (model overrides, whether SAM trains it).
+VARIANTS: dict[str, tuple[dict, bool]] = {
+    "samformer": ({}, True),
+    "no-sam": ({}, False),  # the paper's "Transformer": the same net trained without SAM
+    "sigma-reparam": ({"sigma_reparam": True}, False),  # σReparam instead of SAM
+    "linear": ({"attention": False}, True),  # no attention
+    "no-revin": ({"revin": False}, True),
+}
+
+
+def list_variants() -> list[str]:
+    """Names accepted by `create_model`."""
+    return list(VARIANTS)
+
+
+def create_model(variant: str, n_channels: int, seq_len: int, horizon: int, **overrides) -> SAMformer:
+    """Build a named variant (see `list_variants`); keyword overrides go to `SAMformer`."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return SAMformer(n_channels, seq_len, horizon, **{**VARIANTS[variant][0], **overrides})
+
+
+def variant_uses_sam(variant: str) -> bool:
+    """Whether the named variant is trained with SAM."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return VARIANTS[variant][1]

@@ -1,0 +1,137 @@
+"""Sharpness-Aware Minimization (Foret et al., ICLR 2021) as a `torch.optim.Optimizer`.
+
+SAM looks for weights whose whole neighbourhood has low loss. Each step takes two gradients:
+g at w, then g' at w + ε with ε = rho · g / ‖g‖ (ASAM, Kwon et al. 2021: ε_i = rho · w_i² g_i /
+‖|w| ⊙ g‖); the weights go back to w and the base optimizer steps with g'.
+
+Two ways to drive it:
+
+    loss_fn(model(x), y).backward()
+    sam.first_step(zero_grad=True)   # w -> w + ε
+    loss_fn(model(x), y).backward()
+    sam.second_step(zero_grad=True)  # w + ε -> w, then the base step with g'
+
+or `sam.step(closure)` where `closure` zeroes the gradients, computes the loss and back-propagates.
+When no gradient is present at `step` time (PyTorch Lightning's automatic optimisation calls
+`optimizer.step(closure)` before any backward pass), `step` runs the closure for the first pass too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+
+class SAM(torch.optim.Optimizer):
+    """Wrap a base optimizer with sharpness-aware steps.
+
+    Args:
+        params: parameters (or parameter groups) to optimise.
+        base_optimizer: the optimizer class to wrap, e.g. `torch.optim.Adam`.
+        rho: radius of the neighbourhood (per group, may be overridden in a group).
+        adaptive: use ASAM's scale-invariant perturbation.
+        **base_kwargs: passed to `base_optimizer` (lr, weight_decay, ...).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: type[torch.optim.Optimizer],
+        rho: float = 0.05,
+        adaptive: bool = False,
+        **base_kwargs: Any,
+    ) -> None:
+        if rho < 0:
+            raise ValueError(f"rho must be non-negative, got {rho}")
+        super().__init__(params, dict(rho=rho, adaptive=adaptive, **base_kwargs))
+        self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
+        # One list of groups shared with the base optimizer, so LR schedulers act on both.
+        self.param_groups = self.base_optimizer.param_groups
+        self.defaults.update(self.base_optimizer.defaults)
+
+    def _params_with_grad(self, group: dict[str, Any]) -> list[torch.Tensor]:
+        return [p for p in group["params"] if p.grad is not None]
+
+    @torch.no_grad()
+    def _grad_norm(self) -> torch.Tensor:
+        """‖g‖ over all parameters of all groups (‖|w| ⊙ g‖ for ASAM groups)."""
+        norms = []
+        for group in self.param_groups:
+            params = self._params_with_grad(group)
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if group["adaptive"]:
+                grads = torch._foreach_mul([p.abs() for p in params], grads)
+            norms.extend(torch._foreach_norm(grads))
+        if not norms:
+            return torch.zeros(())
+        device = norms[0].device
+        return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Move to w + ε (keeping an exact copy of w) using the gradients currently stored."""
+        grad_norm = self._grad_norm()
+        for group in self.param_groups:
+            params = self._params_with_grad(group)
+            if not params:
+                continue
+            backups = []
+            for p in params:
+                state = self.state[p]
+                if "old_p" not in state or state["old_p"].shape != p.shape:
+                    state["old_p"] = torch.empty_like(p)
+                backups.append(state["old_p"])
+            torch._foreach_copy_(backups, params)
+            scale = group["rho"] / (grad_norm + 1e-12)
+            grads = [p.grad for p in params]
+            if group["adaptive"]:
+                eps = torch._foreach_mul(torch._foreach_mul(params, params), grads)
+                torch._foreach_mul_(eps, scale)
+            else:
+                eps = torch._foreach_mul(grads, scale)
+            torch._foreach_add_(params, eps)
+        if zero_grad:
+            self.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False) -> None:
+        """Restore w exactly, then let the base optimizer step with the gradients taken at w + ε."""
+        for group in self.param_groups:
+            params = [p for p in group["params"] if "old_p" in self.state[p]]
+            if params:
+                torch._foreach_copy_(params, [self.state[p]["old_p"] for p in params])
+        self.base_optimizer.step()
+        if zero_grad:
+            self.zero_grad(set_to_none=True)
+
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:  # type: ignore[override]
+        """One full SAM step driven by `closure` (zero grads, forward, backward, return the loss).
+
+        Returns the loss of the first pass (at w) when this call computed it, else None.
+        """
+        if closure is None:
+            raise RuntimeError(
+                "SAM.step needs a closure that recomputes the loss and calls backward(); or call first_step() and second_step() yourself"
+            )
+        closure = torch.enable_grad()(closure)
+        has_grad = any(p.grad is not None for group in self.param_groups for p in group["params"])
+        loss = None if has_grad else closure()
+        self.first_step(zero_grad=True)
+        closure()
+        self.second_step(zero_grad=True)
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        """The base optimizer's state and the shared groups (rho, adaptive, lr, ...).
+
+        The backup of w is scratch space, valid only between `first_step` and `second_step`.
+        """
+        return self.base_optimizer.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.base_optimizer.load_state_dict(state_dict)
+        self.param_groups = self.base_optimizer.param_groups

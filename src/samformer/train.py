@@ -1,0 +1,218 @@
+"""The training loop: Adam (optionally inside SAM), early stopping on validation MSE, best-weight restore.
+
+The series of each split lives on the training device once; batches are gathered by index from it,
+so an epoch does no per-sample Python work. Evaluation runs under `torch.inference_mode`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from samformer.data import SplitData, Windows
+from samformer.metrics import mse
+from samformer.model import SAMformer
+from samformer.sam import SAM
+
+Precision = Literal["fp32", "bf16"]
+EpochCallback = Callable[[SAMformer, dict[str, Any]], None]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. Defaults are the paper's protocol (see `default_train_config`)."""
+
+    lr: float = 1e-3  # Adam's (peak) learning rate
+    batch_size: int = 32
+    epochs: int = 100  # upper bound; early stopping usually ends sooner
+    patience: int = 5  # epochs without a better validation MSE before stopping
+    sam: bool = True  # wrap Adam in SAM
+    rho: float = 0.7  # SAM's neighbourhood radius
+    adaptive: bool = False  # ASAM instead of SAM
+    weight_decay: float = 0.0
+    lr_schedule: Literal["cosine-restarts", "constant"] = "cosine-restarts"
+    restart_period: int = 5  # epochs per cosine cycle (the paper's TF code: 5)
+    min_lr: float = 1e-6  # floor of each cosine cycle
+    seed: int = 0
+    device: str = "auto"  # "auto" picks CUDA when available
+    precision: Precision = "fp32"  # "bf16": bf16 autocast, fp32 master weights and loss
+    eval_batch_size: int = 1024
+    progress: bool = True  # tqdm bar on stderr
+
+    def __post_init__(self) -> None:
+        checks = {
+            "lr": self.lr > 0,
+            "batch_size": self.batch_size >= 1,
+            "epochs": self.epochs >= 1,
+            "patience": self.patience >= 1,
+            "rho": self.rho >= 0,
+            "weight_decay": self.weight_decay >= 0,
+            "restart_period": self.restart_period >= 1,
+            "eval_batch_size": self.eval_batch_size >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(", ".join(f"{n}={getattr(self, n)!r}" for n in bad) + " out of range: must be positive")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.lr_schedule not in ("cosine-restarts", "constant"):
+            raise ValueError(f"lr_schedule must be 'cosine-restarts' or 'constant', got {self.lr_schedule!r}")
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced (metrics on the standardised scale)."""
+
+    val_mse: float
+    test_mse: float
+    test_mae: float
+    best_epoch: int  # 1-based epoch whose weights were restored
+    epochs_run: int
+    train_seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that model initialisation and shuffling repeat."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'auto' → CUDA if available, else CPU; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def cosine_restart_lr(epoch: int, base_lr: float, min_lr: float, period: int) -> float:
+    """Learning rate of 0-based `epoch` under cosine annealing with warm restarts every `period` epochs."""
+    t = epoch % period
+    return min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * t / period)) / 2
+
+
+def autocast(device: torch.device, precision: Precision):
+    """bf16 autocast context for `precision='bf16'`, else a no-op."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.inference_mode()
+def evaluate(model: SAMformer, windows: Windows, batch_size: int = 1024, precision: Precision = "fp32") -> dict[str, float]:
+    """MSE and MAE over every window (no window dropped), accumulated in float64."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sq_err = abs_err = 0.0
+    count = 0
+    for start in range(0, len(windows), batch_size):
+        x, y = windows.batch(slice(start, start + batch_size))
+        with autocast(device, precision):
+            pred = model.forward_channels_first(x)
+        diff = pred.float() - y
+        sq_err += diff.square().sum(dtype=torch.float64).item()
+        abs_err += diff.abs().sum(dtype=torch.float64).item()
+        count += diff.numel()
+    model.train(was_training)
+    return {"mse": sq_err / count, "mae": abs_err / count}
+
+
+def build_optimizer(model: SAMformer, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam, wrapped in SAM when `cfg.sam`."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.sam:
+        return SAM(params, torch.optim.Adam, rho=cfg.rho, adaptive=cfg.adaptive, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train_step(model: SAMformer, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, precision: Precision) -> float:
+    """One optimisation step on a batch (two forward/backward passes under SAM); returns the loss at w."""
+    device = x.device
+    with autocast(device, precision):
+        loss = mse(model.forward_channels_first(x), y)
+    loss.backward()
+    if isinstance(optimizer, SAM):
+        optimizer.first_step(zero_grad=True)
+        with autocast(device, precision):
+            mse(model.forward_channels_first(x), y).backward()
+        optimizer.second_step(zero_grad=True)
+    else:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def fit(model: SAMformer, data: SplitData, cfg: TrainConfig, callbacks: tuple[EpochCallback, ...] = ()) -> TrainResult:
+    """Train `model` on `data` with early stopping, restore the best weights, and score the test split.
+
+    Each callback is called after every epoch with the model and that epoch's record (a dict it may
+    add entries to, e.g. diagnostics); the records form `TrainResult.history`.
+    """
+    started = time.perf_counter()
+    device = resolve_device(cfg.device)
+    model.to(device).train()
+    train_w, val_w, test_w = (data.windows(s).to(device) for s in ("train", "val", "test"))
+    optimizer = build_optimizer(model, cfg)
+    generator = torch.Generator().manual_seed(cfg.seed)
+
+    best_val, best_epoch, best_state, stale = math.inf, 0, None, 0
+    history: list[dict[str, Any]] = []
+    steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, desc=f"train {data.name}", unit="step", disable=not cfg.progress, leave=False)
+    for epoch in range(cfg.epochs):
+        epoch_start = time.perf_counter()
+        lr = cfg.lr if cfg.lr_schedule == "constant" else cosine_restart_lr(epoch, cfg.lr, cfg.min_lr, cfg.restart_period)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        order = torch.randperm(len(train_w), generator=generator).to(device)
+        loss_sum = torch.zeros((), device=device)
+        for idx in order.split(cfg.batch_size):
+            x, y = train_w.batch(idx)
+            loss_sum += train_step(model, optimizer, x, y, cfg.precision) * len(idx)
+            bar.update()
+        train_loss = loss_sum.item() / len(train_w)
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"training loss became {train_loss} in epoch {epoch + 1}; lower --lr or --rho, or check the data for extreme values"
+            )
+        val = evaluate(model, val_w, cfg.eval_batch_size, cfg.precision)
+        record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "val_mse": val["mse"], "val_mae": val["mae"]}
+        for callback in callbacks:
+            callback(model, record)
+        record["seconds"] = time.perf_counter() - epoch_start
+        history.append(record)
+        bar.set_postfix(epoch=epoch + 1, train=f"{train_loss:.4f}", val=f"{val['mse']:.4f}")
+        if val["mse"] < best_val:
+            best_val, best_epoch, stale = val["mse"], epoch + 1, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    test = evaluate(model, test_w, cfg.eval_batch_size, cfg.precision)
+    return TrainResult(
+        val_mse=best_val,
+        test_mse=test["mse"],
+        test_mae=test["mae"],
+        best_epoch=best_epoch,
+        epochs_run=len(history),
+        train_seconds=time.perf_counter() - started,
+        history=history,
+    )

@@ -1,0 +1,141 @@
+"""SAM on quadratics whose gradients are known in closed form."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from samformer import SAM
+
+A = torch.tensor([[3.0, 0.5, 0.0], [0.5, 2.0, 0.3], [0.0, 0.3, 1.0]], dtype=torch.float64)
+b = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+
+
+def grad_at(w: torch.Tensor) -> torch.Tensor:
+    """∇ of f(w) = ½ wᵀAw − bᵀw."""
+    return A @ w - b
+
+
+def loss_of(w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+    w = torch.cat([w1, w2])
+    return 0.5 * w @ A @ w - b @ w
+
+
+def make(rho=0.3, adaptive=False, base=torch.optim.SGD, **kw):
+    w1 = torch.nn.Parameter(torch.tensor([0.4, -1.2], dtype=torch.float64))
+    w2 = torch.nn.Parameter(torch.tensor([2.0], dtype=torch.float64))
+    # two groups: the perturbation must use the norm over both
+    opt = SAM([{"params": [w1]}, {"params": [w2]}], base, rho=rho, adaptive=adaptive, lr=0.1, **kw)
+    return w1, w2, opt
+
+
+def test_first_step_moves_by_rho_g_over_norm_and_second_step_applies_base_update_at_perturbed_point():
+    w1, w2, opt = make(rho=0.3)
+    w0 = torch.cat([w1, w2]).detach().clone()
+    loss_of(w1, w2).backward()
+    opt.first_step(zero_grad=True)
+    g = grad_at(w0)
+    expected_perturbed = w0 + 0.3 * g / g.norm()
+    torch.testing.assert_close(torch.cat([w1, w2]).detach(), expected_perturbed, rtol=0, atol=1e-12)
+    assert w1.grad is None and w2.grad is None
+    loss_of(w1, w2).backward()
+    opt.second_step()
+    expected = w0 - 0.1 * grad_at(expected_perturbed)  # SGD with the gradient taken at w + ε
+    torch.testing.assert_close(torch.cat([w1, w2]).detach(), expected, rtol=0, atol=1e-12)
+
+
+def test_weights_are_restored_bit_exactly_before_the_base_step():
+    w1, w2, opt = make(rho=0.7)
+    before = [w1.detach().clone(), w2.detach().clone()]
+    loss_of(w1, w2).backward()
+    opt.first_step(zero_grad=True)
+    loss_of(w1, w2).backward()
+    for group in opt.param_groups:  # a zero learning rate isolates the restore
+        group["lr"] = 0.0
+    opt.second_step()
+    assert torch.equal(w1.detach(), before[0]) and torch.equal(w2.detach(), before[1])
+
+
+def test_adaptive_perturbation_is_scaled_by_squared_weights():
+    w1, w2, opt = make(rho=0.2, adaptive=True)
+    w0 = torch.cat([w1, w2]).detach().clone()
+    loss_of(w1, w2).backward()
+    opt.first_step()
+    g = grad_at(w0)
+    expected = w0 + 0.2 * w0**2 * g / torch.linalg.norm(w0.abs() * g)
+    torch.testing.assert_close(torch.cat([w1, w2]).detach(), expected, rtol=0, atol=1e-12)
+
+
+def test_parameters_without_gradient_are_left_alone():
+    w1, w2, opt = make()
+    frozen = w2.detach().clone()
+    w0 = w1.detach().clone()
+    (0.5 * w1 @ A[:2, :2] @ w1 - b[:2] @ w1).backward()  # w2 gets no gradient
+    opt.first_step(zero_grad=True)
+    g = A[:2, :2] @ w0 - b[:2]
+    torch.testing.assert_close(w1.detach(), w0 + 0.3 * g / g.norm(), rtol=0, atol=1e-12)
+    (0.5 * w1 @ A[:2, :2] @ w1 - b[:2] @ w1).backward()
+    opt.second_step()
+    assert torch.equal(w2.detach(), frozen)
+
+
+def test_closure_step_equals_explicit_two_step_and_runs_first_pass_when_no_grad():
+    w1, w2, opt = make(base=torch.optim.Adam)
+    v1, v2, ref = make(base=torch.optim.Adam)
+    calls = []
+
+    def closure():
+        calls.append(1)
+        opt.zero_grad()
+        loss = loss_of(w1, w2)
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        loss = opt.step(closure)  # no gradient present: SAM runs the first pass itself
+        assert loss is not None
+        loss_of(v1, v2).backward()
+        ref.first_step(zero_grad=True)
+        loss_of(v1, v2).backward()
+        ref.second_step(zero_grad=True)
+    assert len(calls) == 6
+    torch.testing.assert_close(torch.cat([w1, w2]), torch.cat([v1, v2]), rtol=0, atol=0)
+
+
+def test_step_without_closure_explains_itself():
+    _, _, opt = make()
+    with pytest.raises(RuntimeError, match="closure"):
+        opt.step()
+
+
+def test_state_dict_round_trip_continues_identically():
+    w1, w2, opt = make(base=torch.optim.Adam)
+
+    def sam_step(o, p1, p2):
+        loss_of(p1, p2).backward()
+        o.first_step(zero_grad=True)
+        loss_of(p1, p2).backward()
+        o.second_step(zero_grad=True)
+
+    for _ in range(3):
+        sam_step(opt, w1, w2)
+    v1, v2, other = make(base=torch.optim.Adam, rho=0.9)
+    with torch.no_grad():
+        v1.copy_(w1)
+        v2.copy_(w2)
+    other.load_state_dict(copy.deepcopy(opt.state_dict()))  # state_dict() shares tensors
+    assert other.param_groups[0]["rho"] == 0.3 and other.base_optimizer.param_groups is other.param_groups
+    for _ in range(3):
+        sam_step(opt, w1, w2)
+        sam_step(other, v1, v2)
+    torch.testing.assert_close(torch.cat([w1, w2]), torch.cat([v1, v2]), rtol=0, atol=0)
+
+
+def test_scheduler_changes_reach_the_base_optimizer():
+    w1, w2, opt = make()
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    opt.step(lambda: loss_of(w1, w2).backward())
+    sched.step()
+    assert opt.base_optimizer.param_groups[0]["lr"] == pytest.approx(0.05)

@@ -1,0 +1,75 @@
+"""The training loop: schedule, evaluation, early stopping, and a real (short) run on ETTh1."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from samformer import SAMformer, TrainConfig, evaluate, fit, load_dataset
+from samformer.data import split_frame
+from samformer.train import cosine_restart_lr, seed_everything
+
+from .conftest import make_frame
+
+
+def test_cosine_restarts_follow_the_papers_schedule():
+    lrs = [cosine_restart_lr(e, 1e-3, 1e-6, 5) / 1e-3 for e in range(6)]
+    # lr, ≈0.905, 0.655, 0.345, 0.095 × lr, then back to lr (REFERENCE.md)
+    assert lrs == pytest.approx([1.0, 0.905, 0.655, 0.345, 0.0955, 1.0], abs=2e-3)
+
+
+def test_evaluate_equals_mse_over_every_window():
+    data = split_frame(make_frame(400), 48, 12)
+    model = SAMformer(3, 48, 12)
+    windows = data.windows("test")
+    x, y = windows.batch(slice(None))
+    with torch.no_grad():
+        expected = torch.mean((model.forward_channels_first(x) - y) ** 2).item()
+    assert evaluate(model, windows, batch_size=7)["mse"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_early_stopping_restores_the_best_epoch():
+    data = split_frame(make_frame(800), 48, 12)
+    seed_everything(0)
+    model = SAMformer(3, 48, 12)
+    # a learning rate this large makes validation worse after a few epochs
+    result = fit(model, data, TrainConfig(lr=0.05, epochs=30, patience=2, batch_size=16, progress=False, lr_schedule="constant"))
+    vals = [h["val_mse"] for h in result.history]
+    assert result.best_epoch == 1 + vals.index(min(vals))
+    assert result.epochs_run == min(30, result.best_epoch + 2)
+    assert evaluate(model, data.windows("val"))["mse"] == pytest.approx(min(vals), rel=1e-5)
+
+
+def test_same_seed_same_result_different_seed_different():
+    data = split_frame(make_frame(500), 48, 12)
+
+    def run(seed):
+        seed_everything(seed)
+        model = SAMformer(3, 48, 12)
+        fit(model, data, TrainConfig(epochs=2, batch_size=32, progress=False, seed=seed))
+        return torch.cat([p.flatten() for p in model.parameters()])
+
+    assert torch.equal(run(0), run(0))
+    assert not torch.equal(run(0), run(1))
+
+
+def test_a_nan_loss_stops_with_a_clear_message():
+    data = split_frame(make_frame(500), 48, 12)
+    model = SAMformer(3, 48, 12)
+    with torch.no_grad():
+        model.forecaster.bias.fill_(math.nan)
+    with pytest.raises(FloatingPointError, match="lower --lr"):
+        fit(model, data, TrainConfig(epochs=2, progress=False))
+
+
+@pytest.mark.slow
+def test_short_run_on_etth1_lowers_the_validation_loss(data_dir):
+    data = load_dataset("ETTh1", 96, 24, data_dir=data_dir)
+    seed_everything(0)
+    model = SAMformer(data.n_channels, 96, 24)
+    before = evaluate(model, data.windows("val"))["mse"]
+    result = fit(model, data, TrainConfig(epochs=2, batch_size=128, progress=False))
+    assert result.val_mse < 0.8 * before
+    assert math.isfinite(result.test_mse)

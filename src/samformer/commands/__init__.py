@@ -1,0 +1,1 @@
+"""Subcommands of the `samformer` command line, one module each."""

@@ -1,0 +1,84 @@
+"""Argument types and the training flags shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+from samformer.experiment import RunSpec
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be positive, got 0")
+    return value
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Model and optimisation flags shared by `train` and `benchmark`."""
+    model = parser.add_argument_group("model")
+    model.add_argument("--seq-len", type=positive_int, default=512, help="look-back window L (default 512)")
+    model.add_argument("--no-attention", action="store_true", help="linear ablation: no attention block")
+    model.add_argument("--no-revin", action="store_true", help="ablation: no RevIN")
+    model.add_argument("--sigma-reparam", action="store_true", help="σReparam on the attention maps")
+    model.add_argument("--value-dim", type=positive_int, default=None, help="values L→N→L as the paper's TF code (e.g. 16)")
+    opt = parser.add_argument_group("optimisation (defaults: the paper's protocol for the dataset)")
+    opt.add_argument("--rho", type=non_negative_float, default=None, help="SAM radius (default 0.7)")
+    opt.add_argument("--no-sam", action="store_true", help="train with plain Adam (the paper's 'Transformer')")
+    opt.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs (default 100)")
+    opt.add_argument("--batch-size", type=positive_int, default=None, help="default 32")
+    opt.add_argument("--lr", type=positive_float, default=None, help="learning rate (default per dataset)")
+    opt.add_argument("--weight-decay", type=non_negative_float, default=None)
+    opt.add_argument("--patience", type=positive_int, default=None, help="early-stopping patience (default 5)")
+    opt.add_argument("--precision", choices=["fp32", "bf16"], default=None, help="bf16 autocast (fp32 master weights)")
+    opt.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, ...")
+    opt.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_spec_from_args(args: argparse.Namespace, dataset: str, horizon: int, seed: int) -> RunSpec:
+    """Translate the shared training flags into a `RunSpec`."""
+    model_options = {}
+    if args.no_attention:
+        model_options["attention"] = False
+    if args.no_revin:
+        model_options["revin"] = False
+    if args.sigma_reparam:
+        model_options["sigma_reparam"] = True
+    if args.value_dim:
+        model_options["value_dim"] = args.value_dim
+    flags = {
+        "rho": args.rho,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "patience": args.patience,
+        "precision": args.precision,
+        "device": args.device,
+    }
+    train_options = {k: v for k, v in flags.items() if v is not None}
+    if args.no_sam:
+        train_options["sam"] = False
+    if args.quiet:
+        train_options["progress"] = False
+    return RunSpec(dataset, horizon, "samformer", args.seq_len, seed, model_options, train_options)

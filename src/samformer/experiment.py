@@ -17,6 +17,8 @@ from samformer.model import SAMformer, create_model, variant_uses_sam
 from samformer.train import EpochCallback, TrainConfig, TrainResult, fit, seed_everything
 
 PAPER_PROTOCOL = "paper"
+# Options that do not change what is trained or how (so a run with them is still the paper's protocol).
+_NEUTRAL_OPTIONS = {"progress", "device", "eval_batch_size"}
 
 
 def default_train_config(dataset: str, **overrides: Any) -> TrainConfig:
@@ -39,6 +41,16 @@ class RunSpec:
     seed: int = 0
     model_options: dict[str, Any] = field(default_factory=dict)  # extra SAMformer keyword arguments
     train_options: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides
+
+    def protocol(self) -> str:
+        """'paper' when only the seed differs from the paper's settings, else 'custom(<overrides>)'."""
+        changed = {k: v for k, v in self.train_options.items() if k not in _NEUTRAL_OPTIONS}
+        changed.update(self.model_options)
+        if self.seq_len != 512:
+            changed["seq_len"] = self.seq_len
+        if not changed:
+            return PAPER_PROTOCOL
+        return "custom(" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")"
 
     def train_config(self) -> TrainConfig:
         options = {"seed": self.seed, **self.train_options}
@@ -69,7 +81,7 @@ def execute(
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "train_seconds": result.train_seconds,
-        "protocol": PAPER_PROTOCOL,
+        "protocol": spec.protocol(),
         "model_config": asdict(model.config),
         "train_config": asdict(cfg),
         "data_protocol": data.protocol(),

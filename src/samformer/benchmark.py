@@ -1,0 +1,259 @@
+"""The benchmark grid: one result file per run, written atomically, so a killed grid resumes.
+
+Layout: `OUT/<variant>/<dataset>/H<horizon>/seed<seed>.json`. A run whose file exists and is a
+complete, matching record is skipped; a corrupt or half-written file is reported, moved aside to
+`*.corrupt` and the run is done again — never silently used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from samformer.experiment import RunSpec, execute
+from samformer.io import write_json
+from samformer.paper import TRANSFORMER_MSE, TSMIXER_MSE, paper_mse
+
+REQUIRED_KEYS = ("dataset", "horizon", "seq_len", "seed", "variant", "test_mse", "test_mae", "val_mse", "protocol")
+
+
+def run_path(out: Path, spec: RunSpec) -> Path:
+    """Where the result of `spec` is stored under `out`."""
+    dataset = Path(spec.dataset).stem.removesuffix(".csv")
+    return Path(out) / spec.variant / dataset / f"H{spec.horizon}" / f"seed{spec.seed}.json"
+
+
+def grid(
+    datasets: Iterable[str],
+    horizons: Iterable[int],
+    seeds: Iterable[int],
+    variants: Iterable[str] = ("samformer",),
+    seq_len: int = 512,
+    model_options: dict[str, Any] | None = None,
+    train_options: dict[str, Any] | None = None,
+) -> list[RunSpec]:
+    """Every combination, variant-major then dataset, horizon and seed."""
+    return [
+        RunSpec(d, h, v, seq_len, s, dict(model_options or {}), dict(train_options or {}))
+        for v in variants
+        for d in datasets
+        for h in horizons
+        for s in seeds
+    ]
+
+
+def read_run(path: Path) -> dict[str, Any] | None:
+    """A stored run record, or None if the file is absent. Raises ValueError if it is corrupt."""
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+    missing = [k for k in REQUIRED_KEYS if k not in record] if isinstance(record, dict) else list(REQUIRED_KEYS)
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}")
+    if not all(math.isfinite(record[k]) for k in ("test_mse", "test_mae", "val_mse")):
+        raise ValueError(f"{path} holds non-finite metrics")
+    return record
+
+
+def _matches(record: dict[str, Any], spec: RunSpec) -> bool:
+    return (record["horizon"], record["seed"], record["variant"], record["seq_len"]) == (
+        spec.horizon,
+        spec.seed,
+        spec.variant,
+        spec.seq_len,
+    )
+
+
+def pending(specs: list[RunSpec], out: Path, log=print) -> list[RunSpec]:
+    """The runs of `specs` not yet stored under `out`; corrupt files are reported and moved aside."""
+    todo = []
+    for spec in specs:
+        path = run_path(out, spec)
+        try:
+            record = read_run(path)
+        except ValueError as exc:
+            log(f"samformer: warning: {exc}; moved to {path.name}.corrupt and the run will be redone")
+            os.replace(path, path.with_name(path.name + ".corrupt"))
+            record = None
+        if record is None or not _matches(record, spec):
+            todo.append(spec)
+    return todo
+
+
+def _run_one(spec: RunSpec, out: Path, data_dir: str | None, threads: int) -> tuple[str, float]:
+    """Train one run and store its record (in a worker process or in-process)."""
+    torch.set_num_threads(threads)
+    spec.train_options.setdefault("progress", False)
+    _, _, record = execute(spec, data_dir=data_dir)
+    path = run_path(out, spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+    return str(path), record["test_mse"]
+
+
+@dataclass
+class GridReport:
+    """What a `run_grid` call did."""
+
+    total: int
+    skipped: int
+    ran: int
+    wall_seconds: float
+
+
+def run_grid(
+    specs: list[RunSpec], out: str | os.PathLike, data_dir: str | None = None, workers: int = 1, progress: bool = True
+) -> GridReport:
+    """Run every pending spec (in `workers` processes), storing each result as soon as it finishes."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    todo = pending(specs, out, log=lambda m: print(m, file=sys.stderr))
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="benchmark runs", unit="run", disable=not progress)
+    try:
+        if workers <= 1:
+            for spec in todo:
+                _run_one(spec, out, data_dir, threads)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(_run_one, spec, out, data_dir, threads) for spec in todo}
+                while futures:
+                    done, futures = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()  # re-raise a worker's error
+                        bar.update()
+    finally:
+        bar.close()
+    return GridReport(len(specs), len(specs) - len(todo), len(todo), time.perf_counter() - started)
+
+
+def iter_runs(root: str | os.PathLike) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every valid stored run under `root` (corrupt files are reported on stderr and skipped)."""
+    for path in sorted(Path(root).rglob("seed*.json")):
+        try:
+            record = read_run(path)
+        except ValueError as exc:
+            print(f"samformer: warning: {exc}; not used (re-run the benchmark to redo it)", file=sys.stderr)
+            continue
+        if record is not None:
+            yield path, record
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """One cell per (variant, dataset, horizon, protocol): mean ± sample std over seeds, with the paper's MSE."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for _, record in iter_runs(root):
+        key = (record["variant"], record["dataset"], record["horizon"], record["protocol"])
+        groups.setdefault(key, []).append(record)
+    cells = []
+    for (variant, dataset, horizon, protocol), records in sorted(groups.items(), key=_cell_order):
+        mse_mean, mse_std = _mean_std([r["test_mse"] for r in records])
+        mae_mean, mae_std = _mean_std([r["test_mae"] for r in records])
+        cells.append(
+            {
+                "dataset": dataset,
+                "horizon": horizon,
+                "variant": variant,
+                "protocol": protocol,
+                "n_seeds": len(records),
+                "mse_mean": mse_mean,
+                "mse_std": mse_std,
+                "mae_mean": mae_mean,
+                "mae_std": mae_std,
+                "paper_mse": paper_mse(variant, dataset, horizon),
+                "paper_tsmixer_mse": TSMIXER_MSE.get(dataset, {}).get(horizon),
+                "paper_transformer_mse": TRANSFORMER_MSE.get(dataset, {}).get(horizon),
+                "train_seconds": sum(r.get("train_seconds", 0.0) for r in records),
+            }
+        )
+    return cells
+
+
+_VARIANT_ORDER = ["samformer", "no-sam", "sigma-reparam", "linear", "no-revin"]
+_DATASET_ORDER = ["ETTh1", "ETTh2", "ETTm1", "ETTm2", "electricity", "exchange_rate", "traffic", "weather"]
+
+
+def _cell_order(item: tuple[tuple, Any]) -> tuple:
+    variant, dataset, horizon, protocol = item[0]
+    v = _VARIANT_ORDER.index(variant) if variant in _VARIANT_ORDER else len(_VARIANT_ORDER)
+    d = _DATASET_ORDER.index(dataset) if dataset in _DATASET_ORDER else len(_DATASET_ORDER)
+    return (v, protocol, d, dataset, horizon)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _relative(ours: float, paper: float | None) -> str:
+    return "–" if paper is None else f"{100 * (ours - paper) / paper:+.1f}%"
+
+
+def render_table(cells: list[dict[str, Any]], fmt: str = "md") -> str:
+    """The comparison table (Markdown or CSV), one block per variant and protocol, with an average row."""
+    header = ["dataset", "H", "seeds", "MSE (ours)", "MAE (ours)", "paper MSE", "vs paper", "TSMixer (paper)", "Transformer (paper)"]
+    lines: list[str] = []
+    if fmt == "csv":
+        lines.append(",".join(["variant", "protocol", *header]))
+    blocks: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cell in cells:
+        blocks.setdefault((cell["variant"], cell["protocol"]), []).append(cell)
+    for (variant, protocol), block in blocks.items():
+        rows = [
+            [
+                c["dataset"],
+                str(c["horizon"]),
+                str(c["n_seeds"]),
+                f"{c['mse_mean']:.3f} ± {c['mse_std']:.3f}",
+                f"{c['mae_mean']:.3f} ± {c['mae_std']:.3f}",
+                _fmt(c["paper_mse"]),
+                _relative(c["mse_mean"], c["paper_mse"]),
+                _fmt(c["paper_tsmixer_mse"]),
+                _fmt(c["paper_transformer_mse"]),
+            ]
+            for c in block
+        ]
+        compared = [c for c in block if c["paper_mse"] is not None]
+        ours_all = statistics.fmean(c["mse_mean"] for c in block)
+        average = ["average", "", "", f"{ours_all:.3f}", f"{statistics.fmean(c['mae_mean'] for c in block):.3f}"]
+        if compared:
+            ours_cmp = statistics.fmean(c["mse_mean"] for c in compared)
+            paper_cmp = statistics.fmean(c["paper_mse"] for c in compared)
+            average += [f"{paper_cmp:.3f} (ours {ours_cmp:.3f} on these {len(compared)})", _relative(ours_cmp, paper_cmp), "", ""]
+        else:
+            average += ["–", "–", "", ""]
+        rows.append(average)
+        if fmt == "csv":
+            lines += [",".join([variant, protocol, *(f'"{x}"' if "," in x else x for x in r)]) for r in rows]
+        else:
+            lines += [f"### {variant} (protocol: {protocol})", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def cells_as_json(cells: list[dict[str, Any]]) -> str:
+    """The cells as one JSON list (the `--format json` output)."""
+    keys = ("dataset", "horizon", "variant", "protocol", "n_seeds", "mse_mean", "mse_std", "mae_mean", "mae_std", "paper_mse")
+    return json.dumps([{k: c[k] for k in keys} for c in cells])

@@ -1,0 +1,86 @@
+"""`samformer benchmark` (run the grid, resumable) and `samformer table` (regenerate the table from run files)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from samformer.benchmark import cells_as_json, grid, render_table, run_grid, summarise
+from samformer.commands.options import non_negative_float, positive_int
+from samformer.datasets import get_benchmark
+from samformer.errors import SamformerError
+from samformer.model import list_variants
+from samformer.paper import HORIZONS
+
+
+def _csv_list(kind):
+    def parse(text: str) -> list:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("expected a comma-separated list")
+        return [kind(t) for t in items]
+
+    return parse
+
+
+def _variant(name: str) -> str:
+    if name not in list_variants():
+        raise argparse.ArgumentTypeError(f"unknown variant {name!r}; choose from {', '.join(list_variants())}")
+    return name
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("benchmark", help="run a grid of trainings; re-running skips finished runs")
+    bench.add_argument("--datasets", type=_csv_list(str), required=True, help="comma-separated benchmark names or CSV paths")
+    bench.add_argument("--horizons", type=_csv_list(positive_int), default=list(HORIZONS), help="default 96,192,336,720")
+    bench.add_argument("--seeds", type=_csv_list(int), default=[0], help="default 0")
+    bench.add_argument("--variants", type=_csv_list(_variant), default=["samformer"], help=", ".join(list_variants()))
+    bench.add_argument("--seq-len", type=positive_int, default=512)
+    bench.add_argument("--data-dir", default=None)
+    bench.add_argument("--workers", type=positive_int, default=1, help="parallel training processes")
+    bench.add_argument("--out", default="runs/benchmark", help="directory of run files (default runs/benchmark)")
+    opt = bench.add_argument_group("protocol overrides (the table labels such runs 'custom(...)')")
+    opt.add_argument("--rho", type=non_negative_float, default=None)
+    opt.add_argument("--epochs", type=positive_int, default=None)
+    opt.add_argument("--batch-size", type=positive_int, default=None)
+    opt.add_argument("--precision", choices=["fp32", "bf16"], default=None)
+    opt.add_argument("--value-dim", type=positive_int, default=None)
+    bench.set_defaults(func=cmd_benchmark)
+
+    table = sub.add_parser("table", help="the comparison table, regenerated from stored run files only")
+    table.add_argument("runs", help="directory written by `samformer benchmark`")
+    table.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    table.set_defaults(func=cmd_table)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    for name in args.datasets:
+        if not Path(name).suffix:
+            get_benchmark(name)  # unknown names fail before any training starts
+    train_options = {k: v for k, v in {"rho": args.rho, "epochs": args.epochs, "batch_size": args.batch_size}.items() if v is not None}
+    if args.precision:
+        train_options["precision"] = args.precision
+    model_options = {"value_dim": args.value_dim} if args.value_dim else {}
+    specs = grid(args.datasets, args.horizons, args.seeds, args.variants, args.seq_len, model_options, train_options)
+    try:
+        report = run_grid(specs, args.out, data_dir=args.data_dir, workers=args.workers)
+    except OSError as exc:
+        raise SamformerError(f"cannot write run files to {args.out} ({exc.strerror or exc}); choose a writable --out") from None
+    print(
+        json.dumps(
+            {"out": args.out, "runs": report.total, "skipped": report.skipped, "ran": report.ran, "wall_seconds": report.wall_seconds}
+        )
+    )
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    if not Path(args.runs).is_dir():
+        raise SamformerError(f"{args.runs} is not a directory of run files; run `samformer benchmark --out {args.runs}` first")
+    cells = summarise(args.runs)
+    if not cells:
+        raise SamformerError(f"no run files under {args.runs}; run `samformer benchmark --out {args.runs}` first")
+    sys.stdout.write(cells_as_json(cells) + "\n" if args.format == "json" else render_table(cells, args.format))
+    return 0

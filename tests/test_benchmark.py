@@ -1,0 +1,130 @@
+"""The benchmark grid (resume after SIGKILL, corrupt files) and the table (hand-computed cells)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from samformer.benchmark import grid, pending, render_table, run_grid, run_path, summarise
+from samformer.cli import main
+
+TINY = {"epochs": 2, "batch_size": 64, "progress": False}
+METRICS = ("test_mse", "test_mae", "val_mse", "best_epoch", "epochs_run")
+
+
+def tiny_specs(csv: Path):
+    return grid([str(csv)], [6, 12], [0, 1], ["samformer"], seq_len=24, train_options=TINY)
+
+
+def metrics_of(out: Path, specs) -> list[tuple]:
+    return [tuple(json.loads(run_path(out, s).read_text())[k] for k in METRICS) for s in specs]
+
+
+def test_killed_grid_resumes_to_the_same_results(tmp_path, small_csv):
+    specs = tiny_specs(small_csv)
+    straight = tmp_path / "straight"
+    run_grid(specs, straight, progress=False)
+    expected = metrics_of(straight, specs)
+
+    killed = tmp_path / "killed"
+    argv = [sys.executable, "-m", "samformer", "benchmark", "--datasets", str(small_csv), "--horizons", "6,12", "--seeds", "0,1"]
+    argv += ["--variants", "samformer", "--seq-len", "24", "--epochs", "2", "--batch-size", "64", "--out", str(killed)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(killed.rglob("seed*.json"))) < 2:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(killed.rglob("seed*.json")))
+    assert 2 <= done_before < len(specs), "the kill must land mid-grid"
+
+    # The CLI applies the same protocol flags as `TINY` (progress only changes the display).
+    assert main(argv[3:]) == 0
+    assert metrics_of(killed, specs) == expected
+    assert pending(specs, killed) == []
+
+
+def test_corrupt_run_file_is_reported_moved_aside_and_redone(tmp_path, small_csv, capsys):
+    specs = tiny_specs(small_csv)[:1]
+    out = tmp_path / "runs"
+    run_grid(specs, out, progress=False)
+    path = run_path(out, specs[0])
+    good = json.loads(path.read_text())
+    path.write_text(path.read_text()[:50])  # half-written
+    report = run_grid(specs, out, progress=False)
+    assert report.ran == 1
+    assert "not valid JSON" in capsys.readouterr().err
+    assert path.with_name(path.name + ".corrupt").exists()
+    assert json.loads(path.read_text())["test_mse"] == good["test_mse"]
+
+
+def write_run(root: Path, variant: str, dataset: str, horizon: int, seed: int, mse: float, mae: float, protocol: str = "paper"):
+    path = root / variant / dataset / f"H{horizon}" / f"seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"dataset": dataset, "horizon": horizon, "seq_len": 512, "seed": seed, "variant": variant}
+    record |= {"test_mse": mse, "test_mae": mae, "val_mse": 0.5, "protocol": protocol, "train_seconds": 10.0}
+    path.write_text(json.dumps(record))
+
+
+def test_table_gives_hand_computed_means_and_stds(tmp_path, capsys):
+    write_run(tmp_path, "samformer", "ETTh1", 96, 0, 0.36, 0.39)
+    write_run(tmp_path, "samformer", "ETTh1", 96, 1, 0.38, 0.40)
+    write_run(tmp_path, "samformer", "ETTh1", 96, 2, 0.40, 0.42)
+    write_run(tmp_path, "samformer", "ETTh2", 192, 0, 0.30, 0.35)
+    write_run(tmp_path, "linear", "ETTh1", 96, 0, 0.45, 0.44)
+    (tmp_path / "samformer" / "ETTh1" / "H96" / "seed9.json").write_text("{not json")  # reported, not used
+    cells = {(c["variant"], c["dataset"], c["horizon"]): c for c in summarise(tmp_path)}
+    c = cells[("samformer", "ETTh1", 96)]
+    assert c["n_seeds"] == 3
+    assert c["mse_mean"] == pytest.approx(0.38)
+    assert c["mse_std"] == pytest.approx(0.02)  # sample std of 0.36, 0.38, 0.40
+    assert c["mae_mean"] == pytest.approx((0.39 + 0.40 + 0.42) / 3)
+    assert c["mae_std"] == pytest.approx(((0.39 - 0.40333) ** 2 + (0.40 - 0.40333) ** 2 + (0.42 - 0.40333) ** 2) ** 0.5 / 2**0.5, abs=1e-4)
+    assert c["paper_mse"] == 0.381 and cells[("samformer", "ETTh2", 192)]["paper_mse"] == 0.340
+    assert cells[("linear", "ETTh1", 96)]["paper_mse"] is None
+    assert "seed9.json" in capsys.readouterr().err
+
+    md = render_table(list(cells.values()))
+    assert "| ETTh1 | 96 | 3 | 0.380 ± 0.020 |" in md
+    assert "-0.3%" in md  # (0.380 − 0.381) / 0.381
+    # the average row compares ours with the paper on the same cells: (0.38 + 0.30)/2 vs (0.381 + 0.340)/2
+    assert f"{(0.381 + 0.340) / 2:.3f} (ours 0.340 on these 2) | -5.7%" in md
+
+    assert main(["table", str(tmp_path), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["variant"] for r in rows} == {"samformer", "linear"}
+    assert set(rows[0]) == {
+        "dataset",
+        "horizon",
+        "variant",
+        "protocol",
+        "n_seeds",
+        "mse_mean",
+        "mse_std",
+        "mae_mean",
+        "mae_std",
+        "paper_mse",
+    }
+
+
+def test_runs_with_other_protocols_are_kept_apart(tmp_path):
+    write_run(tmp_path, "samformer", "ETTh1", 96, 0, 0.36, 0.39, protocol="paper")
+    write_run(tmp_path / "x", "samformer", "ETTh1", 96, 0, 0.50, 0.50, protocol="custom(precision=bf16)")
+    protocols = sorted(c["protocol"] for c in summarise(tmp_path))
+    assert protocols == ["custom(precision=bf16)", "paper"]
+
+
+def test_table_and_benchmark_errors(tmp_path, capsys):
+    assert main(["table", str(tmp_path / "none")]) == 2
+    assert main(["table", str(tmp_path)]) == 2
+    assert main(["benchmark", "--datasets", "ETTh9", "--out", str(tmp_path / "o")]) == 2
+    assert main(["benchmark", "--datasets", "ETTh1", "--variants", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "no run files" in err and "unknown dataset 'ETTh9'" in err and "unknown variant 'bogus'" in err

@@ -24,11 +24,13 @@ from samformer.errors import DataError
 DATE_COLUMNS = ("date", "ds", "timestamp", "time", "datetime")
 
 
-def read_series_csv(path: str | os.PathLike) -> pd.DataFrame:
+def read_series_csv(path: str | os.PathLike, check_time: bool = True) -> pd.DataFrame:
     """Read a CSV (plain or .gz) of a date column plus numeric channels into a float frame.
 
     The date column is the first one named date/ds/timestamp/time/datetime, else the first column if
-    it parses as dates; it becomes the index. Every other column must be numeric and finite.
+    it parses as dates; it becomes the index. Every other column must be numeric and finite. With
+    `check_time`, the timestamps must be sorted, unique and evenly spaced (`check_time_index`), since
+    windows are cut by row position.
     """
     path = Path(path)
     if not path.is_file():
@@ -39,7 +41,48 @@ def read_series_csv(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"{path} is empty; a CSV needs a header row and one row per time step") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} could not be parsed as CSV ({exc}); check the delimiter and encoding") from None
-    return validate_frame(frame, source=str(path))
+    frame = validate_frame(frame, source=str(path))
+    if check_time and isinstance(frame.index, pd.DatetimeIndex):
+        check_time_index(frame.index, str(path))
+    return frame
+
+
+def check_time_index(index: pd.DatetimeIndex, source: str = "the data") -> None:
+    """Require timestamps that are set, unique, sorted and evenly spaced; raise a `DataError` saying how to fix them.
+
+    Calendar frequencies count as even: pandas-inferable ones (business days, month ends, ...) and
+    steps within 15% of the median step (months of 28 to 31 days).
+    """
+    rows = "(rows counted from 0 after the header)"
+    if index.hasnans:
+        raise DataError(f"{source}: timestamp missing in row {int(np.argmax(index.isna()))} {rows}; fill it in or drop that row")
+    if index.has_duplicates:
+        first = int(np.argmax(index.duplicated()))
+        raise DataError(
+            f"{source}: timestamp {index[first]} appears more than once (row {first} {rows}); "
+            f"keep one row per time step, e.g. average them with df.groupby('date').mean()"
+        )
+    steps = np.diff(index.asi8)
+    if (steps < 0).any():
+        i = int(np.argmax(steps < 0)) + 1
+        raise DataError(
+            f"{source}: timestamps are not sorted (row {i}, {index[i]}, comes after {index[i - 1]}) {rows}; "
+            f"sort the rows by date first, e.g. df.sort_values('date')"
+        )
+    if len(index) < 3:
+        return
+    with warnings.catch_warnings():  # pandas 3 warns about infer_freq's future return type
+        warnings.simplefilter("ignore")
+        inferred = pd.infer_freq(index)
+    median = float(np.median(steps))
+    off = np.abs(steps - median) > 0.15 * median
+    if inferred is None and off.any():
+        i = int(np.argmax(off))
+        raise DataError(
+            f"{source}: timestamps are unevenly spaced (a step of {pd.Timedelta(int(steps[i]))} after row {i}, most are "
+            f"{pd.Timedelta(int(median))}); resample to one frequency, e.g. df.resample('1h').mean().interpolate(), "
+            f"or drop the date column to use the rows as they are"
+        )
 
 
 def validate_frame(frame: pd.DataFrame, source: str = "the data") -> pd.DataFrame:
@@ -198,7 +241,8 @@ def load_dataset(
     """Load a benchmark by name (see `samformer.datasets`) or a CSV by path, split and scaled."""
     if isinstance(source, str) and source.lower() in {name.lower() for name in BENCHMARKS}:
         spec = get_benchmark(source)
-        frame = read_series_csv(locate(spec.name, data_dir, download))
+        # As published (weather has one repeated and one skipped timestamp); the protocol cuts by row.
+        frame = read_series_csv(locate(spec.name, data_dir, download), check_time=False)
         return split_frame(frame, seq_len, horizon, spec.split, spec.name)
     path = Path(source)
     if path.suffix.lower() not in (".csv", ".gz") and not path.exists():

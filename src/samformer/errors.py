@@ -15,3 +15,7 @@ class ShapeError(SamformerError):
 
 class ModelFileError(SamformerError):
     """A saved model directory that is missing, incomplete, tampered with or incompatible."""
+
+
+class CheckpointError(SamformerError):
+    """A training checkpoint that cannot be resumed: damaged, foreign, or written by a run with other settings."""

@@ -60,15 +60,23 @@ class RunSpec:
 
 
 def execute(
-    spec: RunSpec, data_dir: str | os.PathLike | None = None, data: SplitData | None = None, callbacks: tuple[EpochCallback, ...] = ()
+    spec: RunSpec,
+    data_dir: str | os.PathLike | None = None,
+    data: SplitData | None = None,
+    callbacks: tuple[EpochCallback, ...] = (),
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> tuple[SAMformer, TrainResult, dict[str, Any]]:
-    """Train one run; returns the model (best weights), the result and a JSON-ready record."""
+    """Train one run; returns the model (best weights), the result and a JSON-ready record.
+
+    `checkpoint` and `resume` are passed to `fit`: checkpoint every epoch, continue from one.
+    """
     cfg = spec.train_config()
     if data is None:
         data = load_dataset(spec.dataset, spec.seq_len, spec.horizon, data_dir=data_dir)
     seed_everything(spec.seed)
     model = create_model(spec.variant, data.n_channels, spec.seq_len, spec.horizon, **spec.model_options)
-    result = fit(model, data, cfg, callbacks)
+    result = fit(model, data, cfg, callbacks, checkpoint=checkpoint, resume=resume)
     record = {
         "dataset": data.name,
         "horizon": spec.horizon,

@@ -7,6 +7,7 @@ so an epoch does no per-sample Python work. Evaluation runs under `torch.inferen
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from samformer.checkpoint import LoopState, load_checkpoint, run_fingerprint, save_checkpoint
 from samformer.data import SplitData, Windows
 from samformer.metrics import mse
 from samformer.model import SAMformer
@@ -156,11 +158,22 @@ def train_step(model: SAMformer, optimizer: torch.optim.Optimizer, x: torch.Tens
     return loss.detach()
 
 
-def fit(model: SAMformer, data: SplitData, cfg: TrainConfig, callbacks: tuple[EpochCallback, ...] = ()) -> TrainResult:
+def fit(
+    model: SAMformer,
+    data: SplitData,
+    cfg: TrainConfig,
+    callbacks: tuple[EpochCallback, ...] = (),
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> TrainResult:
     """Train `model` on `data` with early stopping, restore the best weights, and score the test split.
 
     Each callback is called after every epoch with the model and that epoch's record (a dict it may
     add entries to, e.g. diagnostics); the records form `TrainResult.history`.
+
+    With a `checkpoint` path, the full training state is written there (atomically) after every epoch;
+    with `resume` too and a checkpoint present, training continues from it and ends exactly as an
+    uninterrupted run would (see `samformer.checkpoint`).
     """
     started = time.perf_counter()
     device = resolve_device(cfg.device)
@@ -171,9 +184,17 @@ def fit(model: SAMformer, data: SplitData, cfg: TrainConfig, callbacks: tuple[Ep
 
     best_val, best_epoch, best_state, stale = math.inf, 0, None, 0
     history: list[dict[str, Any]] = []
+    start_epoch, seconds_before = 0, 0.0
+    if checkpoint is not None:
+        fingerprint = run_fingerprint(model, cfg, (train_w, val_w, test_w))
+        if resume and os.path.exists(checkpoint):
+            loop = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint)
+            best_val, best_epoch, best_state, stale, history = loop.best_val, loop.best_epoch, loop.best_state, loop.stale, loop.history
+            start_epoch, seconds_before = (cfg.epochs if loop.finished else loop.epoch), loop.train_seconds
     steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
     bar = tqdm(total=cfg.epochs * steps_per_epoch, desc=f"train {data.name}", unit="step", disable=not cfg.progress, leave=False)
-    for epoch in range(cfg.epochs):
+    bar.update(start_epoch * steps_per_epoch)
+    for epoch in range(start_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
         lr = cfg.lr if cfg.lr_schedule == "constant" else cosine_restart_lr(epoch, cfg.lr, cfg.min_lr, cfg.restart_period)
         for group in optimizer.param_groups:
@@ -201,8 +222,13 @@ def fit(model: SAMformer, data: SplitData, cfg: TrainConfig, callbacks: tuple[Ep
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
-            if stale >= cfg.patience:
-                break
+        stop = stale >= cfg.patience
+        if checkpoint is not None:
+            elapsed = seconds_before + time.perf_counter() - started
+            loop = LoopState(epoch + 1, best_val, best_epoch, stale, stop or epoch + 1 == cfg.epochs, history, elapsed, best_state)
+            save_checkpoint(checkpoint, model, optimizer, generator, loop, fingerprint)
+        if stop:
+            break
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -213,6 +239,6 @@ def fit(model: SAMformer, data: SplitData, cfg: TrainConfig, callbacks: tuple[Ep
         test_mae=test["mae"],
         best_epoch=best_epoch,
         epochs_run=len(history),
-        train_seconds=time.perf_counter() - started,
+        train_seconds=seconds_before + time.perf_counter() - started,
         history=history,
     )

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
+from typing import Any
 
+from samformer.checkpoint import CHECKPOINT_FILE, remove_partial_files
 from samformer.commands.options import add_training_options, positive_int, run_spec_from_args
 from samformer.errors import SamformerError
 from samformer.experiment import execute
-from samformer.io import save_model, write_json
+from samformer.io import read_json, save_model, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default=None, help="directory for the model and result.json (default runs/train/...)")
     train.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --out from its last checkpoint (same options); starts afresh if there is none",
+    )
     add_training_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -32,21 +41,45 @@ def _default_out(dataset: str, horizon: int, seed: int) -> Path:
     return out
 
 
+def _check_writable(out: Path) -> None:
+    """Refuse an --out that cannot become a writable directory, before any training time is spent."""
+    existing = next(p for p in (out, *out.parents) if p.exists())  # "/" or "." at the latest
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SamformerError(f"cannot write to {out} ({existing} is not a writable directory); choose a writable --out")
+
+
+def _summary(record: dict[str, Any], out: Path) -> str:
+    """The one-line JSON printed last: the result without its bulky parts."""
+    summary = {k: v for k, v in record.items() if k not in ("history", "model_config", "train_config", "data_protocol")}
+    return json.dumps({**summary, "out": str(out)})
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.out is None:
-        out = _default_out(args.dataset, args.horizon, args.seed)
-    else:
-        out = Path(args.out)
-        if (out / "model.safetensors").exists() and not args.overwrite:
+    if args.resume and (args.out is None or args.overwrite):
+        raise SamformerError("--resume continues the run in an existing --out: give --out, and do not combine it with --overwrite")
+    out = _default_out(args.dataset, args.horizon, args.seed) if args.out is None else Path(args.out)
+    _check_writable(out)
+    checkpoint, weights, result = out / CHECKPOINT_FILE, out / "model.safetensors", out / "result.json"
+    resuming = args.resume and checkpoint.exists()
+    if args.resume and not resuming and weights.exists() and result.exists():
+        print(f"samformer: {out} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
+        print(_summary(read_json(result), out))
+        return 0
+    if not resuming and not args.overwrite:
+        if weights.exists():
             raise SamformerError(f"{out} already holds a model; choose another --out or pass --overwrite")
+        if checkpoint.exists():
+            raise SamformerError(f"{out} holds an interrupted run's checkpoint; pass --resume to continue it, or --overwrite to start over")
+    if out.is_dir():
+        remove_partial_files(out)
     spec = run_spec_from_args(args, args.dataset, args.horizon, args.seed)
-    model, _, record = execute(spec, data_dir=args.data_dir)
+    model, _, record = execute(spec, data_dir=args.data_dir, checkpoint=checkpoint, resume=args.resume)
     try:
         out.mkdir(parents=True, exist_ok=True)
         save_model(out, model, extra={"dataset": record["dataset"], "horizon": args.horizon}, overwrite=True)
-        write_json(out / "result.json", record)
+        write_json(result, record)
+        checkpoint.unlink(missing_ok=True)  # only once the model and result are safely in place
     except OSError as exc:
         raise SamformerError(f"cannot write to {out} ({exc.strerror or exc}); choose a writable --out") from None
-    summary = {k: v for k, v in record.items() if k not in ("history", "model_config", "train_config", "data_protocol")}
-    print(json.dumps({**summary, "out": str(out)}))
+    print(_summary(record, out))
     return 0

@@ -13,10 +13,10 @@ phase() {
   echo "$(date -u +%FT%TZ) $((SECONDS - started))s samformer benchmark --workers $WORKERS --out $OUT $*" >> "$LOG"
 }
 phase --datasets ETTh1,ETTh2 --seeds 0
-phase --datasets ETTh1,ETTh2 --seeds 0 --variants no-sam,sigma-reparam,linear,no-revin
 phase --datasets exchange_rate --seeds 0
+phase --datasets ETTh1,ETTh2 --seeds 0 --variants no-sam,sigma-reparam,linear,no-revin
 phase --datasets ETTm1,ETTm2 --seeds 0
-phase --datasets ETTh1,ETTh2,exchange_rate --seeds 1,2
 phase --datasets weather --seeds 0
+phase --datasets ETTh1,ETTh2,exchange_rate --seeds 1,2
 phase --datasets ETTm1,ETTm2 --seeds 1,2
 phase --datasets weather --seeds 1,2

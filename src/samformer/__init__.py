@@ -3,6 +3,7 @@
 from samformer.data import SplitData, Windows, load_dataset
 from samformer.datasets import BENCHMARKS
 from samformer.errors import DataError, ModelFileError, SamformerError, ShapeError
+from samformer.forecaster import Backtest, Forecaster
 from samformer.model import SAMformer, SAMformerConfig, create_model, list_variants
 from samformer.reparam import SigmaReparamLinear
 from samformer.sam import SAM
@@ -13,7 +14,9 @@ __version__ = "0.1.0"
 __all__ = [
     "BENCHMARKS",
     "SAM",
+    "Backtest",
     "DataError",
+    "Forecaster",
     "ModelFileError",
     "SAMformer",
     "SAMformerConfig",

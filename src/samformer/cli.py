@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from samformer.errors import SamformerError
 
 # Subcommand modules under samformer/commands/, each with a `register(subparsers)` function.
-COMMANDS = ["train", "benchmark"]
+COMMANDS = ["train", "benchmark", "forecast"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from samformer.datasets import BENCHMARKS, SplitKind, get_benchmark, locate
-from samformer.errors import DataError
+from samformer.errors import DataError, ShapeError
 
 DATE_COLUMNS = ("date", "ds", "timestamp", "time", "datetime")
 
@@ -85,11 +85,11 @@ def check_time_index(index: pd.DatetimeIndex, source: str = "the data") -> None:
         )
 
 
-def validate_frame(frame: pd.DataFrame, source: str = "the data") -> pd.DataFrame:
+def validate_frame(frame: pd.DataFrame, source: str = "the data", allow_missing: bool = False) -> pd.DataFrame:
     """Check a wide frame (optional date column + numeric channels) and return it as float64.
 
     Raises a `DataError` naming the problem for: no rows, a single non-numeric column (wrong
-    delimiter), non-numeric channels, NaN or infinite values.
+    delimiter), non-numeric channels, NaN (unless `allow_missing`) or infinite values.
     """
     if frame.empty or len(frame.columns) == 0:
         raise DataError(f"{source} has no data rows; it needs one row per time step after the header")
@@ -109,7 +109,7 @@ def validate_frame(frame: pd.DataFrame, source: str = "the data") -> pd.DataFram
         hint = " (is the delimiter a comma?)" if frame.shape[1] == 1 else ""
         raise DataError(f"{source}: column(s) {', '.join(non_numeric)} are not numeric{hint}; keep only numeric channels and a date column")
     values = frame.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
+    bad = np.isinf(values) if allow_missing else ~np.isfinite(values)
     if bad.any():
         cols = [str(c) for c, n in zip(frame.columns, bad.sum(axis=0), strict=True) if n]
         first = int(np.argmax(bad.any(axis=1)))
@@ -142,9 +142,10 @@ class StandardScaler:
     std: np.ndarray  # (D,)
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> StandardScaler:
-        std = values.std(axis=0)
-        return cls(values.mean(axis=0), np.where(std > 0, std, 1.0))
+    def fit(cls, values: np.ndarray, ignore_nan: bool = False) -> StandardScaler:
+        """Fit on (T, D) values; with `ignore_nan`, missing values are left out of each channel's statistics."""
+        mean, std = (np.nanmean(values, axis=0), np.nanstd(values, axis=0)) if ignore_nan else (values.mean(axis=0), values.std(axis=0))
+        return cls(mean, np.where(std > 0, std, 1.0))
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         return (values - self.mean) / self.std
@@ -157,10 +158,11 @@ class Windows:
     """All (input, target) windows of one split, served by index from a single tensor.
 
     `series` is (T, D); window i has input rows [i, i+L) and target rows [i+L, i+L+H).
-    Nothing is copied until a batch is gathered.
+    Nothing is copied until a batch is gathered. An optional boolean `mask` of the same shape
+    (True = observed) is served alongside by `batch_mask`.
     """
 
-    def __init__(self, series: torch.Tensor, seq_len: int, horizon: int) -> None:
+    def __init__(self, series: torch.Tensor, seq_len: int, horizon: int, mask: torch.Tensor | None = None) -> None:
         n = series.shape[0] - seq_len - horizon + 1
         if n < 1:
             raise DataError(
@@ -170,6 +172,10 @@ class Windows:
         self.series = series
         self.seq_len, self.horizon = seq_len, horizon
         self._view = series.unfold(0, seq_len + horizon, 1)  # (T, D) -> (N, D, L+H), a view
+        if mask is not None and mask.shape != series.shape:
+            raise ShapeError(f"the mask has shape {tuple(mask.shape)}, the series {tuple(series.shape)}; they must match")
+        self.mask = mask
+        self._mask_view = None if mask is None else mask.unfold(0, seq_len + horizon, 1)  # (N, D, L+H) bool
 
     def __len__(self) -> int:
         return self._view.shape[0]
@@ -179,8 +185,16 @@ class Windows:
         block = self._view[index]  # (B, D, L+H), gathered
         return block[..., : self.seq_len], block[..., self.seq_len :]
 
+    def batch_mask(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Observed-value masks (B, D, L) and (B, D, H) of the windows at `index`; None without a mask."""
+        if self._mask_view is None:
+            return None
+        block = self._mask_view[index]
+        return block[..., : self.seq_len], block[..., self.seq_len :]
+
     def to(self, device: torch.device | str) -> Windows:
-        return Windows(self.series.to(device), self.seq_len, self.horizon)
+        mask = None if self.mask is None else self.mask.to(device)
+        return Windows(self.series.to(device), self.seq_len, self.horizon, mask)
 
 
 @dataclass
@@ -197,6 +211,7 @@ class SplitData:
     scaler: StandardScaler
     borders: dict[str, tuple[int, int]]
     index: pd.Index = field(repr=False)
+    masks: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # per split, (T, D) bool, True = observed
 
     @property
     def n_channels(self) -> int:
@@ -204,7 +219,7 @@ class SplitData:
 
     def windows(self, split: str) -> Windows:
         """Sliding windows over one split: 'train', 'val' or 'test'."""
-        return Windows(getattr(self, split), self.seq_len, self.horizon)
+        return Windows(getattr(self, split), self.seq_len, self.horizon, None if self.masks is None else self.masks[split])
 
     def protocol(self) -> dict:
         """What a result needs to say about how the data were cut and scaled."""

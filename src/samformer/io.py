@@ -7,6 +7,7 @@ one was.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -55,10 +56,27 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(f)
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def config_sha256(config: dict[str, Any]) -> str:
+    """Hex SHA-256 of a config's canonical JSON, leaving out its own `config_sha256` entry."""
+    body = {k: v for k, v in config.items() if k != "config_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def save_model(directory: str | os.PathLike, model: SAMformer, extra: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Save `model` to `directory` as `model.safetensors` + `config.json` (plus `extra` metadata).
 
-    Refuses to replace an existing model unless `overwrite` is set.
+    The config records the SHA-256 of the weights file and of itself, so that `load_model` detects a
+    file changed after saving (corruption or editing; a checksum is not a signature). Refuses to replace
+    an existing model unless `overwrite` is set.
     """
     from samformer import __version__
 
@@ -70,13 +88,16 @@ def save_model(directory: str | os.PathLike, model: SAMformer, extra: dict[str, 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_destination(weights) as tmp:
         save_file(state, str(tmp), metadata={"format": "samformer", "format_version": str(FORMAT_VERSION)})
+        weights_sha256 = file_sha256(tmp)
     config = {
         "format_version": FORMAT_VERSION,
         "samformer_version": __version__,
         "model": model.config.__dict__,
         "tensors": {k: list(v.shape) for k, v in state.items()},
         **(extra or {}),
+        "weights_sha256": weights_sha256,
     }
+    config["config_sha256"] = config_sha256(config)
     write_json(directory / CONFIG_FILE, config)
     return directory
 
@@ -84,7 +105,8 @@ def save_model(directory: str | os.PathLike, model: SAMformer, extra: dict[str, 
 def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[SAMformer, dict[str, Any]]:
     """Load a model saved by `save_model`; returns it (in eval mode) and its config dict.
 
-    Checks the format version and every tensor's name and shape before building the model.
+    Checks the format version, the recorded SHA-256 of the weights and of the config (when present),
+    and every tensor's name and shape before building the model.
     """
     directory = Path(directory)
     weights, config_path = directory / WEIGHTS_FILE, directory / CONFIG_FILE
@@ -101,6 +123,10 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
             f"{directory} uses model format {config.get('format_version')!r}, this samformer reads format {FORMAT_VERSION}; "
             f"re-save it with samformer {config.get('samformer_version', '?')}'s matching release"
         )
+    if "config_sha256" in config and config["config_sha256"] != config_sha256(config):
+        raise ModelFileError(f"{config_path} was changed after saving (its checksum does not match); re-save the model")
+    if "weights_sha256" in config and config["weights_sha256"] != file_sha256(weights):
+        raise ModelFileError(f"{weights} was changed after saving (its SHA-256 differs from the one in {CONFIG_FILE}); re-save the model")
     try:
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError) as exc:

@@ -63,11 +63,27 @@ class RevIN(nn.Module):
         self.weight = nn.Parameter(torch.ones(n_channels))
         self.bias = nn.Parameter(torch.zeros(n_channels))
 
-    def normalize(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Normalise `x` of shape (B, D, L); returns the result and the (mean, std) to undo it."""
+    def normalize(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Normalise `x` of shape (B, D, L); returns the result and the (mean, std) to undo it.
+
+        With a boolean `mask` of the same shape (True = observed), the statistics use only the observed
+        values and each missing value becomes the window's mean (0 before the affine map), whatever `x`
+        holds there (NaN included).
+        """
+        if mask is not None:
+            return self._normalize_masked(x, mask)
         mean = x.mean(dim=-1, keepdim=True).detach()  # (B, D, 1)
         std = torch.sqrt(x.var(dim=-1, keepdim=True, unbiased=False) + self.eps).detach()
         x = (x - mean) / std
+        return x * self.weight[:, None] + self.bias[:, None], (mean, std)
+
+    def _normalize_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        count = mask.sum(dim=-1, keepdim=True).clamp(min=1)  # (B, D, 1); an all-missing row gets mean 0, std √eps
+        x = torch.where(mask, x, 0.0)
+        mean = (x.sum(dim=-1, keepdim=True) / count).detach()  # (B, D, 1)
+        var = torch.where(mask, x - mean, 0.0).square().sum(dim=-1, keepdim=True) / count
+        std = torch.sqrt(var + self.eps).detach()
+        x = torch.where(mask, (x - mean) / std, 0.0)
         return x * self.weight[:, None] + self.bias[:, None], (mean, std)
 
     def denormalize(self, y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -165,12 +181,18 @@ class SAMformer(nn.Module):
         return cls(**(asdict(cfg) if isinstance(cfg, SAMformerConfig) else cfg))
 
     def forward_channels_first(
-        self, x: torch.Tensor, return_attention: bool = False
+        self, x: torch.Tensor, return_attention: bool = False, mask: torch.Tensor | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
-        """Forecast from `x` of shape (B, D, L); returns (B, D, H) [and the (B, D, D) attention]."""
+        """Forecast from `x` of shape (B, D, L); returns (B, D, H) [and the (B, D, D) attention].
+
+        `mask` (bool, shape of `x`, True = observed) keeps missing inputs out of RevIN's statistics; without
+        RevIN they are set to 0, the mean of standardised data.
+        """
         stats = None
         if self.revin is not None:
-            x, stats = self.revin.normalize(x)
+            x, stats = self.revin.normalize(x, mask)
+        elif mask is not None:
+            x = torch.where(mask, x, 0.0)
         attn = None
         if self.attention is not None:
             attended, attn = self.attention(x)

@@ -21,12 +21,14 @@ from tqdm.auto import tqdm
 
 from samformer.checkpoint import LoopState, load_checkpoint, run_fingerprint, save_checkpoint
 from samformer.data import SplitData, Windows
-from samformer.metrics import mse
+from samformer.metrics import masked_mse, mse
 from samformer.model import SAMformer
 from samformer.sam import SAM
 
 Precision = Literal["fp32", "bf16"]
 EpochCallback = Callable[[SAMformer, dict[str, Any]], None]
+# criterion(pred, target, target_mask | None) -> scalar loss; replaces MSE in training and early stopping
+Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 @dataclass
@@ -114,23 +116,43 @@ def autocast(device: torch.device, precision: Precision):
 
 
 @torch.inference_mode()
-def evaluate(model: SAMformer, windows: Windows, batch_size: int = 1024, precision: Precision = "fp32") -> dict[str, float]:
-    """MSE and MAE over every window (no window dropped), accumulated in float64."""
+def evaluate(
+    model: SAMformer, windows: Windows, batch_size: int = 1024, precision: Precision = "fp32", criterion: Criterion | None = None
+) -> dict[str, float]:
+    """MSE and MAE over every window (no window dropped), accumulated in float64.
+
+    If `windows` has a mask, only observed targets count and missing inputs are masked in RevIN. With a
+    `criterion` (e.g. `metrics.QuantileLoss`), its mean is added as "loss", and MSE/MAE are those of
+    `criterion.point(pred)`.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    sq_err = abs_err = 0.0
+    sq_err = abs_err = loss_sum = 0.0
     count = 0
     for start in range(0, len(windows), batch_size):
-        x, y = windows.batch(slice(start, start + batch_size))
+        index = slice(start, start + batch_size)
+        x, y = windows.batch(index)
+        mask = windows.batch_mask(index)
         with autocast(device, precision):
-            pred = model.forward_channels_first(x)
+            pred = model.forward_channels_first(x) if mask is None else model.forward_channels_first(x, mask=mask[0])
+        if criterion is not None:
+            y_mask = None if mask is None else mask[1]
+            weight = y.numel() if y_mask is None else y_mask.sum().item()
+            loss_sum += criterion(pred, y, y_mask).item() * weight
+            pred = criterion.point(pred)
         diff = pred.float() - y
+        if mask is not None:
+            diff = torch.where(mask[1], diff, 0.0)
         sq_err += diff.square().sum(dtype=torch.float64).item()
         abs_err += diff.abs().sum(dtype=torch.float64).item()
-        count += diff.numel()
+        count += diff.numel() if mask is None else int(mask[1].sum())
     model.train(was_training)
-    return {"mse": sq_err / count, "mae": abs_err / count}
+    count = max(count, 1)
+    metrics = {"mse": sq_err / count, "mae": abs_err / count}
+    if criterion is not None:
+        metrics["loss"] = loss_sum / count
+    return metrics
 
 
 def build_optimizer(model: SAMformer, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -141,16 +163,42 @@ def build_optimizer(model: SAMformer, cfg: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def train_step(model: SAMformer, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, precision: Precision) -> float:
-    """One optimisation step on a batch (two forward/backward passes under SAM); returns the loss at w."""
+def batch_loss(
+    model: SAMformer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: tuple[torch.Tensor, torch.Tensor] | None = None,
+    criterion: Criterion | None = None,
+) -> torch.Tensor:
+    """Loss on one batch: MSE by default; `mask` = (input, target) observed-value masks; `criterion` replaces MSE."""
+    if mask is None and criterion is None:
+        return mse(model.forward_channels_first(x), y)
+    x_mask, y_mask = (None, None) if mask is None else mask
+    pred = model.forward_channels_first(x, mask=x_mask)
+    return (criterion or masked_mse)(pred, y, y_mask)
+
+
+def train_step(
+    model: SAMformer,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    precision: Precision,
+    mask: tuple[torch.Tensor, torch.Tensor] | None = None,
+    criterion: Criterion | None = None,
+) -> float:
+    """One optimisation step on a batch (two forward/backward passes under SAM); returns the loss at w.
+
+    `mask` and `criterion` are as in `batch_loss` (masks from `Windows.batch_mask`).
+    """
     device = x.device
     with autocast(device, precision):
-        loss = mse(model.forward_channels_first(x), y)
+        loss = batch_loss(model, x, y, mask, criterion)
     loss.backward()
     if isinstance(optimizer, SAM):
         optimizer.first_step(zero_grad=True)
         with autocast(device, precision):
-            mse(model.forward_channels_first(x), y).backward()
+            batch_loss(model, x, y, mask, criterion).backward()
         optimizer.second_step(zero_grad=True)
     else:
         optimizer.step()
@@ -165,11 +213,14 @@ def fit(
     callbacks: tuple[EpochCallback, ...] = (),
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
+    criterion: Criterion | None = None,
 ) -> TrainResult:
     """Train `model` on `data` with early stopping, restore the best weights, and score the test split.
 
     Each callback is called after every epoch with the model and that epoch's record (a dict it may
-    add entries to, e.g. diagnostics); the records form `TrainResult.history`.
+    add entries to, e.g. diagnostics); the records form `TrainResult.history`. If `data` has masks,
+    missing values are left out of the loss and of RevIN's statistics. A `criterion` (e.g.
+    `metrics.QuantileLoss`) replaces MSE as the training loss and as the early-stopping score.
 
     With a `checkpoint` path, the full training state is written there (atomically) after every epoch;
     with `resume` too and a checkpoint present, training continues from it and ends exactly as an
@@ -203,22 +254,25 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         for idx in order.split(cfg.batch_size):
             x, y = train_w.batch(idx)
-            loss_sum += train_step(model, optimizer, x, y, cfg.precision) * len(idx)
+            loss_sum += train_step(model, optimizer, x, y, cfg.precision, train_w.batch_mask(idx), criterion) * len(idx)
             bar.update()
         train_loss = loss_sum.item() / len(train_w)
         if not math.isfinite(train_loss):
             raise FloatingPointError(
                 f"training loss became {train_loss} in epoch {epoch + 1}; lower --lr or --rho, or check the data for extreme values"
             )
-        val = evaluate(model, val_w, cfg.eval_batch_size, cfg.precision)
+        val = evaluate(model, val_w, cfg.eval_batch_size, cfg.precision, criterion)
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "val_mse": val["mse"], "val_mae": val["mae"]}
+        if criterion is not None:
+            record["val_loss"] = val["loss"]
         for callback in callbacks:
             callback(model, record)
         record["seconds"] = time.perf_counter() - epoch_start
         history.append(record)
         bar.set_postfix(epoch=epoch + 1, train=f"{train_loss:.4f}", val=f"{val['mse']:.4f}")
-        if val["mse"] < best_val:
-            best_val, best_epoch, stale = val["mse"], epoch + 1, 0
+        score = val["mse"] if criterion is None else val["loss"]
+        if score < best_val:
+            best_val, best_epoch, stale = score, epoch + 1, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
@@ -232,7 +286,7 @@ def fit(
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
-    test = evaluate(model, test_w, cfg.eval_batch_size, cfg.precision)
+    test = evaluate(model, test_w, cfg.eval_batch_size, cfg.precision, criterion)
     return TrainResult(
         val_mse=best_val,
         test_mse=test["mse"],

@@ -1,0 +1,190 @@
+"""`samformer fit | predict | plot | export-onnx`: the `Forecaster` on CSV files.
+
+    samformer fit --csv FILE --horizon H --out MODEL_DIR [--quantiles 0.1,0.9] [--freq h] [--val-size 0.2]
+    samformer predict --model MODEL_DIR --csv FILE --out forecast.csv
+    samformer plot {forecast,attention,training} --model MODEL_DIR [--csv FILE] --out figure.png
+    samformer export-onnx --model MODEL_DIR --out model.onnx
+
+No command replaces an existing file or model directory without --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from samformer.commands.options import add_training_options, positive_int, run_spec_from_args
+from samformer.errors import SamformerError
+from samformer.frames import read_csv, to_wide
+from samformer.io import atomic_destination
+
+
+def _quantiles(text: str) -> tuple[float, ...]:
+    try:
+        levels = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated levels such as 0.1,0.9, got {text!r}") from None
+    if not all(0 < q < 1 for q in levels):
+        raise argparse.ArgumentTypeError(f"quantile levels must lie strictly between 0 and 1, got {text!r}")
+    return levels
+
+
+def _size(text: str) -> int | float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a row count or a fraction, got {text!r}") from None
+    if value.is_integer() and value >= 1:
+        return int(value)
+    if 0 < value < 1:
+        return value
+    raise argparse.ArgumentTypeError(f"must be a row count ≥ 1 or a fraction in (0, 1), got {text}")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    fit = sub.add_parser("fit", help="fit a forecaster on your CSV and save it to a model directory")
+    fit.add_argument("--csv", required=True, help="CSV with a date column (or unique_id,ds,y rows) and numeric channels")
+    fit.add_argument("--horizon", type=positive_int, required=True, help="number of future steps to forecast")
+    fit.add_argument("--out", required=True, help="model directory to create")
+    fit.add_argument("--quantiles", type=_quantiles, default=None, help="e.g. 0.1,0.9: forecast intervals (0.5 is added)")
+    fit.add_argument("--freq", default=None, help="pandas frequency of the data (h, 15min, D, B, ...); default: inferred")
+    fit.add_argument("--val-size", type=_size, default=0.2, help="validation rows at the end: a count or a fraction (default 0.2)")
+    fit.add_argument("--log-dir", default=None, help="write per-epoch metrics.csv (and TensorBoard events if installed) here")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
+    add_training_options(fit)
+    fit.set_defaults(func=cmd_fit)
+
+    predict = sub.add_parser("predict", help="forecast the steps after the end of a CSV with a saved forecaster")
+    predict.add_argument("--model", required=True, help="model directory written by `samformer fit`")
+    predict.add_argument("--csv", required=True, help="recent history: at least seq_len rows with the fitted columns")
+    predict.add_argument("--out", required=True, help="CSV file to write the forecast to")
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    predict.set_defaults(func=cmd_predict)
+
+    plot = sub.add_parser("plot", help="draw a forecast, the channel-attention matrix or the training curves (PNG)")
+    plot.add_argument("kind", choices=["forecast", "attention", "training"])
+    plot.add_argument("--model", required=True, help="model directory written by `samformer fit`")
+    plot.add_argument("--csv", default=None, help="history to forecast from / average attention over (forecast, attention)")
+    plot.add_argument("--holdout", action="store_true", help="forecast: hold out the CSV's last horizon rows and draw them as actuals")
+    plot.add_argument("--out", required=True, help="PNG file to write")
+    plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    plot.set_defaults(func=cmd_plot)
+
+    export = sub.add_parser("export-onnx", help="export a saved forecaster (scaling included) to ONNX")
+    export.add_argument("--model", required=True, help="model directory written by `samformer fit`")
+    export.add_argument("--out", required=True, help="ONNX file to write")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    export.set_defaults(func=cmd_export)
+
+
+def _load(model_dir: str):
+    from samformer.forecaster import Forecaster
+
+    if not Path(model_dir).is_dir():
+        raise SamformerError(f"{model_dir}: no such model directory; create one with `samformer fit`")
+    return Forecaster.load(model_dir)
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise SamformerError(f"{out} already exists; choose another --out or pass --overwrite")
+    if not out.parent.is_dir():
+        raise SamformerError(f"cannot write {out}: directory {out.parent} does not exist")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from samformer.forecaster import Forecaster
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise SamformerError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+    frame = read_csv(args.csv)
+    spec = run_spec_from_args(args, args.csv, args.horizon, args.seed)
+    options = {"seed": args.seed, **spec.train_options}
+    try:
+        forecaster = Forecaster(
+            args.horizon,
+            spec.seq_len,
+            quantiles=args.quantiles,
+            freq=args.freq,
+            model_options=spec.model_options,
+            log_dir=args.log_dir,
+            **options,
+        )
+    except ValueError as exc:
+        raise SamformerError(str(exc)) from None
+    forecaster.fit(frame, val_size=args.val_size)
+    try:
+        forecaster.save(out, overwrite=args.overwrite)
+    except OSError as exc:
+        raise SamformerError(f"cannot write to {out} ({exc.strerror or exc}); choose a writable --out") from None
+    best = min(forecaster.history_, key=lambda r: r.get("val_loss", r["val_mse"]))
+    print(
+        json.dumps(
+            {"out": str(out), "channels": forecaster.columns_, "freq": forecaster.freq_, "epochs_run": len(forecaster.history_), **best}
+        )
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    _check_out(out, args.overwrite)
+    forecaster = _load(args.model)
+    forecast = forecaster.predict(read_csv(args.csv))
+    with atomic_destination(out) as tmp:
+        forecast.to_csv(tmp, index=forecaster.layout_ == "wide", index_label="date")
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "rows": len(forecast),
+                "first": str(forecast.index[0] if forecaster.layout_ == "wide" else forecast["ds"].min()),
+            }
+        )
+    )
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from samformer import plots
+
+    out = Path(args.out)
+    _check_out(out, args.overwrite)
+    forecaster = _load(args.model)
+    if args.kind == "training":
+        figure = _plot(plots.plot_training, forecaster.history_)
+    else:
+        if args.csv is None:
+            raise SamformerError(f"`samformer plot {args.kind}` needs --csv (the history to forecast from or to average attention over)")
+        frame, _, _ = to_wide(read_csv(args.csv), forecaster.freq_, args.csv)
+        if args.kind == "attention":
+            figure = _plot(plots.plot_attention, forecaster.attention(frame))
+        else:
+            history, actual = (frame.iloc[: -forecaster.horizon], frame.iloc[-forecaster.horizon :]) if args.holdout else (frame, None)
+            figure = _plot(plots.plot_forecast, forecaster.predict(history), history=history, actual=actual)
+    with atomic_destination(out) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    print(json.dumps({"out": str(out), "kind": args.kind}))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    _check_out(out, args.overwrite)
+    forecaster = _load(args.model)
+    try:
+        forecaster.export_onnx(out, overwrite=args.overwrite)
+    except ImportError as exc:
+        raise SamformerError(str(exc)) from None
+    print(json.dumps({"out": str(out), "input": ["batch", forecaster.seq_len, len(forecaster.columns_)]}))
+    return 0
+
+
+def _plot(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except ImportError as exc:
+        raise SamformerError(str(exc)) from None

@@ -1,0 +1,64 @@
+"""ONNX export of a fitted `Forecaster`: raw-unit windows in, raw-unit forecasts out.
+
+The graph contains the standard scaling and its inverse, so a consumer feeds the last `seq_len` rows
+as they are: input "x" of shape (batch, seq_len, n_channels), output "forecast" of shape
+(batch, horizon, n_channels), or (batch, horizon, n_channels, n_quantiles) for a quantile model.
+The batch dimension is dynamic. Inputs must be complete (no NaN); missing values need the PyTorch path.
+Requires the `onnx` extra (`pip install samformer[onnx]`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from samformer.io import atomic_destination
+
+if TYPE_CHECKING:
+    from samformer.forecaster import Forecaster
+
+
+class ScaledForecaster(nn.Module):
+    """The fitted network between the forecaster's standard scaling and its inverse, in (B, L, D) layout."""
+
+    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", mean.float())  # (D,)
+        self.register_buffer("std", std.float())  # (D,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = ((x - self.mean) / self.std).transpose(1, 2)  # (B, L, D) -> (B, D, L)
+        y = self.net.forward_channels_first(x)  # (B, D, H) or (B, D, H, Q)
+        if y.ndim == 4:
+            return y.transpose(1, 2) * self.std[:, None] + self.mean[:, None]  # (B, H, D, Q)
+        return y.transpose(1, 2) * self.std + self.mean  # (B, H, D)
+
+
+def export_onnx(forecaster: Forecaster, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write `forecaster`'s network as an ONNX file at `path` (atomically); refuses to replace a file unless `overwrite`."""
+    try:
+        import onnx  # noqa: F401  (the exporter needs it)
+    except ImportError:
+        raise ImportError("ONNX export needs the onnx extra: pip install 'samformer[onnx]'") from None
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; choose another path or pass overwrite=True (--overwrite)")
+    module = ScaledForecaster(forecaster.net_, torch.from_numpy(forecaster.scaler_.mean), torch.from_numpy(forecaster.scaler_.std))
+    module = module.cpu().eval()
+    example = torch.zeros(2, forecaster.seq_len, len(forecaster.columns_))
+    with atomic_destination(path) as tmp:
+        torch.onnx.export(
+            module,
+            (example,),
+            str(tmp),
+            input_names=["x"],
+            output_names=["forecast"],
+            dynamic_axes={"x": {0: "batch"}, "forecast": {0: "batch"}},
+            dynamo=False,
+        )
+    return path

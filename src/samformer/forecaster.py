@@ -1,0 +1,390 @@
+"""`Forecaster`: SAMformer on your own DataFrame — fit, predict with timestamps, backtest, save/load, export.
+
+A thin estimator: frames are validated and put on a regular grid by `samformer.frames`, scaled with
+`data.StandardScaler`, windowed by `data.Windows`, trained by `train.fit` (SAM, early stopping) and
+forecast by `model.SAMformer` (or `quantile.QuantileSAMformer` for intervals). Missing values (NaN, or
+timestamps absent from the grid) are masked out of the loss and out of RevIN's statistics.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from samformer.data import SplitData, StandardScaler, Windows
+from samformer.errors import DataError, ModelFileError
+from samformer.frames import check_missing, future_index, to_wide
+from samformer.io import load_model, save_model
+from samformer.logs import MetricsLogger
+from samformer.metrics import QuantileLoss
+from samformer.model import SAMformer, SAMformerConfig
+from samformer.quantile import QuantileSAMformer, check_quantiles
+from samformer.train import TrainConfig, TrainResult, fit, resolve_device, seed_everything
+
+FORECASTER_FORMAT = 1
+_MODEL_OPTIONS = {f.name for f in fields(SAMformerConfig)} - {"n_channels", "seq_len", "horizon"}
+_TRAIN_OPTIONS = {f.name for f in fields(TrainConfig)}
+
+
+@dataclass
+class Backtest:
+    """Rolling-origin forecasts of a fitted model and their errors (original units, observed values only).
+
+    Attributes:
+        forecasts: index (cutoff, date) — cutoff is the last input timestamp; columns as `predict`'s.
+        actuals: the observed values on the same index, one column per channel (NaN where missing).
+        metrics: index (channel, step), step 1..horizon; columns mse and mae averaged over the cutoffs.
+    """
+
+    forecasts: pd.DataFrame
+    actuals: pd.DataFrame
+    metrics: pd.DataFrame
+
+    def summary(self) -> pd.DataFrame:
+        """MSE and MAE per channel, averaged over all steps."""
+        return self.metrics.groupby(level="channel", sort=False).mean()
+
+
+class Forecaster:
+    """Fit SAMformer on a DataFrame and forecast the next `horizon` steps with timestamps.
+
+    Args:
+        horizon: number of future steps H to forecast.
+        seq_len: look-back window L (the paper uses 512; shorter windows suit shorter series).
+        quantiles: levels such as (0.1, 0.5, 0.9) to train with the pinball loss and forecast intervals;
+            0.5 is added if absent (it is the point forecast). None: a point forecast trained with MSE.
+        freq: pandas frequency alias of the data ("h", "15min", "D", "B", ...); None infers it.
+        model_options: `SAMformer` keyword arguments (d_model, value_dim, attention, revin, sigma_reparam, init).
+        log_dir: directory for per-epoch metrics (`metrics.csv`, and TensorBoard events when the
+            `tensorboard` package is installed).
+        **train_options: `TrainConfig` fields (lr, batch_size, epochs, patience, sam, rho, seed, device,
+            progress, ...); the defaults are the paper's protocol.
+    """
+
+    def __init__(
+        self,
+        horizon: int,
+        seq_len: int = 512,
+        *,
+        quantiles: tuple[float, ...] | list[float] | None = None,
+        freq: str | None = None,
+        model_options: dict[str, Any] | None = None,
+        log_dir: str | os.PathLike | None = None,
+        **train_options: Any,
+    ) -> None:
+        for name, value in (("horizon", horizon), ("seq_len", seq_len)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        unknown = set(train_options) - _TRAIN_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}; training options are: {', '.join(sorted(_TRAIN_OPTIONS))}")
+        bad_model = set(model_options or {}) - _MODEL_OPTIONS
+        if bad_model:
+            raise TypeError(f"unknown model option(s) {', '.join(sorted(bad_model))}; choose from {', '.join(sorted(_MODEL_OPTIONS))}")
+        if quantiles is not None:
+            quantiles = tuple(sorted({float(q) for q in quantiles} | {0.5}))
+            check_quantiles(quantiles)
+        self.horizon, self.seq_len = horizon, seq_len
+        self.quantiles: tuple[float, ...] | None = quantiles
+        self.freq = freq
+        self.model_options = dict(model_options or {})
+        self.log_dir = log_dir
+        self.train_config = TrainConfig(**train_options)
+        self.net_: SAMformer | QuantileSAMformer | None = None
+        self.history_: list[dict[str, Any]] = []
+
+    # ----------------------------------------------------------------- fitting
+    def fit(self, df: pd.DataFrame, val_size: int | float = 0.2) -> Forecaster:
+        """Train on `df` (wide or long); the last `val_size` rows (a count, or a fraction) drive early stopping.
+
+        The scaler is fitted on the rows before the validation part only. Returns self.
+        """
+        frame, self.freq_, self.layout_ = to_wide(df, self.freq, "the training frame")
+        values = frame.to_numpy()  # (T, D), NaN where missing
+        self.columns_ = [str(c) for c in frame.columns]
+        check_missing(values, self.columns_, self.seq_len, "the training frame")
+        L, H, n = self.seq_len, self.horizon, len(frame)
+        n_val = _count_rows(val_size, n, "val_size")
+        train_end = n - n_val
+        if n_val < H:
+            raise DataError(f"val_size gives {n_val} validation rows, fewer than horizon={H}; use a larger val_size")
+        if train_end < L + H:
+            raise DataError(
+                f"the training frame has {n} rows: {train_end} before validation, too few for seq_len={L} + horizon={H}; "
+                f"use a shorter seq_len or horizon, a smaller val_size, or a longer series"
+            )
+        self.scaler_ = StandardScaler.fit(values[:train_end], ignore_nan=True)
+        series, mask = self._scaled(values)
+        borders = {"train": (0, train_end), "val": (train_end - L, n), "test": (train_end - L, n)}
+        masks = None if mask is None else {s: mask[a:b] for s, (a, b) in borders.items()}
+        data = SplitData(
+            "frame", self.columns_, L, H, *(series[a:b] for a, b in borders.values()), self.scaler_, borders, frame.index, masks
+        )  # no test split of its own: `fit` scores the validation rows again, and that score is ignored
+        seed_everything(self.train_config.seed)
+        self.net_ = self._build_net(len(self.columns_))
+        callbacks = (MetricsLogger(self.log_dir),) if self.log_dir is not None else ()
+        criterion = QuantileLoss(self.quantiles) if self.quantiles else None
+        result: TrainResult = fit(self.net_, data, self.train_config, callbacks, criterion=criterion)
+        self.net_.cpu().eval()
+        self.history_ = result.history
+        self._context = frame.iloc[-L:]
+        return self
+
+    def _build_net(self, n_channels: int) -> SAMformer | QuantileSAMformer:
+        n_out = self.horizon * (len(self.quantiles) if self.quantiles else 1)
+        net = SAMformer(n_channels, self.seq_len, n_out, **self.model_options)
+        return QuantileSAMformer(net, self.quantiles) if self.quantiles else net
+
+    # -------------------------------------------------------------- forecasting
+    def predict(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast the `horizon` steps after the end of `df` (default: of the training frame).
+
+        Returns a frame in the layout of the training input: wide (index = future timestamps, one
+        column per channel, plus `<channel>_q<level>` columns for quantile models) or long
+        (`unique_id, ds, y` plus `y_q<level>` columns). Values are in the original units.
+        """
+        self._check_fitted()
+        if df is None:
+            if not hasattr(self, "_context"):
+                raise DataError("this forecaster was loaded from disk and keeps no data: pass the recent history, predict(df)")
+            frame = self._context
+        else:
+            frame = self._inference_frame(df, "the frame to forecast from")
+        window = frame.to_numpy()[-self.seq_len :]  # (L, D)
+        check_missing(window, self.columns_, self.seq_len, f"the last {self.seq_len} rows")
+        pred = self._forecast(window[None])[0]  # (H, D) or (H, D, Q)
+        return self._output(pred, future_index(frame.index[-1], self.freq_, self.horizon))
+
+    def backtest(self, df: pd.DataFrame, start: int | float | str | pd.Timestamp | None = None, stride: int = 1) -> Backtest:
+        """Rolling-origin forecasts with the fitted model (no refitting) and their errors.
+
+        Args:
+            df: a frame with the training columns and frequency.
+            start: first forecast step: a row number, a fraction of the rows, or a timestamp; default the
+                earliest possible (row `seq_len`).
+            stride: steps between consecutive forecast origins.
+        """
+        self._check_fitted()
+        if not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        frame = self._inference_frame(df, "the backtest frame")
+        L, H, n = self.seq_len, self.horizon, len(frame)
+        first = max(self._start_row(start, frame), L)
+        origins = np.arange(first, n - H + 1, stride)
+        if len(origins) == 0:
+            raise DataError(f"no forecast origin between row {first} and row {n - H} (the last with {H} steps after it); start earlier")
+        values = frame.to_numpy()
+        series, mask = self._scaled(values)
+        windows = Windows(series, L, H, mask)
+        index = torch.from_numpy(origins - L)
+        preds = []
+        batches = index.split(self.train_config.eval_batch_size)
+        for idx in tqdm(batches, desc="backtest", unit="batch", disable=not self.train_config.progress, leave=False):
+            x, _ = windows.batch(idx)  # (B, D, L)
+            m = windows.batch_mask(idx)
+            preds.append(self._forecast_scaled(x, None if m is None else m[0]))
+        pred = np.concatenate(preds)  # (N, H, D[, Q])
+        actual = np.stack([values[o : o + H] for o in origins])  # (N, H, D)
+        cutoffs = frame.index[origins - 1]
+        dates = [frame.index[o : o + H] for o in origins]
+        keys = {"keys": cutoffs, "names": ["cutoff", "date"]}
+        forecasts = pd.concat([self._output(p, d, long=False) for p, d in zip(pred, dates, strict=True)], **keys)
+        actuals = pd.concat([pd.DataFrame(a, index=d, columns=self.columns_) for a, d in zip(actual, dates, strict=True)], **keys)
+        point = pred if self.quantiles is None else pred[..., self.quantiles.index(0.5)]
+        err = point - actual  # (N, H, D), NaN where the actual is missing
+        with warnings.catch_warnings():  # a (step, channel) never observed gives NaN, not a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mse, mae = np.nanmean(err**2, axis=0), np.nanmean(np.abs(err), axis=0)  # (H, D)
+        metrics = pd.DataFrame(
+            {"mse": mse.T.ravel(), "mae": mae.T.ravel()},
+            index=pd.MultiIndex.from_product([self.columns_, range(1, H + 1)], names=["channel", "step"]),
+        )
+        return Backtest(forecasts, actuals, metrics)
+
+    def attention(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The D×D channel-attention matrix averaged over every window of `df` (default: the last window seen).
+
+        Row i gives how much channel i draws on each channel; rows and columns are named by channel.
+        """
+        self._check_fitted()
+        net = self.net_.net if isinstance(self.net_, QuantileSAMformer) else self.net_
+        if net.attention is None:
+            raise DataError("this model has no attention block (model_options attention=False)")
+        frame = self._context if df is None else self._inference_frame(df, "the frame")
+        values = frame.to_numpy()
+        if len(values) < self.seq_len:
+            raise DataError(f"the frame has {len(values)} rows, fewer than seq_len={self.seq_len}")
+        series, mask = self._scaled(values)
+        x = series.unfold(0, self.seq_len, 1)  # (T, D) -> (N, D, L)
+        m = None if mask is None else mask.unfold(0, self.seq_len, 1)
+        with torch.inference_mode():
+            _, attn = net.forward_channels_first(x, return_attention=True, mask=m)  # (N, D, D)
+        return pd.DataFrame(attn.mean(dim=0).numpy(), index=self.columns_, columns=self.columns_)
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Save to directory `path`: weights as safetensors, everything else as JSON (no pickle).
+
+        Refuses a directory that already has content unless `overwrite` is set.
+        """
+        self._check_fitted()
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
+            raise FileExistsError(f"{path} already exists and is not empty; choose another path or pass overwrite=True (--overwrite)")
+        net = self.net_.net if isinstance(self.net_, QuantileSAMformer) else self.net_
+        meta = {
+            "format": FORECASTER_FORMAT,
+            "horizon": self.horizon,
+            "seq_len": self.seq_len,
+            "quantiles": self.quantiles,
+            "freq": self.freq_,
+            "layout": self.layout_,
+            "columns": self.columns_,
+            "scaler": {"mean": self.scaler_.mean.tolist(), "std": self.scaler_.std.tolist()},
+            "model_options": self.model_options,
+            "train_config": asdict(self.train_config),
+            "history": self.history_,
+        }
+        return save_model(path, net, extra={"forecaster": meta}, overwrite=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Forecaster:
+        """Load a directory written by `save`; refuses one that is incomplete, altered or incompatible."""
+        net, config = load_model(path)
+        if "forecaster" not in config:
+            raise ModelFileError(f"{path} holds a bare SAMformer (from `samformer train`?), not a Forecaster; use samformer.io.load_model")
+        if "weights_sha256" not in config or "config_sha256" not in config:
+            raise ModelFileError(f"{path}/config.json has no checksums; it was not written by Forecaster.save or was altered")
+        meta = config["forecaster"]
+        if meta.get("format") != FORECASTER_FORMAT:
+            raise ModelFileError(f"{path} uses forecaster format {meta.get('format')!r}; this samformer reads format {FORECASTER_FORMAT}")
+        try:
+            options = {"quantiles": meta["quantiles"], "freq": meta["freq"], "model_options": meta["model_options"]}
+            self = cls(meta["horizon"], meta["seq_len"], **options, **meta["train_config"])
+            self.freq_, self.layout_, self.columns_ = meta["freq"], meta["layout"], list(meta["columns"])
+            mean, std = np.asarray(meta["scaler"]["mean"], dtype=np.float64), np.asarray(meta["scaler"]["std"], dtype=np.float64)
+            self.history_ = list(meta["history"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}/config.json has an invalid forecaster section ({exc!r}); re-save the model") from None
+        D, Q = net.config.n_channels, len(self.quantiles or (None,))
+        consistent = (
+            len(self.columns_) == D == mean.shape[0] == std.shape[0]
+            and net.config.seq_len == self.seq_len
+            and net.config.horizon == self.horizon * Q
+            and np.isfinite(mean).all()
+            and (std > 0).all()
+        )
+        if not consistent:
+            raise ModelFileError(f"{path}/config.json does not match its weights (channels, seq_len, horizon or scaler); re-save the model")
+        self.scaler_ = StandardScaler(mean, std)
+        self.net_ = QuantileSAMformer(net, self.quantiles) if self.quantiles else net
+        return self
+
+    def export_onnx(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Export the fitted network, scaling included, to ONNX (see `samformer.export.export_onnx`)."""
+        from samformer.export import export_onnx
+
+        self._check_fitted()
+        return export_onnx(self, path, overwrite=overwrite)
+
+    # ----------------------------------------------------------------- helpers
+    def _check_fitted(self) -> None:
+        if self.net_ is None:
+            raise DataError("this Forecaster is not fitted yet; call fit(df) or Forecaster.load(path) first")
+
+    def _inference_frame(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
+        """`df` on the fitted grid, with the fitted channels in the fitted order."""
+        frame, _, _ = to_wide(df, self.freq_, source)
+        missing = [c for c in self.columns_ if c not in frame.columns]
+        extra = [str(c) for c in frame.columns if c not in self.columns_]
+        if missing or extra:
+            raise DataError(
+                f"{source} has channels {list(map(str, frame.columns))}, the model was fitted on {self.columns_}"
+                + (f"; missing: {missing}" if missing else "")
+                + (f"; unknown: {extra}" if extra else "")
+            )
+        frame = frame[self.columns_]
+        if len(frame) < self.seq_len:
+            raise DataError(f"{source} has {len(frame)} time steps, fewer than seq_len={self.seq_len}; give at least {self.seq_len}")
+        return frame
+
+    def _scaled(self, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Standardised float32 series (T, D) with missing values set to 0, and its observed mask (None if complete)."""
+        observed = ~np.isnan(values)
+        scaled = np.where(observed, self.scaler_.transform(values), 0.0).astype(np.float32)
+        return torch.from_numpy(scaled), None if observed.all() else torch.from_numpy(observed)
+
+    def _forecast(self, windows: np.ndarray) -> np.ndarray:
+        """Forecasts in original units from raw windows (N, L, D) that may hold NaN."""
+        series, mask = self._scaled(windows.reshape(-1, windows.shape[-1]))
+        x = series.view(windows.shape).transpose(1, 2)  # (N, L, D) -> (N, D, L)
+        m = None if mask is None else mask.view(windows.shape).transpose(1, 2)
+        return self._forecast_scaled(x, m)
+
+    def _forecast_scaled(self, x: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
+        """Forecasts in original units (N, H, D[, Q]) from standardised inputs (N, D, L)."""
+        device = resolve_device(self.train_config.device)
+        net = self.net_.to(device).eval()
+        with torch.inference_mode():
+            kwargs = {} if mask is None else {"mask": mask.to(device)}
+            y = net.forward_channels_first(x.to(device), **kwargs).cpu().double().numpy()  # (N, D, H[, Q])
+        y = np.moveaxis(y, 1, 2)  # (N, D, H[, Q]) -> (N, H, D[, Q])
+        mean, std = self.scaler_.mean, self.scaler_.std
+        if y.ndim == 4:
+            mean, std = mean[:, None], std[:, None]
+        return y * std + mean
+
+    def _output(self, pred: np.ndarray, index: pd.DatetimeIndex, long: bool | None = None) -> pd.DataFrame:
+        """One forecast (H, D[, Q]) as a wide frame (or long, when fitted on long input)."""
+        long = self.layout_ == "long" if long is None else long
+        if self.quantiles is None:
+            wide = pd.DataFrame(pred, index=index, columns=self.columns_)
+        else:
+            parts = {c: pred[:, j, self.quantiles.index(0.5)] for j, c in enumerate(self.columns_)}
+            for j, c in enumerate(self.columns_):
+                parts.update({f"{c}_q{q:g}": pred[:, j, k] for k, q in enumerate(self.quantiles)})
+            wide = pd.DataFrame(parts, index=index)
+        if not long:
+            return wide
+        out = []
+        for c in self.columns_:
+            cols = [c] + ([f"{c}_q{q:g}" for q in self.quantiles] if self.quantiles else [])
+            part = wide[cols].rename(columns=lambda name, c=c: "y" + name[len(c) :])
+            out.append(part.assign(unique_id=c, ds=part.index))
+        long_frame = pd.concat(out, ignore_index=True)
+        return long_frame[["unique_id", "ds", *[k for k in long_frame.columns if k.startswith("y")]]]
+
+    def _start_row(self, start: int | float | str | pd.Timestamp | None, frame: pd.DataFrame) -> int:
+        if start is None:
+            return self.seq_len
+        if isinstance(start, bool):
+            raise ValueError(f"start must be a row number, a fraction or a timestamp, got {start!r}")
+        if isinstance(start, int):
+            return start if start >= 0 else len(frame) + start
+        if isinstance(start, float):
+            if not 0 < start < 1:
+                raise ValueError(f"a fractional start must lie in (0, 1), got {start}")
+            return int(start * len(frame))
+        return int(frame.index.searchsorted(pd.Timestamp(start)))
+
+
+def _count_rows(size: int | float, n: int, name: str) -> int:
+    """A row count given as an int, or as a fraction in (0, 1) of `n` rows."""
+    if isinstance(size, bool) or not isinstance(size, int | float):
+        raise ValueError(f"{name} must be a row count or a fraction in (0, 1), got {size!r}")
+    if isinstance(size, float):
+        if not 0 < size < 1:
+            raise ValueError(f"{name} as a fraction must lie in (0, 1), got {size}")
+        return math.ceil(size * n)
+    if size < 1:
+        raise ValueError(f"{name} must be at least 1 row, got {size}")
+    return size

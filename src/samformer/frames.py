@@ -1,0 +1,140 @@
+"""DataFrames as users have them → one wide float frame on a regular time grid, and back.
+
+Two layouts are accepted: wide (a DatetimeIndex or a date column, one numeric column per channel) and
+long (`unique_id, ds, y`, as Nixtla's neuralforecast). Both become the same wide frame, channels in
+column order (long: `unique_id` sorted), rows on a regular grid of one frequency; timestamps missing
+from the grid become rows of NaN, which the forecaster masks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+
+from samformer.data import validate_frame
+from samformer.errors import DataError
+
+Layout = Literal["wide", "long"]
+LONG_COLUMNS = ("unique_id", "ds", "y")
+
+
+def detect_layout(df: pd.DataFrame) -> Layout:
+    """'long' when the frame has exactly the columns unique_id, ds, y (any order), else 'wide'."""
+    return "long" if set(map(str, df.columns)) == set(LONG_COLUMNS) else "wide"
+
+
+def long_to_wide(df: pd.DataFrame) -> pd.DataFrame:
+    """Pivot a long `unique_id, ds, y` frame to one column per `unique_id` (sorted), indexed by `ds`."""
+    if df.duplicated(["unique_id", "ds"]).any():
+        dup = df[df.duplicated(["unique_id", "ds"])].iloc[0]
+        raise DataError(f"the long frame has several rows for unique_id={dup['unique_id']!r}, ds={dup['ds']}; keep one per series and time")
+    try:
+        ds = pd.to_datetime(df["ds"])
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"column 'ds' does not parse as dates ({exc})") from None
+    wide = df.assign(ds=ds).pivot(index="ds", columns="unique_id", values="y")
+    wide.columns = [str(c) for c in wide.columns]
+    wide.index.name = "date"
+    return wide
+
+
+def to_wide(df: pd.DataFrame, freq: str | None = None, source: str = "the frame") -> tuple[pd.DataFrame, str, Layout]:
+    """Validate `df` (wide or long) and return (wide float64 frame on a regular grid, frequency string, layout).
+
+    `freq` (a pandas offset alias such as "h", "15min", "D", "B") is inferred from the timestamps when
+    None; with gaps in the timestamps it cannot be inferred and must be given.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{source} must be a pandas DataFrame, got {type(df).__name__}")
+    layout = detect_layout(df)
+    frame = long_to_wide(df) if layout == "long" else df
+    frame = validate_frame(frame, source=source, allow_missing=True)
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise DataError(
+            f"{source} has no timestamps: give it a DatetimeIndex, a date column (date, ds, timestamp, time or datetime) "
+            f"or the long layout unique_id, ds, y"
+        )
+    if frame.index.tz is not None:
+        frame.index = frame.index.tz_convert(None)
+    if frame.index.hasnans:
+        raise DataError(f"{source} has missing timestamps (NaT) in its date column; drop those rows")
+    if frame.index.has_duplicates:
+        first = frame.index[frame.index.duplicated()][0]
+        raise DataError(f"{source} has duplicate timestamps (first: {first}); keep one row per time step")
+    frame = frame.sort_index()
+    freq = _resolve_freq(frame.index, freq, source)
+    grid = pd.date_range(frame.index[0], frame.index[-1], freq=freq, name="date")
+    off_grid = frame.index.difference(grid)
+    if len(off_grid):
+        raise DataError(f"{source}: timestamp {off_grid[0]} is not on the {freq!r} grid from {frame.index[0]}; resample the data first")
+    return frame.reindex(grid), freq, layout
+
+
+def _resolve_freq(index: pd.DatetimeIndex, freq: str | None, source: str) -> str:
+    inferred = pd.infer_freq(index) if len(index) >= 3 else None
+    if freq is not None:
+        try:
+            offset = to_offset(freq)
+        except ValueError:
+            raise DataError(f"freq={freq!r} is not a pandas frequency; use an alias such as 'h', '15min', 'D' or 'B'") from None
+        if inferred is not None and to_offset(inferred) != offset:
+            found = to_offset(inferred).freqstr
+            raise DataError(f"{source} has frequency {found!r}, expected {offset.freqstr!r}; resample it or give the matching freq")
+        return offset.freqstr
+    if inferred is None:
+        raise DataError(
+            f"cannot infer the frequency of {source} (fewer than 3 rows, or gaps in the timestamps); "
+            f"pass freq=, e.g. freq='h' (--freq h), and missing time steps become masked values"
+        )
+    return to_offset(inferred).freqstr
+
+
+def future_index(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
+    """The `horizon` timestamps after `last` on the `freq` grid."""
+    return pd.date_range(last, periods=horizon + 1, freq=freq, name="date")[1:]
+
+
+def check_missing(values: np.ndarray, columns: list[str], seq_len: int, source: str) -> None:
+    """Refuse a channel with no value, or a run of missing values at least `seq_len` long.
+
+    Every input window needs an observed value in each channel for RevIN's statistics.
+    """
+    observed = ~np.isnan(values)
+    for j, name in enumerate(columns):
+        if not observed[:, j].any():
+            raise DataError(f"{source}: channel {name!r} has no values (all NaN); drop the column or fill it")
+        run = _longest_missing_run(observed[:, j])
+        if run[1] - run[0] >= seq_len:
+            raise DataError(
+                f"{source}: channel {name!r} has {run[1] - run[0]} consecutive missing values (rows {run[0]}..{run[1] - 1}), "
+                f"so some windows of seq_len={seq_len} see no value of it; fill or cut that stretch, or use a longer seq_len"
+            )
+
+
+def _longest_missing_run(observed: np.ndarray) -> tuple[int, int]:
+    """[start, end) of the longest run of False in a boolean vector ((0, 0) if none)."""
+    padded = np.concatenate(([True], observed, [True])).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))  # alternating starts and ends of missing runs
+    if len(edges) == 0:
+        return 0, 0
+    starts, ends = edges[::2], edges[1::2]
+    k = int(np.argmax(ends - starts))
+    return int(starts[k]), int(ends[k])
+
+
+def read_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV (plain or .gz) as it is, wide or long, for `to_wide`; a clear `DataError` if it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; give the path of a CSV file")
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; a CSV needs a header row and one row per time step") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} could not be parsed as CSV ({exc}); check the delimiter and encoding") from None

@@ -101,7 +101,9 @@ def validate_frame(frame: pd.DataFrame, source: str = "the data", allow_missing:
                 warnings.simplefilter("ignore", UserWarning)
                 frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop(date_col)), name="date")
         except (ValueError, TypeError) as exc:
-            raise DataError(f"{source}: column {date_col!r} does not parse as dates ({exc})") from None
+            raise DataError(
+                f"{source}: column {date_col!r} does not parse as dates ({exc}); write them as YYYY-MM-DD HH:MM:SS, or rename the column"
+            ) from None
     if frame.shape[1] == 0:
         raise DataError(f"{source} has a date column but no channels; add at least one numeric column")
     non_numeric = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
@@ -245,6 +247,10 @@ def split_frame(frame: pd.DataFrame, seq_len: int, horizon: int, kind: SplitKind
             )
     values = frame.to_numpy(dtype=np.float64)
     scaler = StandardScaler.fit(values[slice(*borders["train"])])
+    overflow = np.isinf(scaler.mean) | np.isinf(scaler.std)
+    if overflow.any():
+        cols = ", ".join(str(c) for c, bad in zip(frame.columns, overflow, strict=True) if bad)
+        raise DataError(f"{name}: column(s) {cols} hold values too large to standardise (their variance overflows); rescale them first")
     scaled = torch.from_numpy(scaler.transform(values).astype(np.float32))
     parts = {split: scaled[start:end].contiguous() for split, (start, end) in borders.items()}
     return SplitData(name, [str(c) for c in frame.columns], seq_len, horizon, scaler=scaler, borders=borders, index=frame.index, **parts)

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from samformer.checkpoint import LoopState, load_checkpoint, run_fingerprint, save_checkpoint
 from samformer.data import SplitData, Windows
+from samformer.errors import SamformerError, ShapeError
 from samformer.metrics import masked_mse, mse
 from samformer.model import SAMformer
 from samformer.sam import SAM
@@ -96,10 +97,16 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' → CUDA if available, else CPU; anything else as given."""
+    """'auto' → CUDA if available, else CPU; anything else as given, if this machine has it."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise SamformerError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and (not torch.cuda.is_available() or (resolved.index or 0) >= torch.cuda.device_count()):
+        raise SamformerError(f"device {device!r} is not available on this machine; use --device cpu or auto")
+    return resolved
 
 
 def cosine_restart_lr(epoch: int, base_lr: float, min_lr: float, period: int) -> float:
@@ -227,6 +234,10 @@ def fit(
     uninterrupted run would (see `samformer.checkpoint`).
     """
     started = time.perf_counter()
+    sizes = {name: getattr(data, name, None) for name in ("n_channels", "seq_len", "horizon")}
+    wrong = [f"{n}={getattr(model.config, n)} vs {v}" for n, v in sizes.items() if v not in (None, getattr(model.config, n))]
+    if wrong:
+        raise ShapeError(f"the model does not fit the data (model vs data: {', '.join(wrong)}); build it from the data's sizes")
     device = resolve_device(cfg.device)
     model.to(device).train()
     train_w, val_w, test_w = (data.windows(s).to(device) for s in ("train", "val", "test"))

@@ -74,13 +74,13 @@ def check_time_index(index: pd.DatetimeIndex, source: str = "the data") -> None:
     with warnings.catch_warnings():  # pandas 3 warns about infer_freq's future return type
         warnings.simplefilter("ignore")
         inferred = pd.infer_freq(index)
-    median = float(np.median(steps))
+    median = float(np.median(steps))  # in the index's unit, which pandas 3 infers (s, us, ns ...)
     off = np.abs(steps - median) > 0.15 * median
     if inferred is None and off.any():
         i = int(np.argmax(off))
         raise DataError(
-            f"{source}: timestamps are unevenly spaced (a step of {pd.Timedelta(int(steps[i]))} after row {i}, most are "
-            f"{pd.Timedelta(int(median))}); resample to one frequency, e.g. df.resample('1h').mean().interpolate(), "
+            f"{source}: timestamps are unevenly spaced (a step of {index[i + 1] - index[i]} after row {i}, most are "
+            f"{(index[1:] - index[:-1]).median()}); resample to one frequency, e.g. df.resample('1h').mean().interpolate(), "
             f"or drop the date column to use the rows as they are"
         )
 
@@ -246,7 +246,8 @@ def split_frame(frame: pd.DataFrame, seq_len: int, horizon: int, kind: SplitKind
                 f"(rows {start}..{end}); use a shorter --seq-len or --horizon, or a longer series"
             )
     values = frame.to_numpy(dtype=np.float64)
-    scaler = StandardScaler.fit(values[slice(*borders["train"])])
+    with np.errstate(over="ignore"):  # reported below, as a DataError
+        scaler = StandardScaler.fit(values[slice(*borders["train"])])
     overflow = np.isinf(scaler.mean) | np.isinf(scaler.std)
     if overflow.any():
         cols = ", ".join(str(c) for c, bad in zip(frame.columns, overflow, strict=True) if bad)

@@ -115,14 +115,20 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
             raise ModelFileError(f"{path} is missing: {directory} is not a saved samformer model directory")
     try:
         config = read_json(config_path)
-        model = SAMformer.from_config(SAMformerConfig(**config["model"]))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{config_path} is not a valid samformer config ({exc}); re-save the model") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{config_path} is not valid JSON ({exc}); re-save the model") from exc
+    # The version first: another version's config may hold fields this one cannot build a model from.
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{config_path} is not a samformer config (a JSON object is expected); re-save the model")
     if config.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(
             f"{directory} uses model format {config.get('format_version')!r}, this samformer reads format {FORMAT_VERSION}; "
-            f"re-save it with samformer {config.get('samformer_version', '?')}'s matching release"
+            f"load it with the samformer release that saved it ({config.get('samformer_version', '?')}) and re-save it, or retrain"
         )
+    try:
+        model = SAMformer.from_config(SAMformerConfig(**config["model"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{config_path} is not a valid samformer config ({exc}); re-save the model") from exc
     if "config_sha256" in config and config["config_sha256"] != config_sha256(config):
         raise ModelFileError(f"{config_path} was changed after saving (its checksum does not match); re-save the model")
     if "weights_sha256" in config and config["weights_sha256"] != file_sha256(weights):

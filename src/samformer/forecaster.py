@@ -109,7 +109,9 @@ class Forecaster:
         The scaler is fitted on the rows before the validation part only. Returns self.
         """
         frame, self.freq_, self.layout_ = to_wide(df, self.freq, "the training frame")
-        values = frame.to_numpy()  # (T, D), NaN where missing
+        values = np.ascontiguousarray(
+            frame.to_numpy()
+        )  # (T, D), NaN where missing; one memory layout, so that statistics repeat bit for bit
         self.columns_ = [str(c) for c in frame.columns]
         check_missing(values, self.columns_, self.seq_len, "the training frame")
         L, H, n = self.seq_len, self.horizon, len(frame)
@@ -320,7 +322,7 @@ class Forecaster:
     def _scaled(self, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Standardised float32 series (T, D) with missing values set to 0, and its observed mask (None if complete)."""
         observed = ~np.isnan(values)
-        scaled = np.where(observed, self.scaler_.transform(values), 0.0).astype(np.float32)
+        scaled = np.ascontiguousarray(np.where(observed, self.scaler_.transform(values), 0.0), dtype=np.float32)
         return torch.from_numpy(scaled), None if observed.all() else torch.from_numpy(observed)
 
     def _forecast(self, windows: np.ndarray) -> np.ndarray:

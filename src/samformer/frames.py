@@ -9,6 +9,7 @@ from the grid become rows of NaN, which the forecaster masks.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -76,7 +77,7 @@ def to_wide(df: pd.DataFrame, freq: str | None = None, source: str = "the frame"
 
 
 def _resolve_freq(index: pd.DatetimeIndex, freq: str | None, source: str) -> str:
-    inferred = pd.infer_freq(index) if len(index) >= 3 else None
+    inferred = _infer_freq(index)
     if freq is not None:
         try:
             offset = to_offset(freq)
@@ -92,6 +93,15 @@ def _resolve_freq(index: pd.DatetimeIndex, freq: str | None, source: str) -> str
             f"pass freq=, e.g. freq='h' (--freq h), and missing time steps become masked values"
         )
     return to_offset(inferred).freqstr
+
+
+def _infer_freq(index: pd.DatetimeIndex) -> str | None:
+    if len(index) < 3:
+        return None
+    with warnings.catch_warnings():  # pandas 3 announces that infer_freq will return an offset
+        warnings.simplefilter("ignore", DeprecationWarning)
+        inferred = pd.infer_freq(index)
+    return None if inferred is None else to_offset(inferred).freqstr
 
 
 def future_index(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:

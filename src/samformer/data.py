@@ -156,15 +156,30 @@ class StandardScaler:
         return values * self.std + self.mean
 
 
+@dataclass(frozen=True)
+class ChannelRoles:
+    """What each channel is for, as column indices (the default, mode M, forecasts every channel).
+
+    Channels that are neither targets nor known-future covariates are past covariates: inputs only,
+    observed up to the forecast origin.
+    """
+
+    targets: tuple[int, ...] | None = None  # channels forecast and scored; None: all of them
+    future: tuple[int, ...] = ()  # known-future covariates: their token holds rows [t+H, t+L+H), i.e. up to the horizon's end
+
+
 class Windows:
     """All (input, target) windows of one split, served by index from a single tensor.
 
     `series` is (T, D); window i has input rows [i, i+L) and target rows [i+L, i+L+H).
     Nothing is copied until a batch is gathered. An optional boolean `mask` of the same shape
-    (True = observed) is served alongside by `batch_mask`.
+    (True = observed) is served alongside by `batch_mask`. `roles` selects the target channels and
+    shifts known-future covariates forward by H (see `ChannelRoles`).
     """
 
-    def __init__(self, series: torch.Tensor, seq_len: int, horizon: int, mask: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, series: torch.Tensor, seq_len: int, horizon: int, mask: torch.Tensor | None = None, roles: ChannelRoles | None = None
+    ) -> None:
         n = series.shape[0] - seq_len - horizon + 1
         if n < 1:
             raise DataError(
@@ -178,25 +193,36 @@ class Windows:
             raise ShapeError(f"the mask has shape {tuple(mask.shape)}, the series {tuple(series.shape)}; they must match")
         self.mask = mask
         self._mask_view = None if mask is None else mask.unfold(0, seq_len + horizon, 1)  # (N, D, L+H) bool
+        self.roles = roles or ChannelRoles()
+        self._targets = None if self.roles.targets is None else list(self.roles.targets)
+        self._future = list(self.roles.future)
 
     def __len__(self) -> int:
         return self._view.shape[0]
 
     def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs (B, D, L) and targets (B, D, H) of the windows at `index`, channels first."""
-        block = self._view[index]  # (B, D, L+H), gathered
-        return block[..., : self.seq_len], block[..., self.seq_len :]
+        """Inputs (B, D, L) and targets (B, D_targets, H) of the windows at `index`, channels first."""
+        return self._split(self._view[index])  # (B, D, L+H), gathered
+
+    def _split(self, block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cut gathered (B, D, L+H) windows into inputs and targets according to the channel roles."""
+        x, y = block[..., : self.seq_len], block[..., self.seq_len :]
+        if self._future:
+            x = x.clone()
+            x[:, self._future] = block[:, self._future, self.horizon :]  # known-future: rows [t+H, t+L+H)
+        if self._targets is not None:
+            y = y[:, self._targets]  # (B, D, H) -> (B, D_targets, H)
+        return x, y
 
     def batch_mask(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Observed-value masks (B, D, L) and (B, D, H) of the windows at `index`; None without a mask."""
         if self._mask_view is None:
             return None
-        block = self._mask_view[index]
-        return block[..., : self.seq_len], block[..., self.seq_len :]
+        return self._split(self._mask_view[index])
 
     def to(self, device: torch.device | str) -> Windows:
         mask = None if self.mask is None else self.mask.to(device)
-        return Windows(self.series.to(device), self.seq_len, self.horizon, mask)
+        return Windows(self.series.to(device), self.seq_len, self.horizon, mask, self.roles)
 
 
 @dataclass
@@ -214,6 +240,7 @@ class SplitData:
     borders: dict[str, tuple[int, int]]
     index: pd.Index = field(repr=False)
     masks: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # per split, (T, D) bool, True = observed
+    roles: ChannelRoles = field(default_factory=ChannelRoles)  # targets and known-future covariates
 
     @property
     def n_channels(self) -> int:
@@ -221,7 +248,8 @@ class SplitData:
 
     def windows(self, split: str) -> Windows:
         """Sliding windows over one split: 'train', 'val' or 'test'."""
-        return Windows(getattr(self, split), self.seq_len, self.horizon, None if self.masks is None else self.masks[split])
+        mask = None if self.masks is None else self.masks[split]
+        return Windows(getattr(self, split), self.seq_len, self.horizon, mask, self.roles)
 
     def protocol(self) -> dict:
         """What a result needs to say about how the data were cut and scaled."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from samformer.covariates import ChannelSpec, load_dataset_with_roles
 from samformer.data import SplitData, load_dataset
 from samformer.datasets import BENCHMARKS, get_benchmark
 from samformer.model import SAMformer, create_model, variant_uses_sam
@@ -41,11 +42,13 @@ class RunSpec:
     seed: int = 0
     model_options: dict[str, Any] = field(default_factory=dict)  # extra SAMformer keyword arguments
     train_options: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides
+    channels: ChannelSpec = field(default_factory=ChannelSpec)  # mode, targets, covariates
 
     def protocol(self) -> str:
         """'paper' when only the seed differs from the paper's settings, else 'custom(<overrides>)'."""
         changed = {k: v for k, v in self.train_options.items() if k not in _NEUTRAL_OPTIONS}
         changed.update(self.model_options)
+        changed.update({k: v for k, v in asdict(self.channels).items() if v != getattr(ChannelSpec(), k)})
         if self.seq_len != 512:
             changed["seq_len"] = self.seq_len
         if not changed:
@@ -72,10 +75,15 @@ def execute(
     `checkpoint` and `resume` are passed to `fit`: checkpoint every epoch, continue from one.
     """
     cfg = spec.train_config()
-    if data is None:
+    if data is None and spec.channels.is_default:
         data = load_dataset(spec.dataset, spec.seq_len, spec.horizon, data_dir=data_dir)
+    elif data is None:
+        data = load_dataset_with_roles(spec.dataset, spec.channels, spec.seq_len, spec.horizon, data_dir=data_dir)
     seed_everything(spec.seed)
-    model = create_model(spec.variant, data.n_channels, spec.seq_len, spec.horizon, **spec.model_options)
+    model_options = dict(spec.model_options)
+    if data.roles.targets is not None:
+        model_options["target_channels"] = data.roles.targets
+    model = create_model(spec.variant, data.n_channels, spec.seq_len, spec.horizon, **model_options)
     result = fit(model, data, cfg, callbacks, checkpoint=checkpoint, resume=resume)
     record = {
         "dataset": data.name,
@@ -93,6 +101,7 @@ def execute(
         "model_config": asdict(model.config),
         "train_config": asdict(cfg),
         "data_protocol": data.protocol(),
+        "channels": {"columns": data.columns, **asdict(spec.channels)},
         "torch_version": torch.__version__,
         "history": result.history,
     }

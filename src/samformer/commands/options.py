@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from samformer.covariates import ChannelSpec
 from samformer.experiment import RunSpec
 
 
@@ -34,8 +35,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def column_list(text: str) -> tuple[str, ...]:
+    """A comma-separated list of column names."""
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more comma-separated column names")
+    return names
+
+
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """Model and optimisation flags shared by `train` and `benchmark`."""
+    channels = parser.add_argument_group("targets and covariates (default: mode M, every channel forecast)")
+    channels.add_argument("--mode", choices=["M", "S", "MS"], default="M", help="M: all→all, S: target→itself, MS: all→target")
+    channels.add_argument("--target", type=column_list, default=(), help="column(s) to forecast (default: the last column for S/MS)")
+    channels.add_argument("--past-covariates", type=column_list, default=(), help="columns observed only up to the forecast origin")
+    channels.add_argument("--future-covariates", type=column_list, default=(), help="columns known over the horizon too")
+    channels.add_argument("--calendar", action="store_true", help="add calendar features (hour, weekday, yearday) as known-future inputs")
     model = parser.add_argument_group("model")
     model.add_argument("--seq-len", type=positive_int, default=512, help="look-back window L (default 512)")
     model.add_argument("--no-attention", action="store_true", help="linear ablation: no attention block")
@@ -81,4 +96,5 @@ def run_spec_from_args(args: argparse.Namespace, dataset: str, horizon: int, see
         train_options["sam"] = False
     if args.quiet:
         train_options["progress"] = False
-    return RunSpec(dataset, horizon, "samformer", args.seq_len, seed, model_options, train_options)
+    channels = ChannelSpec(args.mode, args.target, args.past_covariates, args.future_covariates, args.calendar)
+    return RunSpec(dataset, horizon, "samformer", args.seq_len, seed, model_options, train_options, channels)

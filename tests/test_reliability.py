@@ -246,6 +246,7 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_result(tmp
         if ckpt.exists():
             read_checkpoint(ckpt)  # never half-written: parses and matches its checksum
         assert not (out / "model.safetensors").exists() or last_epoch == 12, f"seed {seed}"
+    print(f"SIGKILL seed {seed}: {len(kills)} kills, checkpointed epochs at each kill {kills}")
     assert len(kills) >= 4, f"only {len(kills)} kills landed (seed {seed}, epochs at kills {kills})"
     assert kills[-1] > 0, f"no kill after a checkpoint (seed {seed}, {kills})"
     out.mkdir(exist_ok=True)

@@ -86,13 +86,14 @@ class SAM(torch.optim.Optimizer):
                     state["old_p"] = torch.empty_like(p)
                 backups.append(state["old_p"])
             torch._foreach_copy_(backups, params)
-            scale = group["rho"] / (grad_norm + 1e-12)
+            scale = group["rho"] / (grad_norm + 1e-12)  # a tensor: no host sync on accelerators
             grads = [p.grad for p in params]
+            # ε is built in the gradient buffers when they are about to be dropped anyway: no allocation.
+            eps = grads if zero_grad else torch._foreach_mul(grads, 1.0)
             if group["adaptive"]:
-                eps = torch._foreach_mul(torch._foreach_mul(params, params), grads)
-                torch._foreach_mul_(eps, scale)
-            else:
-                eps = torch._foreach_mul(grads, scale)
+                torch._foreach_mul_(eps, params)
+                torch._foreach_mul_(eps, params)
+            torch._foreach_mul_(eps, scale)
             torch._foreach_add_(params, eps)
         if zero_grad:
             self.zero_grad(set_to_none=True)

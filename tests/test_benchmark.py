@@ -121,6 +121,16 @@ def test_runs_with_other_protocols_are_kept_apart(tmp_path):
     assert protocols == ["custom(precision=bf16)", "paper"]
 
 
+def test_protocol_label_names_only_settings_that_differ_from_the_paper():
+    from samformer.experiment import RunSpec
+
+    # ETTh1's paper settings: lr 1e-3, batch 32, rho 0.7, fp32; weather's lr is 1e-4.
+    assert RunSpec("ETTh1", 96, train_options={"lr": 1e-3, "batch_size": 32, "precision": "fp32", "progress": False}).protocol() == "paper"
+    assert RunSpec("weather", 96, train_options={"lr": 1e-3}).protocol() == "custom(lr=0.001)"
+    assert RunSpec("ETTh1", 96, train_options={"rho": 0.5, "precision": "bf16"}).protocol() == "custom(precision=bf16,rho=0.5)"
+    assert RunSpec("ETTh1", 96, seq_len=336).protocol() == "custom(seq_len=336)"
+
+
 def test_table_and_benchmark_errors(tmp_path, capsys):
     assert main(["table", str(tmp_path / "none")]) == 2
     assert main(["table", str(tmp_path)]) == 2

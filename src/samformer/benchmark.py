@@ -186,6 +186,9 @@ def summarise(root: str | os.PathLike) -> list[dict[str, Any]]:
                 "paper_tsmixer_mse": TSMIXER_MSE.get(dataset, {}).get(horizon),
                 "paper_transformer_mse": TRANSFORMER_MSE.get(dataset, {}).get(horizon),
                 "train_seconds": sum(r.get("train_seconds", 0.0) for r in records),
+                "seeds": sorted(r["seed"] for r in records),
+                "data_protocol": records[0].get("data_protocol"),
+                "train_config": records[0].get("train_config"),
             }
         )
     return cells
@@ -249,8 +252,42 @@ def render_table(cells: list[dict[str, Any]], fmt: str = "md") -> str:
         else:
             lines += [f"### {variant} (protocol: {protocol})", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             lines += ["| " + " | ".join(r) + " |" for r in rows]
-            lines.append("")
+            lines += ["", *_protocol_notes(block), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _protocol_notes(block: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines stating how the numbers of a table block were made: settings, seeds, splits, scaling."""
+    notes = []
+    cfg = next((c["train_config"] for c in block if c.get("train_config")), None)
+    if cfg:
+        lrs = {c["dataset"]: c["train_config"]["lr"] for c in block if c.get("train_config")}
+        settings = (
+            "Adam (lr "
+            + ", ".join(f"{d} {lr:g}" for d, lr in lrs.items())
+            + ")"
+            + (f" in SAM (rho {cfg['rho']:g})" if cfg["sam"] else " (no SAM)")
+            + f", batch {cfg['batch_size']}, "
+            f"≤ {cfg['epochs']} epochs, early stopping on validation MSE (patience {cfg['patience']}, best weights restored), "
+            f"{cfg['lr_schedule']} (period {cfg['restart_period']}), {cfg['precision']}"
+        )
+        notes.append(f"Training: {settings}.")
+    seeds = sorted({s for c in block for s in c.get("seeds", [])})
+    if seeds:
+        notes.append(f"Seeds: {', '.join(map(str, seeds))}; ± is the sample standard deviation over seeds (0 with one seed).")
+    splits = {}
+    for c in block:
+        proto = c.get("data_protocol") or {}
+        if proto.get("borders") and c["dataset"] not in splits:
+            borders = ", ".join(f"{k} [{a}, {b})" for k, (a, b) in proto["borders"].items())
+            fit = proto.get("scaler_fit_rows")
+            windows = proto.get("windows", {}).get("test")
+            splits[c["dataset"]] = f"{c['dataset']}: {borders}" + (f"; scaler fitted on rows [{fit[0]}, {fit[1]})" if fit else "")
+            if windows:
+                splits[c["dataset"]] += f"; {windows} test windows at H={c['horizon']}, all evaluated"
+    if splits:
+        notes.append("Splits (rows, input length included in val/test): " + " · ".join(splits.values()) + ".")
+    return notes
 
 
 def cells_as_json(cells: list[dict[str, Any]]) -> str:

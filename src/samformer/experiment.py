@@ -19,7 +19,7 @@ from samformer.train import EpochCallback, TrainConfig, TrainResult, fit, seed_e
 
 PAPER_PROTOCOL = "paper"
 # Options that do not change what is trained or how (so a run with them is still the paper's protocol).
-_NEUTRAL_OPTIONS = {"progress", "device", "eval_batch_size"}
+_NEUTRAL_OPTIONS = {"progress", "device", "eval_batch_size", "compile"}
 
 
 def default_train_config(dataset: str, **overrides: Any) -> TrainConfig:
@@ -46,7 +46,8 @@ class RunSpec:
 
     def protocol(self) -> str:
         """'paper' when only the seed differs from the paper's settings, else 'custom(<overrides>)'."""
-        changed = {k: v for k, v in self.train_options.items() if k not in _NEUTRAL_OPTIONS}
+        paper = default_train_config(self.dataset)
+        changed = {k: v for k, v in self.train_options.items() if k not in _NEUTRAL_OPTIONS and getattr(paper, k, None) != v}
         changed.update(self.model_options)
         changed.update({k: v for k, v in asdict(self.channels).items() if v != getattr(ChannelSpec(), k)})
         if self.seq_len != 512:

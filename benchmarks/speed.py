@@ -1,0 +1,258 @@
+"""Training speed of samformer against the original code's training step, side by side in one run.
+
+    python benchmarks/speed.py [--quick] [--data-dir ../shared/data] [--out results/speed.json]
+
+For ETTh1 (L=512, H=96) at batch 256 and at the paper's batch 32 it prints: the machine's measured
+matmul peak in fp32 and bf16; the arithmetic of one epoch; seconds per training epoch for the
+re-created original step (`original_reference.py`), samformer fp32, samformer bf16 (and each with
+`torch.compile`); each one's ratio to its FLOP floor. Then the test MSE that `samformer train` reaches
+in fp32 and in bf16 with the same seed, and the wall time of that command (time to the restored best
+model); peak memory on a traffic-sized panel; inference latency and throughput. The last stdout line
+is one JSON object with every figure. `--quick` times one epoch each and skips the training runs.
+
+FLOP convention: only matrix products count (2·m·k·n each); a backward pass costs twice its forward
+(gradients with respect to inputs and to weights); SAM runs forward+backward twice per step. For D=7,
+L=512, H=96, d=16 that is 27.6 MFLOP per window and step, 222 GFLOP per ETTh1 epoch (8033 windows).
+The floor of an epoch is that count divided by the measured matmul peak of its precision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from samformer.data import Windows, load_dataset
+from samformer.model import SAMformer
+from samformer.train import CompiledForwardBackward, TrainConfig, build_optimizer, forward_backward, train_step
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import original_reference as original  # noqa: E402
+
+SEQ_LEN, HORIZON, D_MODEL = 512, 96, 16
+
+
+def flops_per_window(n_channels: int, seq_len: int, horizon: int, d_model: int = D_MODEL) -> int:
+    """Matmul FLOPs of one SAM training step per window (see the module docstring for the convention)."""
+    D, L, H, d = n_channels, seq_len, horizon, d_model
+    forward = 2 * (2 * D * L * d)  # queries and keys: (D, L) @ (L, d)
+    forward += 2 * D * L * L  # values: (D, L) @ (L, L)
+    forward += 2 * D * d * D + 2 * D * D * L  # scores (D, d) @ (d, D) and attention @ values (D, D) @ (D, L)
+    forward += 2 * D * L * H  # forecaster: (D, L) @ (L, H)
+    return 2 * 3 * forward  # SAM: two passes of forward + backward (= 3 forwards)
+
+
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, seconds: float = 2.0) -> float:
+    """Best sustained GFLOP/s of a square matmul in `dtype` on the CPU."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        best = max(best, 5 * 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def time_epochs(run_epoch: Callable[[], None], epochs: int) -> float:
+    """Median seconds of `epochs` timed epochs, after one untimed warm-up epoch."""
+    run_epoch()
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        run_epoch()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def samformer_epoch(windows: Windows, batch_size: int, precision: str, compile_: bool, seed: int = 0) -> Callable[[], None]:
+    """One epoch of samformer's own loop (as `samformer.train.fit` runs it, without the validation pass)."""
+    torch.manual_seed(seed)
+    model = SAMformer(windows.series.shape[1], SEQ_LEN, HORIZON).train()
+    optimizer = build_optimizer(model, TrainConfig(batch_size=batch_size))
+    step_fn = CompiledForwardBackward() if compile_ else forward_backward
+    generator = torch.Generator().manual_seed(seed)
+
+    def run() -> None:
+        for idx in torch.randperm(len(windows), generator=generator).split(batch_size):
+            x, y = windows.batch(idx)
+            train_step(model, optimizer, x, y, precision, forward_backward_fn=step_fn)
+
+    return run
+
+
+def reference_epoch(series: torch.Tensor, batch_size: int, seed: int = 0) -> Callable[[], None]:
+    """One epoch of the re-created original training step."""
+    torch.manual_seed(seed)
+    model = original.OriginalSAMformer(series.shape[1], SEQ_LEN, HORIZON)
+    optimizer = original.OriginalSAM(model.parameters(), torch.optim.Adam, rho=0.7, lr=1e-3)
+    loader = original.make_loader(series, SEQ_LEN, HORIZON, batch_size, seed)
+    return lambda: original.train_epoch(model, optimizer, loader)
+
+
+def train_cli(precision: str, data_dir: str | None) -> dict:
+    """Run `samformer train --dataset ETTh1 --horizon 96` and return its summary plus the process wall time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "samformer", "train", "--dataset", "ETTh1", "--horizon", str(HORIZON), "--quiet"]
+        cmd += ["--precision", precision, "--out", os.path.join(tmp, "run")] + (["--data-dir", data_dir] if data_dir else [])
+        start = time.perf_counter()
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"wall_s": wall, "test_mse": summary["test_mse"], "best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"]}
+
+
+MEMORY_PROBE = """
+import resource, sys, torch
+from samformer.data import Windows
+from samformer.model import SAMformer
+from samformer.train import TrainConfig, build_optimizer, evaluate, train_step
+rows, channels, steps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+series = torch.randn(rows, channels)  # a traffic-sized panel: (T, D)
+windows = Windows(series, 512, 96)
+model = SAMformer(channels, 512, 96)
+optimizer = build_optimizer(model, TrainConfig())
+for idx in torch.randperm(len(windows))[: 32 * steps].split(32):
+    x, y = windows.batch(idx)
+    train_step(model, optimizer, x, y, "fp32")
+evaluate(model, Windows(series[:4000], 512, 96), batch_size=256)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory(rows: int, channels: int, steps: int) -> dict:
+    """Peak RSS (MiB) of training at batch 32 on a synthetic (rows, channels) panel, in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(rows), str(channels), str(steps)], check=True, capture_output=True, text=True)
+    n_windows = rows - SEQ_LEN - HORIZON + 1
+    return {
+        "rows": rows,
+        "channels": channels,
+        "train_steps": steps,
+        "peak_rss_mib": int(done.stdout.strip().splitlines()[-1]) / 1024,
+        "series_mib": rows * channels * 4 / 2**20,
+        "materialised_windows_mib": n_windows * channels * (SEQ_LEN + HORIZON) * 4 / 2**20,
+    }
+
+
+@torch.inference_mode()
+def inference(windows: Windows, precision: str) -> dict:
+    """Latency of one forecast (batch 1, public (B, L, D) layout) and throughput at batch 256."""
+    torch.manual_seed(0)
+    model = SAMformer(windows.series.shape[1], SEQ_LEN, HORIZON).eval()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    x1 = windows.batch(slice(0, 1))[0].transpose(1, 2).contiguous()  # (1, L, D)
+    x256 = windows.batch(slice(0, 256))[0].transpose(1, 2).contiguous()  # (256, L, D)
+    with autocast:
+        for _ in range(20):
+            model(x1)
+        latencies = []
+        for _ in range(300):
+            start = time.perf_counter()
+            model(x1)
+            latencies.append(time.perf_counter() - start)
+        model(x256)
+        start, reps = time.perf_counter(), 20
+        for _ in range(reps):
+            model(x256)
+        per_batch = (time.perf_counter() - start) / reps
+    return {"latency_ms_batch1": 1e3 * statistics.median(latencies), "windows_per_s_batch256": 256 / per_batch}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one timed epoch per configuration; no training runs")
+    parser.add_argument("--epochs", type=int, default=None, help="timed epochs per configuration (default 3, quick 1)")
+    parser.add_argument("--data-dir", default=os.environ.get("SAMFORMER_DATA"), help="directory with ETTh1.csv (default $SAMFORMER_DATA)")
+    parser.add_argument("--batch-sizes", default="256,32", help="comma-separated (default 256,32)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile configurations")
+    parser.add_argument("--out", default=None, help="also write the JSON summary to this file")
+    args = parser.parse_args()
+    epochs = args.epochs or (1 if args.quick else 3)
+    warnings.filterwarnings("ignore", message=".*torch.compile.*")
+
+    data = load_dataset("ETTh1", SEQ_LEN, HORIZON, data_dir=args.data_dir)
+    windows = data.windows("train")
+    n_windows, n_channels = len(windows), data.n_channels
+    peak = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    gflop_epoch = n_windows * flops_per_window(n_channels, SEQ_LEN, HORIZON) / 1e9
+    floor = {p: gflop_epoch / peak[p] for p in peak}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ETTh1 L={SEQ_LEN} H={HORIZON}: {n_windows} training windows")
+    print(f"matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+    print(f"one SAM epoch: {gflop_epoch:.1f} GFLOP -> floor {floor['fp32']:.2f} s (fp32), {floor['bf16']:.2f} s (bf16)")
+
+    configs = [("reference (original step)", "fp32", None), ("samformer fp32", "fp32", False), ("samformer bf16", "bf16", False)]
+    if not args.no_compile:
+        configs += [("samformer fp32 + compile", "fp32", True), ("samformer bf16 + compile", "bf16", True)]
+    epoch_s: dict[str, dict[str, float]] = {}
+    print(f"\n{'batch':>5}  {'configuration':<28}{'s/epoch':>9}{'x floor':>9}{'speed-up':>10}")
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        row = epoch_s.setdefault(str(batch), {})
+        for label, precision, compile_ in configs:
+            run = reference_epoch(data.train, batch) if compile_ is None else samformer_epoch(windows, batch, precision, compile_)
+            row[label] = seconds = time_epochs(run, epochs)
+            speedup = row["reference (original step)"] / seconds
+            print(f"{batch:>5}  {label:<28}{seconds:>9.3f}{seconds / floor[precision]:>9.2f}{speedup:>9.2f}x", flush=True)
+
+    summary = {
+        "peak_gflops_fp32": peak["fp32"],
+        "peak_gflops_bf16": peak["bf16"],
+        "gflop_per_epoch": gflop_epoch,
+        "floor_s_fp32": floor["fp32"],
+        "floor_s_bf16": floor["bf16"],
+        "epoch_s": epoch_s,
+    }
+    main_batch = epoch_s.get("256") or next(iter(epoch_s.values()))
+    summary.update(
+        epoch_s_reference=main_batch["reference (original step)"],
+        epoch_s_fp32=main_batch["samformer fp32"],
+        epoch_s_bf16=main_batch["samformer bf16"],
+        test_mse_fp32=None,
+        test_mse_bf16=None,
+    )
+
+    if not args.quick:
+        print("\nsamformer train --dataset ETTh1 --horizon 96 (the paper's protocol, seed 0), process wall time:")
+        for precision in ("fp32", "bf16"):
+            run = train_cli(precision, args.data_dir)
+            summary[f"test_mse_{precision}"] = run["test_mse"]
+            summary[f"train_to_best_s_{precision}"] = run["wall_s"]
+            print(
+                f"  --precision {precision}: test MSE {run['test_mse']:.4f}, {run['wall_s']:.1f} s "
+                f"(best epoch {run['best_epoch']} of {run['epochs_run']})",
+                flush=True,
+            )
+        print(f"  |MSE bf16 - MSE fp32| = {abs(summary['test_mse_bf16'] - summary['test_mse_fp32']):.5f}")
+        memory = peak_memory(rows=17544, channels=862, steps=20)
+        summary["memory_traffic_batch32"] = memory
+        print(
+            f"\npeak RSS, training at batch 32 on a {memory['rows']}x{memory['channels']} panel (traffic's size): "
+            f"{memory['peak_rss_mib']:.0f} MiB (series {memory['series_mib']:.0f} MiB; "
+            f"its windows materialised would take {memory['materialised_windows_mib']:.0f} MiB)"
+        )
+
+    summary["inference"] = {p: inference(windows, p) for p in ("fp32", "bf16")}
+    for p, figures in summary["inference"].items():
+        print(f"inference {p}: {figures['latency_ms_batch1']:.2f} ms per forecast at batch 1, {figures['windows_per_s_batch256']:.0f} windows/s at batch 256")
+    summary["max_rss_mib_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    line = json.dumps(summary)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -38,7 +38,7 @@ from samformer.model import SAMformer
 from samformer.train import CompiledForwardBackward, TrainConfig, build_optimizer, forward_backward, train_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import original_reference as original  # noqa: E402
+import original_reference as original
 
 SEQ_LEN, HORIZON, D_MODEL = 512, 96, 16
 
@@ -135,7 +135,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def peak_memory(rows: int, channels: int, steps: int) -> dict:
     """Peak RSS (MiB) of training at batch 32 on a synthetic (rows, channels) panel, in a fresh process."""
-    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(rows), str(channels), str(steps)], check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(rows), str(channels), str(steps)], check=True, capture_output=True, text=True
+    )
     n_windows = rows - SEQ_LEN - HORIZON + 1
     return {
         "rows": rows,
@@ -245,7 +247,8 @@ def main() -> None:
 
     summary["inference"] = {p: inference(windows, p) for p in ("fp32", "bf16")}
     for p, figures in summary["inference"].items():
-        print(f"inference {p}: {figures['latency_ms_batch1']:.2f} ms per forecast at batch 1, {figures['windows_per_s_batch256']:.0f} windows/s at batch 256")
+        latency, throughput = figures["latency_ms_batch1"], figures["windows_per_s_batch256"]
+        print(f"inference {p}: {latency:.2f} ms per forecast at batch 1, {throughput:.0f} windows/s at batch 256")
     summary["max_rss_mib_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     line = json.dumps(summary)
     if args.out:

@@ -49,6 +49,22 @@ def test_model_equals_written_out_formula():
     torch.testing.assert_close(model(x), expected, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("sigma_reparam", [False, True])
+def test_bf16_autocast_forward_is_the_fp32_forward_to_bf16_accuracy(sigma_reparam):
+    # bf16 keeps 8 significant bits: a relative error of a few 2^-8 on outputs of order 1 is the expected cost.
+    torch.manual_seed(0)
+    model = SAMformer(D, 64, H, sigma_reparam=sigma_reparam).eval()
+    x = torch.randn(B, 64, D) * 3 + 2
+    with torch.no_grad():
+        exact = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    assert low.dtype == torch.float32, "RevIN's inverse returns fp32 under autocast"
+    scale = exact.abs().max()
+    assert (low - exact).abs().max() <= 0.05 * scale
+    assert (low - exact).abs().max() > 0, "autocast had no effect: the test would not see a bf16 path"
+
+
 def test_tf_variant_projects_values_through_value_dim():
     torch.manual_seed(0)
     model = SAMformer(D, L, H, value_dim=4, init="keras").double()

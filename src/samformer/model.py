@@ -104,6 +104,11 @@ class RevIN(nn.Module):
         return torch.addcmul(mean - bias[:, None] * scale, y, scale)
 
 
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast computes matrix products in on `device_type`, or None when autocast is off."""
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+
 def _linear(in_features: int, out_features: int, cfg: SAMformerConfig, reparam: bool) -> nn.Module:
     layer = SigmaReparamLinear(in_features, out_features) if reparam else nn.Linear(in_features, out_features)
     if cfg.init == "keras":
@@ -131,15 +136,34 @@ class ChannelAttention(nn.Module):
         self.value = _linear(L, cfg.value_dim or L, cfg, reparam)
         self.output = _linear(cfg.value_dim, L, cfg, reparam) if cfg.value_dim else None
 
+    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries (B, D, d), keys (B, D, d) and values (B, D, dv) of inputs (B, D, L).
+
+        Plain linear maps are applied as one matrix product with the three weights stacked: queries
+        and keys alone are too narrow (d = 16 columns) to use the CPU's matrix units well, and the input
+        is read (and, under autocast, cast) once instead of three times. Same maps, same parameters.
+        """
+        maps = (self.query, self.key, self.value)
+        if not all(type(m) is nn.Linear for m in maps):
+            return self.query(x), self.key(x), self.value(x)
+        weight = torch.cat([m.weight for m in maps])  # (2d + dv, L)
+        bias = torch.cat([m.bias for m in maps])
+        qkv = nn.functional.linear(x, weight, bias)  # (B, D, L) -> (B, D, 2d + dv)
+        return qkv.split([m.out_features for m in maps], dim=-1)
+
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
         """The (B, D, D) attention matrix for inputs of shape (B, D, L); each row sums to 1."""
-        scores = self.query(x) @ self.key(x).transpose(-2, -1)  # (B, D, d) @ (B, d, D) -> (B, D, D)
+        return self._attention(*self._project(x)[:2])
+
+    def _attention(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        scores = queries @ keys.transpose(-2, -1)  # (B, D, d) @ (B, d, D) -> (B, D, D)
         return torch.softmax(scores * self.scale, dim=-1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map (B, D, L) to the attended values (B, D, L) and the attention matrix (B, D, D)."""
-        attn = self.attention_weights(x)
-        out = attn @ self.value(x)  # (B, D, D) @ (B, D, dv) -> (B, D, dv)
+        queries, keys, values = self._project(x)
+        attn = self._attention(queries, keys)
+        out = attn @ values  # (B, D, D) @ (B, D, dv) -> (B, D, dv)
         if self.output is not None:
             out = self.output(out)  # (B, D, dv) -> (B, D, L)
         return out, attn
@@ -211,6 +235,11 @@ class SAMformer(nn.Module):
         elif mask is not None:
             x = torch.where(mask, x, 0.0)
         attn = None
+        low_precision = _autocast_dtype(x.device.type)
+        if low_precision is not None:
+            # One cast for the attention, the residual and the forecaster (autocast would cast the input
+            # of each matrix product separately, and add the residual in fp32).
+            x = x.to(low_precision)
         if self.attention is not None:
             attended, attn = self.attention(x)
             x = x + attended  # residual, (B, D, L)

@@ -61,8 +61,12 @@ class SigmaReparamLinear(nn.Module):
         self.v.copy_(v)
 
     def spectral_norm(self) -> torch.Tensor:
-        """σ(W) ≈ uᵀ W v, differentiable in W (u and v are treated as constants)."""
-        return torch.dot(self.u, self.weight @ self.v)
+        """σ(W) ≈ uᵀ W v, differentiable in W (u and v are treated as constants).
+
+        Written as an elementwise product and a sum, so it stays fp32 under autocast (a matrix-vector
+        product would be cast to bf16 there).
+        """
+        return (self.u[:, None] * self.weight * self.v[None, :]).sum()
 
     def effective_weight(self) -> torch.Tensor:
         """The weight actually applied: (γ / σ(W)) · W."""

@@ -15,8 +15,8 @@ phase() {
 phase --datasets ETTh1,ETTh2 --seeds 0
 phase --datasets exchange_rate --seeds 0
 phase --datasets ETTh1,ETTh2 --seeds 0 --variants no-sam,sigma-reparam,linear,no-revin
+phase --datasets ETTh1,ETTh2,exchange_rate --seeds 1,2
 phase --datasets ETTm1,ETTm2 --seeds 0
 phase --datasets weather --seeds 0
-phase --datasets ETTh1,ETTh2,exchange_rate --seeds 1,2
 phase --datasets ETTm1,ETTm2 --seeds 1,2
 phase --datasets weather --seeds 1,2

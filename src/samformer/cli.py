@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from samformer.errors import SamformerError
 
 # Subcommand modules under samformer/commands/, each with a `register(subparsers)` function.
-COMMANDS = ["train", "benchmark", "forecast", "study"]
+COMMANDS = ["train", "benchmark", "forecast", "study", "sweep"]
 
 
 class _Parser(argparse.ArgumentParser):

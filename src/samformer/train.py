@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from samformer import distributed
 from samformer.checkpoint import LoopState, load_checkpoint, run_fingerprint, save_checkpoint
 from samformer.data import SplitData, Windows
 from samformer.errors import SamformerError, ShapeError
@@ -277,6 +278,57 @@ def train_step(
     return loss
 
 
+def _parallel_train_step(
+    parallel: distributed.DataParallelModel,
+    optimizer: torch.optim.Optimizer,
+    windows: Windows,
+    index: torch.Tensor,
+    precision: Precision,
+    criterion: Criterion | None,
+) -> torch.Tensor:
+    """`train_step` on this rank's shard of the global batch `index`; returns this rank's part of the
+    batch's summed loss (the parts add up, over ranks, to the batch's mean loss times its size).
+
+    Each rank's gradient is weighted by its share of the batch's loss terms before the all-reduce, so the
+    averaged gradient is the global-batch mean even when the shards differ in size (ragged last batch)
+    or in observed values (masks). A rank left without a window runs one window with weight 0, as
+    every rank must take part in each all-reduce.
+    """
+    local = distributed.shard(index)
+    masks = windows.batch_mask(index)
+    if masks is None:
+        share: float | torch.Tensor = len(local) / len(index)
+    else:
+        counts = masks[1].flatten(1).sum(1)  # (B,) observed targets per window
+        total = counts.sum()
+        share = torch.where(total > 0, counts.tensor_split(distributed.world_size())[distributed.rank()].sum() / total.clamp(min=1), 0.0)
+    if len(local) == 0:
+        local, share = index[:1], 0.0
+    parallel.share.weight = share
+    x, y = windows.batch(local)
+    loss = train_step(parallel, optimizer, x, y, precision, windows.batch_mask(local), criterion, forward_backward)  # type: ignore[arg-type]
+    return loss * (share * len(index))
+
+
+def _evaluate_split(model: SAMformer, windows: Windows, cfg: TrainConfig, criterion: Criterion | None) -> dict[str, float]:
+    """`evaluate`; under torch.distributed each rank scores a contiguous block and the sums are all-reduced."""
+    if not distributed.is_distributed():
+        return evaluate(model, windows, cfg.eval_batch_size, cfg.precision, criterion)
+    block = distributed.shard_windows(windows)
+    names = ("mse", "mae", "loss")
+    sums = torch.zeros(len(names) + 1, dtype=torch.float64, device=windows.series.device)
+    if block is not None:
+        count = distributed.target_count(block)
+        metrics = evaluate(model, block, cfg.eval_batch_size, cfg.precision, criterion)
+        sums = torch.tensor([metrics.get(n, 0.0) * count for n in names] + [count], dtype=torch.float64, device=sums.device)
+    distributed.all_reduce_sum(sums)
+    total = max(sums[-1].item(), 1.0)
+    metrics = {n: sums[i].item() / total for i, n in enumerate(names)}
+    if criterion is None:
+        del metrics["loss"]
+    return metrics
+
+
 def fit(
     model: SAMformer,
     data: SplitData,
@@ -306,8 +358,11 @@ def fit(
     model.to(device).train()
     train_w, val_w, test_w = (data.windows(s).to(device) for s in ("train", "val", "test"))
     optimizer = build_optimizer(model, cfg)
-    step_fn = CompiledForwardBackward() if cfg.compile else forward_backward
-    generator = torch.Generator().manual_seed(cfg.seed)
+    parallel = distributed.DataParallelModel(model, device) if distributed.is_distributed() else None
+    if parallel is not None and cfg.compile:
+        warnings.warn("compile is not used under torch.distributed; training runs eagerly", stacklevel=2)
+    step_fn = CompiledForwardBackward() if cfg.compile and parallel is None else forward_backward
+    generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: all draw the same permutation
 
     best_val, best_epoch, best_state, stale = math.inf, 0, None, 0
     history: list[dict[str, Any]] = []
@@ -319,7 +374,8 @@ def fit(
             best_val, best_epoch, best_state, stale, history = loop.best_val, loop.best_epoch, loop.best_state, loop.stale, loop.history
             start_epoch, seconds_before = (cfg.epochs if loop.finished else loop.epoch), loop.train_seconds
     steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
-    bar = tqdm(total=cfg.epochs * steps_per_epoch, desc=f"train {data.name}", unit="step", disable=not cfg.progress, leave=False)
+    quiet = not cfg.progress or not distributed.is_main()  # one bar, on rank 0
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, desc=f"train {data.name}", unit="step", disable=quiet, leave=False)
     bar.update(start_epoch * steps_per_epoch)
     for epoch in range(start_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
@@ -328,16 +384,19 @@ def fit(
             group["lr"] = lr
         order = torch.randperm(len(train_w), generator=generator).to(device)
         loss_sum = torch.zeros((), device=device)
-        for idx in order.split(cfg.batch_size):
-            x, y = train_w.batch(idx)
-            loss_sum += train_step(model, optimizer, x, y, cfg.precision, train_w.batch_mask(idx), criterion, step_fn) * len(idx)
+        for idx in order.split(cfg.batch_size):  # global batches; under torch.distributed each rank trains on its shard
+            if parallel is None:
+                x, y = train_w.batch(idx)
+                loss_sum += train_step(model, optimizer, x, y, cfg.precision, train_w.batch_mask(idx), criterion, step_fn) * len(idx)
+            else:
+                loss_sum += _parallel_train_step(parallel, optimizer, train_w, idx, cfg.precision, criterion)
             bar.update()
-        train_loss = loss_sum.item() / len(train_w)
+        train_loss = distributed.all_reduce_sum(loss_sum).item() / len(train_w)
         if not math.isfinite(train_loss):
             raise FloatingPointError(
                 f"training loss became {train_loss} in epoch {epoch + 1}; lower --lr or --rho, or check the data for extreme values"
             )
-        val = evaluate(model, val_w, cfg.eval_batch_size, cfg.precision, criterion)
+        val = _evaluate_split(model, val_w, cfg, criterion)
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "val_mse": val["mse"], "val_mae": val["mae"]}
         if criterion is not None:
             record["val_loss"] = val["loss"]
@@ -347,13 +406,14 @@ def fit(
         history.append(record)
         bar.set_postfix(epoch=epoch + 1, train=f"{train_loss:.4f}", val=f"{val['mse']:.4f}")
         score = val["mse"] if criterion is None else val["loss"]
-        if score < best_val:
+        score, improved = distributed.broadcast_object((score, score < best_val))  # decided once, by rank 0
+        if improved:
             best_val, best_epoch, stale = score, epoch + 1, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
         stop = stale >= cfg.patience
-        if checkpoint is not None:
+        if checkpoint is not None and distributed.is_main():
             elapsed = seconds_before + time.perf_counter() - started
             loop = LoopState(epoch + 1, best_val, best_epoch, stale, stop or epoch + 1 == cfg.epochs, history, elapsed, best_state)
             save_checkpoint(checkpoint, model, optimizer, generator, loop, fingerprint)
@@ -362,7 +422,7 @@ def fit(
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
-    test = evaluate(model, test_w, cfg.eval_batch_size, cfg.precision, criterion)
+    test = _evaluate_split(model, test_w, cfg, criterion)
     return TrainResult(
         val_mse=best_val,
         test_mse=test["mse"],

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from samformer import distributed
 from samformer.checkpoint import CHECKPOINT_FILE, remove_partial_files
 from samformer.commands.options import add_training_options, positive_int, run_spec_from_args
 from samformer.errors import SamformerError
@@ -55,25 +56,38 @@ def _summary(record: dict[str, Any], out: Path) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train one run; under `torchrun --nproc-per-node N` the N processes train it together (rank 0 writes)."""
+    with distributed.session():
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     if args.resume and (args.out is None or args.overwrite):
         raise SamformerError("--resume continues the run in an existing --out: give --out, and do not combine it with --overwrite")
     out = _default_out(args.dataset, args.horizon, args.seed) if args.out is None else Path(args.out)
+    out = distributed.broadcast_object(out)  # rank 0's choice: the default name depends on what exists
     _check_writable(out)
     checkpoint, weights, result = out / CHECKPOINT_FILE, out / "model.safetensors", out / "result.json"
     resuming = args.resume and checkpoint.exists()
     if args.resume and not resuming and weights.exists() and result.exists():
-        print(f"samformer: {out} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
-        print(_summary(read_json(result), out))
+        if distributed.is_main():
+            print(f"samformer: {out} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
+            print(_summary(read_json(result), out))
         return 0
     if not resuming and not args.overwrite:
         if weights.exists():
             raise SamformerError(f"{out} already holds a model; choose another --out or pass --overwrite")
         if checkpoint.exists():
             raise SamformerError(f"{out} holds an interrupted run's checkpoint; pass --resume to continue it, or --overwrite to start over")
-    if out.is_dir():
+    if out.is_dir() and distributed.is_main():
         remove_partial_files(out)
     spec = run_spec_from_args(args, args.dataset, args.horizon, args.seed)
+    device = distributed.device_for_rank(spec.train_options.get("device", "auto"))
+    if device != spec.train_options.get("device", "auto"):
+        spec.train_options["device"] = device  # this process's GPU (LOCAL_RANK) under torchrun
     model, _, record = execute(spec, data_dir=args.data_dir, checkpoint=checkpoint, resume=args.resume)
+    if not distributed.is_main():
+        return 0  # rank 0 writes the model and the result; the others leave quietly
     try:
         out.mkdir(parents=True, exist_ok=True)
         save_model(out, model, extra={"dataset": record["dataset"], "horizon": args.horizon}, overwrite=True)

@@ -121,3 +121,15 @@ def test_cli_ms_mode_with_calendar(tmp_path, capsys):
     assert np.isfinite(summary["test_mse"])
     assert main([*argv, "--mode", "MS", "--target", "zz", "--out", str(tmp_path / "p")]) == 2
     assert "zz" in capsys.readouterr().err
+
+
+def test_benchmark_files_with_irregular_timestamps_load_in_every_mode():
+    # weather.csv repeats one timestamp and skips a few: benchmarks are cut by row, in every mode.
+    from samformer.data import load_dataset
+
+    spec = ChannelSpec(mode="S", targets=("T (degC)",))
+    data = load_dataset_with_roles("weather", spec, seq_len=96, horizon=24)
+    full = load_dataset("weather", seq_len=96, horizon=24)
+    assert data.columns == ["T (degC)"] and data.borders == full.borders
+    column = full.columns.index("T (degC)")
+    torch.testing.assert_close(data.train[:, 0], full.train[:, column])

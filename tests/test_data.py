@@ -105,3 +105,11 @@ def test_too_short_series_names_the_fix():
 def test_validate_frame_accepts_a_date_column():
     frame = make_frame(50).reset_index()
     assert isinstance(validate_frame(frame).index, pd.DatetimeIndex)
+
+
+def test_a_date_column_is_found_by_its_content_whatever_its_name():
+    frame = pd.DataFrame({"day": ["2020-01-06", "2020-01-07", "2020-01-08"], "usd_gbp": [1.0, 2.0, 3.0]})
+    wide = validate_frame(frame)
+    assert list(wide.columns) == ["usd_gbp"] and wide.index[0] == pd.Timestamp("2020-01-06")
+    with pytest.raises(DataError, match="not numeric"):
+        validate_frame(pd.DataFrame({"city": ["Paris", "Oslo", "Rome"], "load": [1.0, 2.0, 3.0]}))

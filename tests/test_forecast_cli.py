@@ -131,6 +131,7 @@ def tampered(tmp_path, model_dir):
         ),
         (lambda t, m: [*fit(t, m), "--freq", "D"], "expected 'D'"),
         (lambda t, m: [*fit(t, m), "--seq-len", "500"], "too few for seq_len=500"),
+        (lambda t, m: [*fit(t, m), "--mode", "MS", "--calendar"], "does not take --mode, --calendar yet"),
         (lambda t, m: ["predict", "--model", t / "nothing", "--csv", m / "recent.csv", "--out", t / "f.csv"], "no such model directory"),
         (lambda t, m: ["predict", "--model", m, "--csv", m / "recent.csv", "--out", t / "f.csv"], "not a saved samformer model directory"),
         (lambda t, m: ["predict", "--model", tampered(t, m), "--csv", m / "recent.csv", "--out", t / "f.csv"], "changed after saving"),

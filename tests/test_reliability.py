@@ -391,3 +391,15 @@ def test_a_nan_epoch_is_never_checkpointed(tmp_path):
     stored = read_checkpoint(path)[0]
     assert all(torch.isfinite(v).all() for k, v in stored.items() if v.is_floating_point())
     assert np.isfinite(read_checkpoint(path)[1]["loop"]["best_val"])
+
+
+def test_atomically_written_files_get_the_usual_permissions(tmp_path):
+    # mkstemp creates 0600 files; a result or model must be as readable as any file the user writes.
+    from samformer.io import write_json
+
+    previous = os.umask(0o022)
+    try:
+        write_json(tmp_path / "result.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o644

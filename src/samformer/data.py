@@ -85,6 +85,18 @@ def check_time_index(index: pd.DatetimeIndex, source: str = "the data") -> None:
         )
 
 
+def _holds_dates(column: pd.Series) -> bool:
+    """Whether a non-numeric column parses as timestamps in every row."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return bool(pd.to_datetime(column, errors="raise").notna().all())
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
 def validate_frame(frame: pd.DataFrame, source: str = "the data", allow_missing: bool = False) -> pd.DataFrame:
     """Check a wide frame (optional date column + numeric channels) and return it as float64.
 
@@ -95,6 +107,8 @@ def validate_frame(frame: pd.DataFrame, source: str = "the data", allow_missing:
         raise DataError(f"{source} has no data rows; it needs one row per time step after the header")
     frame = frame.copy()
     date_col = next((c for c in frame.columns if str(c).strip().lower() in DATE_COLUMNS), None)
+    if date_col is None and frame.shape[1] > 1 and _holds_dates(frame.iloc[:, 0]):
+        date_col = frame.columns[0]  # a date column by content, whatever its name ("day", "Datum", ...)
     if date_col is not None:
         try:
             with warnings.catch_warnings():  # pandas warns before falling back to per-element parsing

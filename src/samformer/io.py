@@ -28,6 +28,12 @@ CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_destination(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it replaces `target`, on error it vanishes."""
@@ -38,6 +44,7 @@ def atomic_destination(target: str | os.PathLike) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes it 0600; give it a new file's usual mode
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -100,6 +100,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
         raise SamformerError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+    roles = {"--mode": args.mode != "M", "--target": args.target, "--past-covariates": args.past_covariates}
+    roles |= {"--future-covariates": args.future_covariates, "--calendar": args.calendar}
+    if any(roles.values()):
+        given = ", ".join(flag for flag, value in roles.items() if value)
+        raise SamformerError(
+            f"samformer fit forecasts every column (mode M) and does not take {given} yet; use samformer train for S/MS and covariates"
+        )
     frame = read_csv(args.csv)
     spec = run_spec_from_args(args, args.csv, args.horizon, args.seed)
     options = {"seed": args.seed, **spec.train_options}

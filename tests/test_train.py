@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from samformer import SAMformer, TrainConfig, evaluate, fit, load_dataset
-from samformer.data import split_frame
+from samformer.data import Windows, split_frame
 from samformer.train import cosine_restart_lr, seed_everything
 
 from .conftest import make_frame
@@ -73,3 +73,16 @@ def test_short_run_on_etth1_lowers_the_validation_loss(data_dir):
     result = fit(model, data, TrainConfig(epochs=2, batch_size=128, progress=False))
     assert result.val_mse < 0.8 * before
     assert math.isfinite(result.test_mse)
+
+
+def test_evaluation_of_a_wide_panel_covers_every_window_whatever_the_batch():
+    # 300 channels: the default batch is capped to 2^16 // 300 = 218 windows; no window may be lost.
+    torch.manual_seed(0)
+    series = torch.randn(700, 300)
+    windows = Windows(series, 64, 8)
+    model = SAMformer(300, 64, 8).eval()
+    with torch.no_grad():
+        pred = model.forward_channels_first(windows.batch(slice(None))[0])  # all 629 windows at once
+    expected = (pred - windows.batch(slice(None))[1]).square().mean().item()
+    for batch in (1024, 5):
+        assert abs(evaluate(model, windows, batch_size=batch)["mse"] - expected) < 1e-5

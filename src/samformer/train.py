@@ -29,6 +29,7 @@ from samformer.model import SAMformer
 from samformer.sam import SAM
 
 Precision = Literal["fp32", "bf16"]
+EVAL_ROWS = 1 << 16  # at most this many (window, channel) rows per evaluation batch
 EpochCallback = Callable[[SAMformer, dict[str, Any]], None]
 # criterion(pred, target, target_mask | None) -> scalar loss; replaces MSE in training and early stopping
 Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -140,6 +141,10 @@ def evaluate(
     device = next(model.parameters()).device
     sq_err = abs_err = loss_sum = 0.0
     count = 0
+    # Wide panels: cap the channel rows per batch, so evaluating traffic (862 channels) at the default
+    # batch of 1024 windows does not hold gigabytes of activations. Sums are the same for any batch size.
+    n_channels = windows.batch(slice(0, 1))[0].shape[1]  # x is (1, D, L)
+    batch_size = max(1, min(batch_size, EVAL_ROWS // n_channels))
     for start in range(0, len(windows), batch_size):
         index = slice(start, start + batch_size)
         x, y = windows.batch(index)

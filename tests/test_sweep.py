@@ -146,3 +146,15 @@ def test_sweep_without_ray_says_how_to_install_it(monkeypatch, capsys, csv):
 def test_bad_search_options_are_one_line_errors(capsys, csv, search):
     assert main(["sweep", "--datasets", str(csv), "--horizons", "4", "--search", search]) == 2
     assert "bad --search" in capsys.readouterr().err
+
+
+def test_a_relative_data_directory_from_the_environment_reaches_workers_as_absolute(tmp_path, monkeypatch):
+    # Ray workers and Tune trials run in other directories: "../shared/data" must not be passed as is.
+    from samformer.sweep import _absolute_data_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAMFORMER_DATA", "data")
+    assert _absolute_data_dir(None) == str(tmp_path / "data")
+    assert _absolute_data_dir("other") == str(tmp_path / "other")
+    monkeypatch.delenv("SAMFORMER_DATA")
+    assert _absolute_data_dir(None) is None

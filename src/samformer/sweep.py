@@ -55,6 +55,12 @@ def import_ray() -> Any:
     return ray
 
 
+def _absolute_data_dir(data_dir: str | os.PathLike | None) -> str | None:
+    """`data_dir`, else $SAMFORMER_DATA, as an absolute path: workers and Tune trials run in other directories."""
+    data_dir = data_dir if data_dir is not None else os.environ.get("SAMFORMER_DATA")
+    return None if data_dir is None else str(Path(data_dir).resolve())
+
+
 def train_record(spec: RunSpec, data_dir: str | None, threads: int) -> dict[str, Any]:
     """Train `spec` in this process with `threads` torch threads; returns its result record.
 
@@ -142,7 +148,7 @@ def run_sweep(
     started = time.perf_counter()
     todo = pending(specs, out, log=lambda m: print(m, file=sys.stderr))
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-    data_dir = None if data_dir is None else str(Path(data_dir).resolve())
+    data_dir = _absolute_data_dir(data_dir)
     failed: list[str] = []
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="sweep runs", unit="run", disable=not progress)
     created = connect(address, workers * threads) if todo else False
@@ -256,7 +262,7 @@ def run_search(
     trials = search_trials(specs, space)
     todo = [(label, _absolute(spec)) for label, spec in trials if pending([spec], out / label, log=lambda m: print(m, file=sys.stderr))]
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-    data_dir = None if data_dir is None else str(Path(data_dir).resolve())
+    data_dir = _absolute_data_dir(data_dir)
     failed: list[str] = []
     bar = tqdm(total=len(trials), initial=len(trials) - len(todo), desc="search trials", unit="trial", disable=not progress)
 

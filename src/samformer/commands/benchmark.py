@@ -11,6 +11,7 @@ from samformer.benchmark import cells_as_json, grid, render_table, run_grid, sum
 from samformer.commands.options import non_negative_float, positive_int
 from samformer.datasets import get_benchmark
 from samformer.errors import SamformerError
+from samformer.experiment import RunSpec
 from samformer.model import list_variants
 from samformer.paper import HORIZONS
 
@@ -55,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     table.set_defaults(func=cmd_table)
 
 
-def cmd_benchmark(args: argparse.Namespace) -> int:
+def specs_from_args(args: argparse.Namespace) -> list[RunSpec]:
+    """The grid of runs named by the grid options shared by `benchmark` and `sweep` (datasets checked first)."""
     for name in args.datasets:
         if not Path(name).suffix:
             get_benchmark(name)  # unknown names fail before any training starts
@@ -63,7 +65,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.precision:
         train_options["precision"] = args.precision
     model_options = {"value_dim": args.value_dim} if args.value_dim else {}
-    specs = grid(args.datasets, args.horizons, args.seeds, args.variants, args.seq_len, model_options, train_options)
+    return grid(args.datasets, args.horizons, args.seeds, args.variants, args.seq_len, model_options, train_options)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    specs = specs_from_args(args)
     try:
         report = run_grid(specs, args.out, data_dir=args.data_dir, workers=args.workers)
     except OSError as exc:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from samformer.benchmark import grid
-from samformer.commands.benchmark import _csv_list, _variant
+from samformer.commands.benchmark import _csv_list, _variant, specs_from_args
 from samformer.commands.options import non_negative_float, positive_int
-from samformer.datasets import get_benchmark
 from samformer.errors import SamformerError
 from samformer.model import list_variants
 from samformer.paper import HORIZONS
@@ -56,14 +53,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.max_retries < 0:
         raise SamformerError(f"--max-retries must be 0 or more, got {args.max_retries}")
     space = parse_search(args.search)
-    for name in args.datasets:
-        if not Path(name).suffix:
-            get_benchmark(name)  # unknown names fail before any training starts
-    train_options = {k: v for k, v in {"rho": args.rho, "epochs": args.epochs, "batch_size": args.batch_size}.items() if v is not None}
-    if args.precision:
-        train_options["precision"] = args.precision
-    model_options = {"value_dim": args.value_dim} if args.value_dim else {}
-    specs = grid(args.datasets, args.horizons, args.seeds, args.variants, args.seq_len, model_options, train_options)
+    specs = specs_from_args(args)
     common = {
         "data_dir": args.data_dir,
         "workers": args.workers,

@@ -10,6 +10,9 @@ zero in exact arithmetic (softmax over keys is invariant to the constant q·b_k 
 of a row), so what it receives is rounding noise, which Adam normalises into steps of size lr: it
 wanders by ~lr per step in any two runs whose sums are ordered differently (one process with another
 thread count too), and it has no effect on any forecast. The forecasts are compared instead.
+
+The two processes are started by torchrun itself (`--standalone`, which picks its own free port), as a
+user would start them; a failed launch shows torchrun's stderr in the assertion message.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from samformer import distributed
@@ -38,6 +39,7 @@ from tests.conftest import make_frame
 # batch of 3 (shards of 2 and 1: a plain average of the ranks' gradients would be wrong); 600 rows give
 # 401 windows, a last batch of 1 (rank 1's shard is empty).
 ROWS, SEQ_LEN, HORIZON, BATCH = 600, 16, 4, 8
+ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONLESS = {"attention.key.bias"}  # see the module docstring
 CASES = {
     "sam": {"sam": True, "rows": 603},
@@ -45,12 +47,6 @@ CASES = {
     "sam-empty-shard": {"sam": True, "rows": 600},
     "sam-masked-sigma-reparam": {"sam": True, "rows": 600, "masked": True, "sigma_reparam": True},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _data(masked: bool, rows: int = ROWS):
@@ -72,11 +68,10 @@ def _train(case: str, batch_size: int = BATCH, epochs: int = 2) -> tuple[SAMform
     return model, fit(model, data, cfg)
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(
-        {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    )
+def _worker(out: str) -> None:
+    """One torchrun process: train every case in the process group and store its weights and result."""
     torch.set_num_threads(1)
+    rank = os.environ["RANK"]
     with distributed.session():
         for case in CASES:
             model, result = _train(case)
@@ -84,10 +79,19 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             Path(f"{out}/{case}-rank{rank}.json").write_text(json.dumps(result.to_dict()))
 
 
+def _torchrun(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc-per-node 2 ARGS` (it picks a free port itself); fails with its stderr."""
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([*launch, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+    assert done.returncode == 0, f"torchrun exited with {done.returncode}:\n{done.stderr[-4000:]}"
+    return done
+
+
 @pytest.fixture(scope="module")
 def two_process_runs(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    _torchrun("-m", "tests.test_distributed", str(out))
     return out
 
 
@@ -132,10 +136,7 @@ def test_torchrun_train_writes_one_result_matching_a_single_process_run(tmp_path
     csv = tmp_path / "small.csv"
     make_frame(ROWS, 3).to_csv(csv)
     args = ["train", "--dataset", str(csv), "--horizon", str(HORIZON), "--seq-len", str(SEQ_LEN), "--epochs", "2", "--batch-size", "8"]
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "samformer"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*launch, *args, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _torchrun("-m", "samformer", *args, "--out", str(tmp_path / "ddp"), timeout=120)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1  # only rank 0 prints its summary
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["config.json", "model.safetensors", "result.json"]
@@ -162,3 +163,7 @@ def test_without_torchrun_everything_is_single_process(monkeypatch):
         assert distributed.broadcast_object("x") == "x"
         index = torch.arange(5)
         assert torch.equal(distributed.shard(index), index)
+
+
+if __name__ == "__main__":  # a torchrun worker of the `two_process_runs` fixture
+    _worker(sys.argv[1])

@@ -91,10 +91,16 @@ def teardown() -> None:
 
 @contextmanager
 def session() -> Iterator[bool]:
-    """`setup()` on entry, `teardown()` on exit (also on error) — but only of a group this call created."""
+    """`setup()` on entry, `teardown()` on exit (also on error) — but only of a group this call created.
+
+    On a normal exit the ranks first meet at a barrier, so none closes its connections while another
+    is still communicating; after an error a rank leaves at once (a barrier would wait for a dead peer).
+    """
     created = setup()
     try:
         yield created
+        if created:
+            barrier()
     finally:
         if created:
             teardown()

@@ -123,13 +123,13 @@ def test_cli_ms_mode_with_calendar(tmp_path, capsys):
     assert "zz" in capsys.readouterr().err
 
 
-def test_benchmark_files_with_irregular_timestamps_load_in_every_mode():
+def test_benchmark_files_with_irregular_timestamps_load_in_every_mode(data_dir):
     # weather.csv repeats one timestamp and skips a few: benchmarks are cut by row, in every mode.
     from samformer.data import load_dataset
 
     spec = ChannelSpec(mode="S", targets=("T (degC)",))
-    data = load_dataset_with_roles("weather", spec, seq_len=96, horizon=24)
-    full = load_dataset("weather", seq_len=96, horizon=24)
+    data = load_dataset_with_roles("weather", spec, seq_len=96, horizon=24, data_dir=data_dir)
+    full = load_dataset("weather", seq_len=96, horizon=24, data_dir=data_dir)
     assert data.columns == ["T (degC)"] and data.borders == full.borders
     column = full.columns.index("T (degC)")
     torch.testing.assert_close(data.train[:, 0], full.train[:, column])

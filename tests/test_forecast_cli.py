@@ -131,7 +131,11 @@ def tampered(tmp_path, model_dir):
         ),
         (lambda t, m: [*fit(t, m), "--freq", "D"], "expected 'D'"),
         (lambda t, m: [*fit(t, m), "--seq-len", "500"], "too few for seq_len=500"),
-        (lambda t, m: [*fit(t, m), "--mode", "MS", "--calendar"], "does not take --mode, --calendar yet"),
+        (lambda t, m: [*fit(t, m), "--target", "sales", *FAST], "sales not in the data; available: c0, c1"),
+        (
+            lambda t, m: [*predict(m), m / "recent.csv", "--future-csv", m / "recent.csv", "--out", t / "f.csv"],
+            "fitted without future_covariates",
+        ),
         (lambda t, m: ["predict", "--model", t / "nothing", "--csv", m / "recent.csv", "--out", t / "f.csv"], "no such model directory"),
         (lambda t, m: ["predict", "--model", m, "--csv", m / "recent.csv", "--out", t / "f.csv"], "not a saved samformer model directory"),
         (lambda t, m: ["predict", "--model", tampered(t, m), "--csv", m / "recent.csv", "--out", t / "f.csv"], "changed after saving"),

@@ -26,10 +26,11 @@ from samformer.errors import DataError
 MODES = ("M", "S", "MS")
 
 
-def calendar_features(index: pd.DatetimeIndex) -> pd.DataFrame:
+def calendar_features(index: pd.DatetimeIndex, names: list[str] | None = None) -> pd.DataFrame:
     """Cyclic calendar encodings of `index` (sin/cos of hour of day, day of week, day of year).
 
-    Features constant over `index` (e.g. the hour of daily data) are left out.
+    Features constant over `index` (e.g. the hour of daily data) are left out, unless `names` picks
+    the features to return (as a fitted model does for the timestamps it forecasts from).
     """
     if not isinstance(index, pd.DatetimeIndex):
         raise DataError("calendar features need timestamps: give the data a date column or a DatetimeIndex")
@@ -39,10 +40,11 @@ def calendar_features(index: pd.DatetimeIndex) -> pd.DataFrame:
     for name, (values, period) in cycles.items():
         angle = 2 * np.pi * np.asarray(values, dtype=np.float64) / period
         for fn, suffix in ((np.sin, "sin"), (np.cos, "cos")):
-            column = fn(angle)
-            if np.ptp(column) > 1e-9:
-                features[f"cal_{name}_{suffix}"] = column
-    return pd.DataFrame(features, index=index)
+            features[f"cal_{name}_{suffix}"] = fn(angle)
+    if names is not None:
+        return pd.DataFrame({name: features[name] for name in names}, index=index)
+    varying = {name: column for name, column in features.items() if len(column) and np.ptp(column) > 1e-9}
+    return pd.DataFrame(varying, index=index)
 
 
 @dataclass(frozen=True)

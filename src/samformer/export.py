@@ -1,8 +1,11 @@
 """ONNX export of a fitted `Forecaster`: raw-unit windows in, raw-unit forecasts out.
 
 The graph contains the standard scaling and its inverse, so a consumer feeds the last `seq_len` rows
-as they are: input "x" of shape (batch, seq_len, n_channels), output "forecast" of shape
-(batch, horizon, n_channels), or (batch, horizon, n_channels, n_quantiles) for a quantile model.
+as they are: input "x" of shape (batch, seq_len, n_channels) with the columns in the order of
+`Forecaster.columns_`, output "forecast" of shape (batch, horizon, n_targets), or
+(batch, horizon, n_targets, n_quantiles) for a quantile model (`n_targets` = `len(Forecaster.targets_)`).
+A known-future channel (future covariate or calendar feature) holds its values up to the horizon's
+end: rows [t - seq_len + horizon, t + horizon) for a forecast from origin t.
 The batch dimension is dynamic. Inputs must be complete (no NaN); missing values need the PyTorch path.
 Requires the `onnx` extra (`pip install samformer[onnx]`).
 """
@@ -25,18 +28,20 @@ if TYPE_CHECKING:
 class ScaledForecaster(nn.Module):
     """The fitted network between the forecaster's standard scaling and its inverse, in (B, L, D) layout."""
 
-    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor, targets: list[int]) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("mean", mean.float())  # (D,)
         self.register_buffer("std", std.float())  # (D,)
+        self.register_buffer("target_mean", mean[targets].float())  # (D_targets,)
+        self.register_buffer("target_std", std[targets].float())  # (D_targets,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = ((x - self.mean) / self.std).transpose(1, 2)  # (B, L, D) -> (B, D, L)
-        y = self.net.forward_channels_first(x)  # (B, D, H) or (B, D, H, Q)
+        y = self.net.forward_channels_first(x)  # (B, D_targets, H) or (B, D_targets, H, Q)
         if y.ndim == 4:
-            return y.transpose(1, 2) * self.std[:, None] + self.mean[:, None]  # (B, H, D, Q)
-        return y.transpose(1, 2) * self.std + self.mean  # (B, H, D)
+            return y.transpose(1, 2) * self.target_std[:, None] + self.target_mean[:, None]  # (B, H, D_targets, Q)
+        return y.transpose(1, 2) * self.target_std + self.target_mean  # (B, H, D_targets)
 
 
 def export_onnx(forecaster: Forecaster, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -48,7 +53,9 @@ def export_onnx(forecaster: Forecaster, path: str | os.PathLike, overwrite: bool
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; choose another path or pass overwrite=True (--overwrite)")
-    module = ScaledForecaster(forecaster.net_, torch.from_numpy(forecaster.scaler_.mean), torch.from_numpy(forecaster.scaler_.std))
+    targets = [forecaster.columns_.index(c) for c in forecaster.targets_]
+    mean, std = torch.from_numpy(forecaster.scaler_.mean), torch.from_numpy(forecaster.scaler_.std)
+    module = ScaledForecaster(forecaster.net_, mean, std, targets)
     module = module.cpu().eval()
     example = torch.zeros(2, forecaster.seq_len, len(forecaster.columns_))
     with atomic_destination(path) as tmp:

@@ -4,6 +4,11 @@ A thin estimator: frames are validated and put on a regular grid by `samformer.f
 `data.StandardScaler`, windowed by `data.Windows`, trained by `train.fit` (SAM, early stopping) and
 forecast by `model.SAMformer` (or `quantile.QuantileSAMformer` for intervals). Missing values (NaN, or
 timestamps absent from the grid) are masked out of the loss and out of RevIN's statistics.
+
+Targets and covariates (`fit(df, target=..., past_covariates=..., future_covariates=..., calendar=...)`)
+follow `samformer.covariates`: every model input is a channel of the attention, only the targets are
+forecast and scored, and a known-future covariate's token ends at the horizon's end, so `predict` then
+needs its values over the next `horizon` steps (`future_df`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from samformer.data import SplitData, StandardScaler, Windows
+from samformer.covariates import ChannelSpec, calendar_features
+from samformer.data import ChannelRoles, SplitData, StandardScaler, Windows
 from samformer.errors import DataError, ModelFileError
 from samformer.frames import check_missing, future_index, to_wide
 from samformer.io import load_model, save_model
@@ -30,7 +36,7 @@ from samformer.model import SAMformer, SAMformerConfig
 from samformer.quantile import QuantileSAMformer, check_quantiles
 from samformer.train import TrainConfig, TrainResult, fit, resolve_device, seed_everything
 
-FORECASTER_FORMAT = 1
+FORECASTER_FORMAT = 2  # 2 added targets and covariates; format 1 (every channel a target) still loads
 _MODEL_OPTIONS = {f.name for f in fields(SAMformerConfig)} - {"n_channels", "seq_len", "horizon"}
 _TRAIN_OPTIONS = {f.name for f in fields(TrainConfig)}
 
@@ -103,16 +109,40 @@ class Forecaster:
         self.history_: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------- fitting
-    def fit(self, df: pd.DataFrame, val_size: int | float = 0.2) -> Forecaster:
+    def fit(
+        self,
+        df: pd.DataFrame,
+        val_size: int | float = 0.2,
+        *,
+        target: str | list[str] | None = None,
+        past_covariates: list[str] | None = None,
+        future_covariates: list[str] | None = None,
+        calendar: bool = False,
+        channels: ChannelSpec | None = None,
+    ) -> Forecaster:
         """Train on `df` (wide or long); the last `val_size` rows (a count, or a fraction) drive early stopping.
 
         The scaler is fitted on the rows before the validation part only. Returns self.
+
+        Args:
+            target: the column(s) to forecast; default every column that is not a covariate (mode M).
+            past_covariates: columns observed only up to the forecast origin. With a `target` and no
+                `past_covariates`, every other column is one (mode MS); with both, only the named ones
+                are inputs besides the targets (`[]`: the target alone, mode S).
+            future_covariates: columns known over the horizon too (planned prices, holidays): `predict`
+                then needs their next `horizon` values in `future_df`.
+            calendar: add sin/cos calendar features of the timestamps as known-future inputs
+                (`predict` derives them itself).
+            channels: the same choice as a `ChannelSpec` (as `samformer train --mode` takes), instead of
+                the four arguments above.
         """
+        spec = channels if channels is not None else _channel_spec(target, past_covariates, future_covariates, calendar)
         frame, self.freq_, self.layout_ = to_wide(df, self.freq, "the training frame")
+        self._set_roles(frame, spec)
+        frame = self._model_frame(frame[self._user_columns()])
         values = np.ascontiguousarray(
             frame.to_numpy()
         )  # (T, D), NaN where missing; one memory layout, so that statistics repeat bit for bit
-        self.columns_ = [str(c) for c in frame.columns]
         check_missing(values, self.columns_, self.seq_len, "the training frame")
         L, H, n = self.seq_len, self.horizon, len(frame)
         n_val = _count_rows(val_size, n, "val_size")
@@ -128,8 +158,9 @@ class Forecaster:
         series, mask = self._scaled(values)
         borders = {"train": (0, train_end), "val": (train_end - L, n), "test": (train_end - L, n)}
         masks = None if mask is None else {s: mask[a:b] for s, (a, b) in borders.items()}
+        splits = (series[a:b] for a, b in borders.values())
         data = SplitData(
-            "frame", self.columns_, L, H, *(series[a:b] for a, b in borders.values()), self.scaler_, borders, frame.index, masks
+            "frame", self.columns_, L, H, *splits, self.scaler_, borders, frame.index, masks, self._roles()
         )  # no test split of its own: `fit` scores the validation rows again, and that score is ignored
         seed_everything(self.train_config.seed)
         self.net_ = self._build_net(len(self.columns_))
@@ -138,20 +169,50 @@ class Forecaster:
         result: TrainResult = fit(self.net_, data, self.train_config, callbacks, criterion=criterion)
         self.net_.cpu().eval()
         self.history_ = result.history
-        self._context = frame.iloc[-L:]
+        self._context = frame[self._user_columns()].iloc[-L:]
         return self
+
+    def _set_roles(self, frame: pd.DataFrame, spec: ChannelSpec) -> None:
+        """Record the model's input channels, targets and known-future inputs for `spec` on `frame`'s columns."""
+        selected, roles = spec.apply(frame)
+        given = {str(c) for c in frame.columns}
+        self.columns_ = [str(c) for c in selected.columns]
+        self.targets_ = self.columns_ if roles.targets is None else [self.columns_[i] for i in roles.targets]
+        self.calendar_columns_ = [c for c in self.columns_ if c not in given]
+        self.future_columns_ = [self.columns_[i] for i in roles.future if self.columns_[i] in given]
+        self.ignored_columns_ = [str(c) for c in frame.columns if str(c) not in self.columns_]
+
+    def _roles(self) -> ChannelRoles:
+        """The channel roles of the fitted columns (see `samformer.data.ChannelRoles`)."""
+        future = [*self.future_columns_, *self.calendar_columns_]
+        targets = None if self.targets_ == self.columns_ else tuple(self.columns_.index(c) for c in self.targets_)
+        return ChannelRoles(targets=targets, future=tuple(sorted(self.columns_.index(c) for c in future)))
+
+    def _user_columns(self) -> list[str]:
+        """The model's input channels that come from the user's frame (all but the calendar features)."""
+        return [c for c in self.columns_ if c not in self.calendar_columns_]
+
+    def _model_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` (the user's input columns) with the calendar features added, in the model's channel order."""
+        if not self.calendar_columns_:
+            return frame[self.columns_]
+        return pd.concat([frame, calendar_features(frame.index, self.calendar_columns_)], axis=1)[self.columns_]
 
     def _build_net(self, n_channels: int) -> SAMformer | QuantileSAMformer:
         n_out = self.horizon * (len(self.quantiles) if self.quantiles else 1)
-        net = SAMformer(n_channels, self.seq_len, n_out, **self.model_options)
+        net = SAMformer(n_channels, self.seq_len, n_out, target_channels=self._roles().targets, **self.model_options)
         return QuantileSAMformer(net, self.quantiles) if self.quantiles else net
 
     # -------------------------------------------------------------- forecasting
-    def predict(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
+    def predict(self, df: pd.DataFrame | None = None, future_df: pd.DataFrame | None = None) -> pd.DataFrame:
         """Forecast the `horizon` steps after the end of `df` (default: of the training frame).
 
+        `future_df` gives the known-future covariates over those steps (a frame with their columns and
+        the `horizon` future timestamps, as index or date column); required exactly when the model was
+        fitted with `future_covariates`. Calendar features are derived from the timestamps.
+
         Returns a frame in the layout of the training input: wide (index = future timestamps, one
-        column per channel, plus `<channel>_q<level>` columns for quantile models) or long
+        column per target, plus `<target>_q<level>` columns for quantile models) or long
         (`unique_id, ds, y` plus `y_q<level>` columns). Values are in the original units.
         """
         self._check_fitted()
@@ -161,10 +222,47 @@ class Forecaster:
             frame = self._context
         else:
             frame = self._inference_frame(df, "the frame to forecast from")
-        window = frame.to_numpy()[-self.seq_len :]  # (L, D)
+        dates = future_index(frame.index[-1], self.freq_, self.horizon)
+        block = frame.iloc[-self.seq_len :].reindex(frame.index[-self.seq_len :].append(dates))  # (L+H, D_user), NaN ahead
+        if self.future_columns_:
+            block.loc[dates, self.future_columns_] = self._future_values(future_df, dates)
+        elif future_df is not None:
+            raise DataError("this model was fitted without future_covariates, so future_df is not used; leave it out")
+        window = self._input_window(self._model_frame(block).to_numpy())  # (L, D)
         check_missing(window, self.columns_, self.seq_len, f"the last {self.seq_len} rows")
-        pred = self._forecast(window[None])[0]  # (H, D) or (H, D, Q)
-        return self._output(pred, future_index(frame.index[-1], self.freq_, self.horizon))
+        pred = self._forecast(window[None])[0]  # (H, D_targets) or (H, D_targets, Q)
+        return self._output(pred, dates)
+
+    def _future_values(self, future_df: pd.DataFrame | None, dates: pd.DatetimeIndex) -> np.ndarray:
+        """The known-future covariates over `dates` (H, D_future), from `future_df`; refuses gaps."""
+        names = ", ".join(self.future_columns_)
+        if future_df is None:
+            raise DataError(
+                f"this model uses known-future covariates ({names}): pass their values for the next {self.horizon} steps, "
+                f"predict(df, future_df=...) (CLI: --future-csv)"
+            )
+        future, _, _ = to_wide(future_df, self.freq_, "future_df")
+        absent = [c for c in self.future_columns_ if c not in future.columns]
+        if absent:
+            raise DataError(f"future_df has no column {', '.join(absent)}; it needs the known-future covariates {names}")
+        values = future.reindex(dates)[self.future_columns_]
+        missing = values.isna()
+        if missing.to_numpy().any():
+            column = missing.any().idxmax()
+            first = values.index[missing[column].to_numpy()][0]
+            raise DataError(
+                f"known-future covariate {column!r} is missing over the horizon (first at {first}); future_df must give "
+                f"{names} for every step from {dates[0]} to {dates[-1]}"
+            )
+        return values.to_numpy()
+
+    def _input_window(self, block: np.ndarray) -> np.ndarray:
+        """Model inputs (L, D) from rows (L+H, D) of the model's columns: known-future channels end at the horizon's end."""
+        L, H = self.seq_len, self.horizon
+        window = block[:L].copy()
+        future = list(self._roles().future)
+        window[:, future] = block[H : L + H, future]
+        return window
 
     def backtest(self, df: pd.DataFrame, start: int | float | str | pd.Timestamp | None = None, stride: int = 1) -> Backtest:
         """Rolling-origin forecasts with the fitted model (no refitting) and their errors.
@@ -184,9 +282,9 @@ class Forecaster:
         origins = np.arange(first, n - H + 1, stride)
         if len(origins) == 0:
             raise DataError(f"no forecast origin between row {first} and row {n - H} (the last with {H} steps after it); start earlier")
-        values = frame.to_numpy()
+        values = self._model_frame(frame).to_numpy()  # (T, D)
         series, mask = self._scaled(values)
-        windows = Windows(series, L, H, mask)
+        windows = Windows(series, L, H, mask, self._roles())
         index = torch.from_numpy(origins - L)
         preds = []
         batches = index.split(self.train_config.eval_batch_size)
@@ -194,21 +292,22 @@ class Forecaster:
             x, _ = windows.batch(idx)  # (B, D, L)
             m = windows.batch_mask(idx)
             preds.append(self._forecast_scaled(x, None if m is None else m[0]))
-        pred = np.concatenate(preds)  # (N, H, D[, Q])
-        actual = np.stack([values[o : o + H] for o in origins])  # (N, H, D)
+        pred = np.concatenate(preds)  # (N, H, D_targets[, Q])
+        targets = [self.columns_.index(c) for c in self.targets_]
+        actual = np.stack([values[o : o + H, targets] for o in origins])  # (N, H, D_targets)
         cutoffs = frame.index[origins - 1]
         dates = [frame.index[o : o + H] for o in origins]
         keys = {"keys": cutoffs, "names": ["cutoff", "date"]}
         forecasts = pd.concat([self._output(p, d, long=False) for p, d in zip(pred, dates, strict=True)], **keys)
-        actuals = pd.concat([pd.DataFrame(a, index=d, columns=self.columns_) for a, d in zip(actual, dates, strict=True)], **keys)
+        actuals = pd.concat([pd.DataFrame(a, index=d, columns=self.targets_) for a, d in zip(actual, dates, strict=True)], **keys)
         point = pred if self.quantiles is None else pred[..., self.quantiles.index(0.5)]
-        err = point - actual  # (N, H, D), NaN where the actual is missing
+        err = point - actual  # (N, H, D_targets), NaN where the actual is missing
         with warnings.catch_warnings():  # a (step, channel) never observed gives NaN, not a warning
             warnings.simplefilter("ignore", RuntimeWarning)
-            mse, mae = np.nanmean(err**2, axis=0), np.nanmean(np.abs(err), axis=0)  # (H, D)
+            mse, mae = np.nanmean(err**2, axis=0), np.nanmean(np.abs(err), axis=0)  # (H, D_targets)
         metrics = pd.DataFrame(
             {"mse": mse.T.ravel(), "mae": mae.T.ravel()},
-            index=pd.MultiIndex.from_product([self.columns_, range(1, H + 1)], names=["channel", "step"]),
+            index=pd.MultiIndex.from_product([self.targets_, range(1, H + 1)], names=["channel", "step"]),
         )
         return Backtest(forecasts, actuals, metrics)
 
@@ -222,12 +321,19 @@ class Forecaster:
         if net.attention is None:
             raise DataError("this model has no attention block (model_options attention=False)")
         frame = self._context if df is None else self._inference_frame(df, "the frame")
-        values = frame.to_numpy()
-        if len(values) < self.seq_len:
-            raise DataError(f"the frame has {len(values)} rows, fewer than seq_len={self.seq_len}")
+        values = self._model_frame(frame).to_numpy()  # (T, D)
         series, mask = self._scaled(values)
-        x = series.unfold(0, self.seq_len, 1)  # (T, D) -> (N, D, L)
-        m = None if mask is None else mask.unfold(0, self.seq_len, 1)
+        if self._roles().future:  # known-future inputs end at the horizon's end: windows of L + H rows
+            if len(values) < self.seq_len + self.horizon:
+                raise DataError(
+                    f"this model has known-future inputs: pass a frame of at least seq_len + horizon = {self.seq_len + self.horizon} rows"
+                )
+            windows = Windows(series, self.seq_len, self.horizon, mask, self._roles())
+            x, _ = windows.batch(slice(None))  # (N, D, L)
+            m = None if mask is None else windows.batch_mask(slice(None))[0]
+        else:
+            x = series.unfold(0, self.seq_len, 1)  # (T, D) -> (N, D, L)
+            m = None if mask is None else mask.unfold(0, self.seq_len, 1)
         with torch.inference_mode():
             _, attn = net.forward_channels_first(x, return_attention=True, mask=m)  # (N, D, D)
         return pd.DataFrame(attn.mean(dim=0).numpy(), index=self.columns_, columns=self.columns_)
@@ -251,6 +357,10 @@ class Forecaster:
             "freq": self.freq_,
             "layout": self.layout_,
             "columns": self.columns_,
+            "targets": self.targets_,
+            "future_columns": self.future_columns_,
+            "calendar_columns": self.calendar_columns_,
+            "ignored_columns": self.ignored_columns_,
             "scaler": {"mean": self.scaler_.mean.tolist(), "std": self.scaler_.std.tolist()},
             "model_options": self.model_options,
             "train_config": asdict(self.train_config),
@@ -267,19 +377,28 @@ class Forecaster:
         if "weights_sha256" not in config or "config_sha256" not in config:
             raise ModelFileError(f"{path}/config.json has no checksums; it was not written by Forecaster.save or was altered")
         meta = config["forecaster"]
-        if meta.get("format") != FORECASTER_FORMAT:
-            raise ModelFileError(f"{path} uses forecaster format {meta.get('format')!r}; this samformer reads format {FORECASTER_FORMAT}")
+        if meta.get("format") not in (1, FORECASTER_FORMAT):
+            found = meta.get("format")
+            raise ModelFileError(f"{path} uses forecaster format {found!r}; this samformer reads formats 1 to {FORECASTER_FORMAT}")
         try:
             options = {"quantiles": meta["quantiles"], "freq": meta["freq"], "model_options": meta["model_options"]}
             self = cls(meta["horizon"], meta["seq_len"], **options, **meta["train_config"])
             self.freq_, self.layout_, self.columns_ = meta["freq"], meta["layout"], list(meta["columns"])
+            self.targets_ = list(meta.get("targets", self.columns_))  # format 1: every channel a target
+            self.future_columns_ = list(meta.get("future_columns", []))
+            self.calendar_columns_ = list(meta.get("calendar_columns", []))
+            self.ignored_columns_ = list(meta.get("ignored_columns", []))
             mean, std = np.asarray(meta["scaler"]["mean"], dtype=np.float64), np.asarray(meta["scaler"]["std"], dtype=np.float64)
             self.history_ = list(meta["history"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}/config.json has an invalid forecaster section ({exc!r}); re-save the model") from None
         D, Q = net.config.n_channels, len(self.quantiles or (None,))
+        named = set(self.targets_) | set(self.future_columns_) | set(self.calendar_columns_)
         consistent = (
             len(self.columns_) == D == mean.shape[0] == std.shape[0]
+            and named <= set(self.columns_)
+            and not set(self.targets_) & (set(self.future_columns_) | set(self.calendar_columns_))
+            and net.config.target_channels == self._roles().targets
             and net.config.seq_len == self.seq_len
             and net.config.horizon == self.horizon * Q
             and np.isfinite(mean).all()
@@ -306,15 +425,16 @@ class Forecaster:
     def _inference_frame(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
         """`df` on the fitted grid, with the fitted channels in the fitted order."""
         frame, _, _ = to_wide(df, self.freq_, source)
-        missing = [c for c in self.columns_ if c not in frame.columns]
-        extra = [str(c) for c in frame.columns if c not in self.columns_]
+        needed = self._user_columns()
+        missing = [c for c in needed if c not in frame.columns]
+        extra = [str(c) for c in frame.columns if c not in needed and c not in self.ignored_columns_]
         if missing or extra:
             raise DataError(
-                f"{source} has channels {list(map(str, frame.columns))}, the model was fitted on {self.columns_}"
+                f"{source} has channels {list(map(str, frame.columns))}, the model was fitted on {needed}"
                 + (f"; missing: {missing}" if missing else "")
                 + (f"; unknown: {extra}" if extra else "")
             )
-        frame = frame[self.columns_]
+        frame = frame[needed]
         if len(frame) < self.seq_len:
             raise DataError(f"{source} has {len(frame)} time steps, fewer than seq_len={self.seq_len}; give at least {self.seq_len}")
         return frame
@@ -333,32 +453,33 @@ class Forecaster:
         return self._forecast_scaled(x, m)
 
     def _forecast_scaled(self, x: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
-        """Forecasts in original units (N, H, D[, Q]) from standardised inputs (N, D, L)."""
+        """Forecasts of the targets in original units (N, H, D_targets[, Q]) from standardised inputs (N, D, L)."""
         device = resolve_device(self.train_config.device)
         net = self.net_.to(device).eval()
         with torch.inference_mode():
             kwargs = {} if mask is None else {"mask": mask.to(device)}
-            y = net.forward_channels_first(x.to(device), **kwargs).cpu().double().numpy()  # (N, D, H[, Q])
-        y = np.moveaxis(y, 1, 2)  # (N, D, H[, Q]) -> (N, H, D[, Q])
-        mean, std = self.scaler_.mean, self.scaler_.std
+            y = net.forward_channels_first(x.to(device), **kwargs).cpu().double().numpy()  # (N, D_targets, H[, Q])
+        y = np.moveaxis(y, 1, 2)  # (N, D_targets, H[, Q]) -> (N, H, D_targets[, Q])
+        targets = [self.columns_.index(c) for c in self.targets_]
+        mean, std = self.scaler_.mean[targets], self.scaler_.std[targets]
         if y.ndim == 4:
             mean, std = mean[:, None], std[:, None]
         return y * std + mean
 
     def _output(self, pred: np.ndarray, index: pd.DatetimeIndex, long: bool | None = None) -> pd.DataFrame:
-        """One forecast (H, D[, Q]) as a wide frame (or long, when fitted on long input)."""
+        """One forecast (H, D_targets[, Q]) as a wide frame (or long, when fitted on long input)."""
         long = self.layout_ == "long" if long is None else long
         if self.quantiles is None:
-            wide = pd.DataFrame(pred, index=index, columns=self.columns_)
+            wide = pd.DataFrame(pred, index=index, columns=self.targets_)
         else:
-            parts = {c: pred[:, j, self.quantiles.index(0.5)] for j, c in enumerate(self.columns_)}
-            for j, c in enumerate(self.columns_):
+            parts = {c: pred[:, j, self.quantiles.index(0.5)] for j, c in enumerate(self.targets_)}
+            for j, c in enumerate(self.targets_):
                 parts.update({f"{c}_q{q:g}": pred[:, j, k] for k, q in enumerate(self.quantiles)})
             wide = pd.DataFrame(parts, index=index)
         if not long:
             return wide
         out = []
-        for c in self.columns_:
+        for c in self.targets_:
             cols = [c] + ([f"{c}_q{q:g}" for q in self.quantiles] if self.quantiles else [])
             part = wide[cols].rename(columns=lambda name, c=c: "y" + name[len(c) :])
             out.append(part.assign(unique_id=c, ds=part.index))
@@ -377,6 +498,21 @@ class Forecaster:
                 raise ValueError(f"a fractional start must lie in (0, 1), got {start}")
             return int(start * len(frame))
         return int(frame.index.searchsorted(pd.Timestamp(start)))
+
+
+def _channel_spec(
+    target: str | list[str] | None, past_covariates: list[str] | None, future_covariates: list[str] | None, calendar: bool
+) -> ChannelSpec:
+    """`Forecaster.fit`'s target and covariate arguments as a `ChannelSpec` (see `fit` for the rules)."""
+    for name, value in (("past_covariates", past_covariates), ("future_covariates", future_covariates)):
+        if isinstance(value, str):
+            raise TypeError(f"{name} must be a list of column names, got the string {value!r}; write [{value!r}]")
+    targets = (target,) if isinstance(target, str) else tuple(target or ())
+    past, future = tuple(map(str, past_covariates or ())), tuple(map(str, future_covariates or ()))
+    if not targets:
+        return ChannelSpec("M", (), past, future, calendar)
+    mode = "MS" if past_covariates is None else "S"
+    return ChannelSpec(mode, tuple(map(str, targets)), past, future, calendar)
 
 
 def _count_rows(size: int | float, n: int, name: str) -> int:

@@ -1,7 +1,8 @@
 """`samformer fit | predict | plot | export-onnx`: the `Forecaster` on CSV files.
 
     samformer fit --csv FILE --horizon H --out MODEL_DIR [--quantiles 0.1,0.9] [--freq h] [--val-size 0.2]
-    samformer predict --model MODEL_DIR --csv FILE --out forecast.csv
+                  [--target y [--mode S|MS]] [--past-covariates a,b] [--future-covariates c] [--calendar]
+    samformer predict --model MODEL_DIR --csv FILE [--future-csv FILE] --out forecast.csv
     samformer plot {forecast,attention,training} --model MODEL_DIR [--csv FILE] --out figure.png
     samformer export-onnx --model MODEL_DIR --out model.onnx
 
@@ -59,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     predict = sub.add_parser("predict", help="forecast the steps after the end of a CSV with a saved forecaster")
     predict.add_argument("--model", required=True, help="model directory written by `samformer fit`")
     predict.add_argument("--csv", required=True, help="recent history: at least seq_len rows with the fitted columns")
+    predict.add_argument("--future-csv", default=None, help="values of the known-future covariates over the next horizon steps")
     predict.add_argument("--out", required=True, help="CSV file to write the forecast to")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     predict.set_defaults(func=cmd_predict)
@@ -68,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     plot.add_argument("--model", required=True, help="model directory written by `samformer fit`")
     plot.add_argument("--csv", default=None, help="history to forecast from / average attention over (forecast, attention)")
     plot.add_argument("--holdout", action="store_true", help="forecast: hold out the CSV's last horizon rows and draw them as actuals")
+    plot.add_argument("--future-csv", default=None, help="forecast: known-future covariates over the horizon (not with --holdout)")
     plot.add_argument("--out", required=True, help="PNG file to write")
     plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     plot.set_defaults(func=cmd_plot)
@@ -100,13 +103,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
         raise SamformerError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
-    roles = {"--mode": args.mode != "M", "--target": args.target, "--past-covariates": args.past_covariates}
-    roles |= {"--future-covariates": args.future_covariates, "--calendar": args.calendar}
-    if any(roles.values()):
-        given = ", ".join(flag for flag, value in roles.items() if value)
-        raise SamformerError(
-            f"samformer fit forecasts every column (mode M) and does not take {given} yet; use samformer train for S/MS and covariates"
-        )
     frame = read_csv(args.csv)
     spec = run_spec_from_args(args, args.csv, args.horizon, args.seed)
     options = {"seed": args.seed, **spec.train_options}
@@ -122,7 +118,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise SamformerError(str(exc)) from None
-    forecaster.fit(frame, val_size=args.val_size)
+    forecaster.fit(frame, val_size=args.val_size, channels=spec.channels)
     try:
         forecaster.save(out, overwrite=args.overwrite)
     except OSError as exc:
@@ -130,7 +126,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     best = min(forecaster.history_, key=lambda r: r.get("val_loss", r["val_mse"]))
     print(
         json.dumps(
-            {"out": str(out), "channels": forecaster.columns_, "freq": forecaster.freq_, "epochs_run": len(forecaster.history_), **best}
+            {
+                "out": str(out),
+                "channels": forecaster.columns_,
+                "targets": forecaster.targets_,
+                "freq": forecaster.freq_,
+                "epochs_run": len(forecaster.history_),
+                **best,
+            }
         )
     )
     return 0
@@ -140,7 +143,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out, args.overwrite)
     forecaster = _load(args.model)
-    forecast = forecaster.predict(read_csv(args.csv))
+    future = None if args.future_csv is None else read_csv(args.future_csv)
+    forecast = forecaster.predict(read_csv(args.csv), future_df=future)
     with atomic_destination(out) as tmp:
         forecast.to_csv(tmp, index=forecaster.layout_ == "wide", index_label="date")
     print(
@@ -170,8 +174,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if args.kind == "attention":
             figure = _plot(plots.plot_attention, forecaster.attention(frame))
         else:
+            if args.holdout and args.future_csv:
+                raise SamformerError("--holdout takes the known-future covariates from the held-out rows; leave out --future-csv")
             history, actual = (frame.iloc[: -forecaster.horizon], frame.iloc[-forecaster.horizon :]) if args.holdout else (frame, None)
-            figure = _plot(plots.plot_forecast, forecaster.predict(history), history=history, actual=actual)
+            future = read_csv(args.future_csv) if args.future_csv else None
+            if actual is not None and forecaster.future_columns_:
+                future = actual[forecaster.future_columns_]
+            figure = _plot(plots.plot_forecast, forecaster.predict(history, future_df=future), history=history, actual=actual)
     with atomic_destination(out) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
     print(json.dumps({"out": str(out), "kind": args.kind}))

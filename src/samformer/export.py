@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from samformer.io import atomic_destination
+from samformer.quantile import apply_offsets
 
 if TYPE_CHECKING:
     from samformer.forecaster import Forecaster
@@ -28,9 +29,19 @@ if TYPE_CHECKING:
 class ScaledForecaster(nn.Module):
     """The fitted network between the forecaster's standard scaling and its inverse, in (B, L, D) layout."""
 
-    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor, targets: list[int]) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        targets: list[int],
+        offsets: torch.Tensor | None = None,
+        median: int = 0,
+    ) -> None:
         super().__init__()
         self.net = net
+        self.register_buffer("offsets", offsets)  # calibrated intervals: (D_targets, Q) added to the quantiles, or None
+        self.median = median
         self.register_buffer("mean", mean.float())  # (D,)
         self.register_buffer("std", std.float())  # (D,)
         self.register_buffer("target_mean", mean[targets].float())  # (D_targets,)
@@ -40,7 +51,8 @@ class ScaledForecaster(nn.Module):
         x = ((x - self.mean) / self.std).transpose(1, 2)  # (B, L, D) -> (B, D, L)
         y = self.net.forward_channels_first(x)  # (B, D_targets, H) or (B, D_targets, H, Q)
         if y.ndim == 4:
-            return y.transpose(1, 2) * self.target_std[:, None] + self.target_mean[:, None]  # (B, H, D_targets, Q)
+            y = y.transpose(1, 2) * self.target_std[:, None] + self.target_mean[:, None]  # (B, H, D_targets, Q)
+            return y if self.offsets is None else apply_offsets(y, self.offsets, self.median)
         return y.transpose(1, 2) * self.target_std + self.target_mean  # (B, H, D_targets)
 
 
@@ -55,7 +67,9 @@ def export_onnx(forecaster: Forecaster, path: str | os.PathLike, overwrite: bool
         raise FileExistsError(f"{path} already exists; choose another path or pass overwrite=True (--overwrite)")
     targets = [forecaster.columns_.index(c) for c in forecaster.targets_]
     mean, std = torch.from_numpy(forecaster.scaler_.mean), torch.from_numpy(forecaster.scaler_.std)
-    module = ScaledForecaster(forecaster.net_, mean, std, targets)
+    offsets = None if forecaster.interval_offsets_ is None else torch.from_numpy(forecaster.interval_offsets_).float()
+    median = forecaster.quantiles.index(0.5) if forecaster.quantiles else 0
+    module = ScaledForecaster(forecaster.net_, mean, std, targets, offsets, median)
     module = module.cpu().eval()
     example = torch.zeros(2, forecaster.seq_len, len(forecaster.columns_))
     with atomic_destination(path) as tmp:

@@ -33,7 +33,7 @@ from samformer.io import load_model, save_model
 from samformer.logs import MetricsLogger
 from samformer.metrics import QuantileLoss
 from samformer.model import SAMformer, SAMformerConfig
-from samformer.quantile import QuantileSAMformer, check_quantiles
+from samformer.quantile import QuantileSAMformer, apply_offsets, check_quantiles, conformal_offsets
 from samformer.train import TrainConfig, TrainResult, fit, resolve_device, seed_everything
 
 FORECASTER_FORMAT = 2  # 2 added targets and covariates; format 1 (every channel a target) still loads
@@ -68,6 +68,9 @@ class Forecaster:
         seq_len: look-back window L (the paper uses 512; shorter windows suit shorter series).
         quantiles: levels such as (0.1, 0.5, 0.9) to train with the pinball loss and forecast intervals;
             0.5 is added if absent (it is the point forecast). None: a point forecast trained with MSE.
+        calibrate: widen (or narrow) each quantile model's central intervals after training so that they
+            cover their nominal share of the validation rows (conformalized quantile regression; see
+            `samformer.quantile.conformal_offsets`). False keeps the network's raw quantiles.
         freq: pandas frequency alias of the data ("h", "15min", "D", "B", ...); None infers it.
         model_options: `SAMformer` keyword arguments (d_model, value_dim, attention, revin, sigma_reparam, init).
         log_dir: directory for per-epoch metrics (`metrics.csv`, and TensorBoard events when the
@@ -82,6 +85,7 @@ class Forecaster:
         seq_len: int = 512,
         *,
         quantiles: tuple[float, ...] | list[float] | None = None,
+        calibrate: bool = True,
         freq: str | None = None,
         model_options: dict[str, Any] | None = None,
         log_dir: str | os.PathLike | None = None,
@@ -101,6 +105,8 @@ class Forecaster:
             check_quantiles(quantiles)
         self.horizon, self.seq_len = horizon, seq_len
         self.quantiles: tuple[float, ...] | None = quantiles
+        self.calibrate = calibrate
+        self.interval_offsets_: np.ndarray | None = None  # (D_targets, Q), original units, added to the quantiles
         self.freq = freq
         self.model_options = dict(model_options or {})
         self.log_dir = log_dir
@@ -169,8 +175,27 @@ class Forecaster:
         result: TrainResult = fit(self.net_, data, self.train_config, callbacks, criterion=criterion)
         self.net_.cpu().eval()
         self.history_ = result.history
+        self.interval_offsets_ = None
+        if self.quantiles and self.calibrate:
+            self.interval_offsets_ = conformal_offsets(*self._validation_forecasts(data), self.quantiles)
         self._context = frame[self._user_columns()].iloc[-L:]
         return self
+
+    def _validation_forecasts(self, data: SplitData) -> tuple[np.ndarray, np.ndarray]:
+        """Forecasts (N, H, D_targets[, Q]) of every validation window and what happened (N, H, D_targets), original units."""
+        windows = data.windows("val")
+        targets = [self.columns_.index(c) for c in self.targets_]
+        mean, std = self.scaler_.mean[targets], self.scaler_.std[targets]
+        forecasts, actuals = [], []
+        for idx in torch.arange(len(windows)).split(self.train_config.eval_batch_size):
+            x, y = windows.batch(idx)  # (B, D, L), (B, D_targets, H)
+            masks = windows.batch_mask(idx)
+            forecasts.append(self._forecast_scaled(x, None if masks is None else masks[0]))
+            actual = y.transpose(1, 2).double().numpy() * std + mean  # (B, H, D_targets)
+            if masks is not None:
+                actual[~masks[1].transpose(1, 2).numpy()] = np.nan
+            actuals.append(actual)
+        return np.concatenate(forecasts), np.concatenate(actuals)
 
     def _set_roles(self, frame: pd.DataFrame, spec: ChannelSpec) -> None:
         """Record the model's input channels, targets and known-future inputs for `spec` on `frame`'s columns."""
@@ -354,6 +379,7 @@ class Forecaster:
             "horizon": self.horizon,
             "seq_len": self.seq_len,
             "quantiles": self.quantiles,
+            "interval_offsets": None if self.interval_offsets_ is None else self.interval_offsets_.tolist(),
             "freq": self.freq_,
             "layout": self.layout_,
             "columns": self.columns_,
@@ -388,6 +414,8 @@ class Forecaster:
             self.future_columns_ = list(meta.get("future_columns", []))
             self.calendar_columns_ = list(meta.get("calendar_columns", []))
             self.ignored_columns_ = list(meta.get("ignored_columns", []))
+            offsets = meta.get("interval_offsets")
+            self.interval_offsets_ = None if offsets is None else np.asarray(offsets, dtype=np.float64)
             mean, std = np.asarray(meta["scaler"]["mean"], dtype=np.float64), np.asarray(meta["scaler"]["std"], dtype=np.float64)
             self.history_ = list(meta["history"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -399,6 +427,8 @@ class Forecaster:
             and named <= set(self.columns_)
             and not set(self.targets_) & (set(self.future_columns_) | set(self.calendar_columns_))
             and net.config.target_channels == self._roles().targets
+            and (self.interval_offsets_ is None or (Q > 1 and self.interval_offsets_.shape == (len(self.targets_), Q)))
+            and (self.interval_offsets_ is None or np.isfinite(self.interval_offsets_).all())
             and net.config.seq_len == self.seq_len
             and net.config.horizon == self.horizon * Q
             and np.isfinite(mean).all()
@@ -464,7 +494,11 @@ class Forecaster:
         mean, std = self.scaler_.mean[targets], self.scaler_.std[targets]
         if y.ndim == 4:
             mean, std = mean[:, None], std[:, None]
-        return y * std + mean
+        y = y * std + mean
+        if self.interval_offsets_ is not None:
+            median = self.quantiles.index(0.5)
+            y = apply_offsets(torch.from_numpy(y), torch.from_numpy(self.interval_offsets_), median).numpy()
+        return y
 
     def _output(self, pred: np.ndarray, index: pd.DatetimeIndex, long: bool | None = None) -> pd.DataFrame:
         """One forecast (H, D_targets[, Q]) as a wide frame (or long, when fitted on long input)."""

@@ -9,8 +9,10 @@ gradient: each output receives the gradient of the level it is sorted into).
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import replace
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -57,3 +59,48 @@ def check_quantiles(quantiles: tuple[float, ...]) -> None:
     qs = list(quantiles)
     if not qs or any(not 0 < q < 1 for q in qs) or any(a >= b for a, b in itertools.pairwise(qs)):
         raise ValueError(f"quantiles must be strictly increasing levels in (0, 1), e.g. (0.1, 0.5, 0.9); got {quantiles!r}")
+
+
+def conformal_offsets(forecasts: np.ndarray, actuals: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """Per-channel widenings of each central interval that make it cover its nominal share on held-out data.
+
+    Conformalized quantile regression (Romano et al., 2019): for the interval [q_k, q_{Q-1-k}] of nominal
+    coverage c = q_{Q-1-k} − q_k, the score of an actual y is max(q_k − y, y − q_{Q-1-k}) (negative
+    inside the interval); δ is its ⌈(n + 1)·c⌉-th smallest value over the n observed (window, step)
+    pairs of a channel, so moving both ends out by δ (in by −δ) covers ⌈(n + 1)·c⌉ of them.
+
+    Args:
+        forecasts: quantile forecasts (N, H, D, Q) in original units, levels ascending.
+        actuals: what happened (N, H, D), NaN where unobserved.
+        quantiles: the Q levels, symmetric around 0.5 pairs taken from the outside in.
+
+    Returns:
+        additive offsets (D, Q): −δ on a lower level, +δ on its upper partner, 0 on the median (and on a
+        level without a partner).
+    """
+    n_q = len(quantiles)
+    offsets = np.zeros((forecasts.shape[2], n_q))
+    for k in range(n_q // 2):
+        lo, hi = forecasts[..., k], forecasts[..., n_q - 1 - k]  # (N, H, D)
+        score = np.maximum(lo - actuals, actuals - hi)  # NaN where unobserved
+        coverage = quantiles[n_q - 1 - k] - quantiles[k]
+        for d in range(offsets.shape[0]):
+            s = np.sort(score[..., d][~np.isnan(score[..., d])])
+            if len(s) == 0:
+                raise ValueError(f"channel {d} has no observed value to calibrate its intervals on")
+            rank = min(math.ceil((len(s) + 1) * coverage), len(s))  # 1-based
+            offsets[d, k], offsets[d, n_q - 1 - k] = -s[rank - 1], s[rank - 1]
+    return offsets
+
+
+def apply_offsets(forecasts: torch.Tensor, offsets: torch.Tensor, median: int) -> torch.Tensor:
+    """Quantile forecasts (..., D, Q) moved by `offsets` (D, Q), lower levels kept ≤ the median ≤ upper ones.
+
+    The median is unchanged; an interval narrowed past it collapses onto it, and each side is re-sorted
+    so that levels never cross.
+    """
+    moved = forecasts + offsets
+    center = moved[..., median : median + 1]
+    lower = torch.minimum(moved[..., :median], center).sort(dim=-1).values
+    upper = torch.maximum(moved[..., median + 1 :], center).sort(dim=-1).values
+    return torch.cat([lower, center, upper], dim=-1)

@@ -1,0 +1,85 @@
+"""Calibrated intervals: conformal offsets by hand, their application, and the coverage they deliver."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from samformer import Forecaster
+from samformer.quantile import apply_offsets, conformal_offsets
+
+
+def test_conformal_offsets_by_hand():
+    # One channel, interval [0, 1] at every step, levels (0.25, 0.5, 0.75): nominal coverage 0.5.
+    # Scores max(lo - y, y - hi) for y = -1, 0.5, 2, 3 (and one unobserved): 1, -0.5, 1, 2.
+    # Sorted -0.5, 1, 1, 2; rank ceil((4 + 1) * 0.5) = 3 -> delta = 1.
+    y = np.array([-1.0, 0.5, 2.0, 3.0, np.nan]).reshape(1, 5, 1)  # (N, H, D)
+    forecasts = np.stack([np.zeros((1, 5, 1)), np.full((1, 5, 1), 0.5), np.ones((1, 5, 1))], axis=-1)  # (N, H, D, Q)
+    offsets = conformal_offsets(forecasts, y, (0.25, 0.5, 0.75))
+    np.testing.assert_array_equal(offsets, [[-1.0, 0.0, 1.0]])
+    # an interval that already covers too much is narrowed: y all at 0.5 gives scores -0.5 -> delta -0.5
+    offsets = conformal_offsets(forecasts, np.full((1, 5, 1), 0.5), (0.25, 0.5, 0.75))
+    np.testing.assert_array_equal(offsets, [[0.5, 0.0, -0.5]])
+
+
+def test_apply_offsets_keeps_the_median_and_the_order():
+    forecasts = torch.tensor([[1.0, 1.5, 2.0, 2.5, 3.0]])  # (D=1, Q=5), median at index 2
+    wider = apply_offsets(forecasts, torch.tensor([[-1.0, -0.5, 0.0, 0.5, 1.0]]), median=2)
+    torch.testing.assert_close(wider, torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0]]))
+    # narrowed past the median: the ends collapse onto it, the levels do not cross
+    narrowed = apply_offsets(forecasts, torch.tensor([[1.5, 0.2, 0.0, -0.2, -1.5]]), median=2)
+    torch.testing.assert_close(narrowed, torch.tensor([[1.7, 2.0, 2.0, 2.0, 2.3]]))
+
+
+def _noise(n: int, seed: int, start: str) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"a": rng.standard_normal(n), "b": 3 + 2 * rng.standard_normal(n)}, index=pd.date_range(start, periods=n, freq="h"))
+
+
+@pytest.fixture(scope="module")
+def undertrained() -> tuple[Forecaster, Forecaster, pd.DataFrame]:
+    """The same barely trained quantile network, raw and calibrated, on i.i.d. noise."""
+    frame = _noise(6000, 0, "2020")
+    options = {"epochs": 1, "batch_size": 256, "lr": 1e-4, "sam": False, "progress": False, "seed": 0}
+    model_options = {"revin": False, "attention": False}
+    raw = Forecaster(2, 8, quantiles=(0.1, 0.9), calibrate=False, model_options=model_options, **options).fit(frame)
+    calibrated = Forecaster(2, 8, quantiles=(0.1, 0.9), model_options=model_options, **options).fit(frame)
+    return raw, calibrated, frame
+
+
+def _coverage(model: Forecaster, frame: pd.DataFrame, start: int | None = None) -> pd.Series:
+    bt = model.backtest(frame, start=start)
+    lo = bt.forecasts[["a_q0.1", "b_q0.1"]].to_numpy()
+    hi = bt.forecasts[["a_q0.9", "b_q0.9"]].to_numpy()
+    y = bt.actuals[["a", "b"]].to_numpy()
+    return pd.Series(((lo <= y) & (y <= hi)).mean(axis=0), index=["a", "b"])
+
+
+def test_calibration_covers_the_nominal_share_of_the_validation_rows(undertrained):
+    raw, calibrated, frame = undertrained
+    np.testing.assert_array_equal(raw.predict()[["a", "b"]], calibrated.predict()[["a", "b"]])  # medians untouched
+    train_end = len(frame) - math.ceil(0.2 * len(frame))
+    n = (len(frame) - train_end - 2 + 1) * 2  # validation windows × steps, per channel
+    expected = math.ceil((n + 1) * 0.8) / n
+    coverage = _coverage(calibrated, frame, start=train_end)  # exactly the validation windows
+    assert ((coverage - expected).abs() <= 2 / n).all(), (coverage, expected)
+
+
+def test_calibrated_intervals_hold_their_coverage_on_new_data(undertrained):
+    raw, calibrated, _ = undertrained
+    fresh = _noise(3000, 1, "2021")
+    raw_coverage, coverage = _coverage(raw, fresh), _coverage(calibrated, fresh)
+    assert ((raw_coverage - 0.8).abs() > 0.1).any(), raw_coverage  # the raw heads are far off: a real test
+    assert ((coverage - 0.8).abs() < 0.04).all(), coverage
+
+
+def test_calibration_survives_save_and_load(undertrained, tmp_path):
+    _, calibrated, frame = undertrained
+    calibrated.save(tmp_path / "m")
+    loaded = Forecaster.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.interval_offsets_, calibrated.interval_offsets_)
+    pd.testing.assert_frame_equal(loaded.predict(frame), calibrated.predict(frame))

@@ -18,6 +18,7 @@ from samformer.analysis import (
     nuclear_norm,
     sharpness,
 )
+from samformer.errors import SamformerError
 from samformer.toy import PairWindows
 
 D, L, H = 3, 8, 4
@@ -151,3 +152,16 @@ def test_callback_logs_the_diagnostics_into_the_record():
     without = {"epoch": 1}
     diagnostics_callback(PairWindows(x.float(), y.float()), n_samples=8, with_sharpness=False)(model, without)
     assert "sharpness" not in without and "attention_entropy" in without
+
+
+def test_callback_measures_sharpness_only_on_the_requested_epochs():
+    model, x, y = small_problem()
+    model.float()
+    callback = diagnostics_callback(PairWindows(x.float(), y.float()), n_samples=8, max_iter=5, sharpness_every=3, last_epoch=5)
+    records = [{"epoch": e} for e in range(7)]
+    for record in records:
+        callback(model, record)
+    assert [r["epoch"] for r in records if "sharpness" in r] == [0, 3, 5, 6]  # multiples of 3, and the last epoch
+    assert all("attention_entropy" in r for r in records)  # the cheap statistics: every epoch
+    with pytest.raises(SamformerError, match="sharpness_every"):
+        diagnostics_callback(PairWindows(x.float(), y.float()), sharpness_every=0)

@@ -11,6 +11,7 @@ import torch
 from samformer.cli import main
 from samformer.reparam import SigmaReparamLinear
 from samformer.toy import METHODS, StudyConfig, ToyConfig, build_method, linear_mse, make_toy_data, oracle, run_toy_study
+from samformer.train import TrainConfig, fit
 
 SMALL = ToyConfig(seq_len=64, horizon=16, n_train=2000, n_val=400, n_test=200)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -55,12 +56,39 @@ def test_methods_differ_only_as_described():
     }
     assert all(model.revin is None for model, _ in models.values())
     assert isinstance(models["sigma_reparam"][0].attention.query, SigmaReparamLinear)
+    # the paper's section-2 model: values L→16 and an output projection 16→L, Keras initialisation (zero biases)
+    plain = models["transformer"][0].attention
+    assert plain.value.weight.shape == (16, 16) and plain.output is not None and plain.output.weight.shape == (16, 16)
+    assert all(torch.count_nonzero(layer.bias) == 0 for layer in (plain.query, plain.key, plain.value, plain.output))
+    # "Random Transformer": the attention matrix is frozen (W_Q, W_K), everything else trains
     frozen = models["random_attention"][0]
-    assert all(not p.requires_grad for p in frozen.attention_parameters())
-    assert all(p.requires_grad for p in frozen.forecaster.parameters())
+    frozen_ids = {id(p) for layer in (frozen.attention.query, frozen.attention.key) for p in layer.parameters()}
+    assert len(frozen_ids) == 4
+    assert all(p.requires_grad == (id(p) not in frozen_ids) for p in frozen.parameters())
     # the same draw for the same seed: the Transformer and SAMformer start from identical weights
     a, b = models["transformer"][0].state_dict(), models["samformer"][0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_pytorch_value_map_is_still_available():
+    model, _ = build_method("transformer", ToyConfig(seq_len=16, horizon=4), seed=0, value_dim=None, init="torch")
+    assert model.attention.output is None and model.attention.value.weight.shape == (16, 16)
+    assert torch.count_nonzero(model.attention.value.bias) > 0  # nn.Linear's uniform bias, not Keras' zeros
+
+
+def test_random_attention_trains_the_values_but_not_the_attention_matrix():
+    cfg = ToyConfig(seq_len=32, horizon=8, n_train=256, n_val=64, n_test=64)
+    data = make_toy_data(cfg)
+    model, _ = build_method("random_attention", cfg, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = data.windows("val").x
+    attn_before = model.attention.attention_weights(x).detach()
+    fit(model, data, TrainConfig(epochs=1, sam=False, seed=0, device="cpu", progress=False))
+    after = model.state_dict()
+    for name in before:
+        moved = not torch.equal(before[name], after[name])
+        assert moved == (not name.startswith(("attention.query.", "attention.key."))), name
+    assert torch.equal(model.attention.attention_weights(x).detach(), attn_before)
 
 
 def tiny_study(**overrides) -> dict:

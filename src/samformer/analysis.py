@@ -206,18 +206,26 @@ def diagnostics_callback(
     tol: float = 1e-3,
     batch_size: int = 256,
     seed: int = 0,
+    sharpness_every: int = 1,
+    last_epoch: int | None = None,
 ) -> Callable[[nn.Module, dict[str, Any]], None]:
     """A `fit` callback that adds the diagnostics to each epoch's record.
 
     Adds `sharpness` (when `with_sharpness`), `attention_entropy`, `nuclear_norm` (for models with
     attention) and `diagnostics_seconds`, all on the same `fixed_subset(windows, n_samples)`, typically
-    the training windows. `max_iter` and `tol` bound the Lanczos iteration.
+    the training windows. `max_iter` and `tol` bound the Lanczos iteration. λmax costs far more than the
+    attention statistics, so it can be measured only on epochs that are multiples of `sharpness_every`
+    (epoch 0, a record made before training, counts as one) and on `last_epoch`; the attention
+    statistics are logged every epoch.
     """
+    if not isinstance(sharpness_every, int) or sharpness_every < 1:
+        raise SamformerError(f"sharpness_every must be a positive integer, got {sharpness_every!r}")
     x, y = fixed_subset(windows, n_samples)
 
     def callback(model: nn.Module, record: dict[str, Any]) -> None:
         started = time.perf_counter()
-        if with_sharpness:
+        epoch = record.get("epoch", 0)
+        if with_sharpness and (epoch % sharpness_every == 0 or epoch == last_epoch):
             record["sharpness"] = sharpness(model, x, y, max_iter=max_iter, tol=tol, batch_size=batch_size, seed=seed)
         if getattr(model, "attention", None) is not None:
             record.update(attention_statistics(model, x))

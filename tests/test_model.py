@@ -195,3 +195,41 @@ def test_from_original_state_dict_gives_the_same_forecasts():
     torch.testing.assert_close(ours, original_forward(x, sd), rtol=1e-5, atol=1e-5)
     with pytest.raises(KeyError, match="compute_keys"):
         SAMformer.from_original_state_dict({k: v for k, v in sd.items() if not k.startswith("compute_keys")})
+
+
+def test_folded_values_give_the_plain_forward_and_gradients():
+    # float64, so that only the order of the arithmetic differs between the two paths.
+    torch.manual_seed(0)
+    folded = SAMformer(D, L, H, d_model=6).double()
+    randomise(folded)
+    plain = SAMformer(D, L, H, d_model=6).double()
+    plain.load_state_dict(folded.state_dict())
+    plain._folds_values_into_forecaster = lambda: False  # type: ignore[method-assign]
+    assert folded._folds_values_into_forecaster()
+    x = (torch.randn(B, L + 3, D, dtype=torch.float64) * 3 + 2).transpose(1, 2)[..., :L]  # strided, like a window view
+    target = torch.randn(B, D, H, dtype=torch.float64)
+    losses = []
+    for model in (folded, plain):
+        loss = ((model.forward_channels_first(x) - target) ** 2).mean()
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-12, atol=1e-12)
+    for (name, p), q in zip(folded.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def test_bf16_gradients_are_the_fp32_gradients_to_bf16_accuracy():
+    torch.manual_seed(0)
+    model = SAMformer(D, 64, H)
+    x, target = torch.randn(16, D, 64) * 3 + 2, torch.randn(16, D, H)
+    grads = []
+    for precision in (None, torch.bfloat16):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision is not None):
+            loss = ((model.forward_channels_first(x) - target) ** 2).mean()
+        assert loss.dtype == torch.float32
+        loss.backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert all(g.dtype == torch.float32 for g in grads[1]), "fp32 gradients for the fp32 master weights"
+    exact, low = (torch.cat([g.flatten() for g in gs]) for gs in grads)  # the key bias's gradient is 0 exactly
+    assert 0 < (low - exact).norm() <= 0.02 * exact.norm()

@@ -78,6 +78,10 @@ class RevIN(nn.Module):
         """
         if mask is not None:
             return self._normalize_masked(x, mask)
+        # Windows served as views of a (T, D) series are strided (B, D, L) tensors whose time axis is not
+        # contiguous; elementwise results inherit that layout, and every matrix product would then copy
+        # (or fall back to a slow batched product). One copy here makes everything downstream row-major.
+        x = x.contiguous()
         mean = x.mean(dim=-1, keepdim=True).detach()  # (B, D, 1)
         centred = x.detach() - mean
         # Two-pass variance: at these shapes torch.var's CPU kernel is ~20x slower than a mean.
@@ -234,22 +238,61 @@ class SAMformer(nn.Module):
             x, stats = self.revin.normalize(x, mask)
         elif mask is not None:
             x = torch.where(mask, x, 0.0)
+        else:
+            x = x.contiguous()  # see RevIN.normalize: row-major inputs keep the matrix products copy-free
         attn = None
         low_precision = _autocast_dtype(x.device.type)
         if low_precision is not None:
             # One cast for the attention, the residual and the forecaster (autocast would cast the input
             # of each matrix product separately, and add the residual in fp32).
             x = x.to(low_precision)
-        if self.attention is not None:
-            attended, attn = self.attention(x)
-            x = x + attended  # residual, (B, D, L)
         targets = self._targets
-        if targets is not None:
-            x = x[:, targets]  # (B, D, L) -> (B, D_targets, L)
-        y = self.forecaster(x)  # (B, ·, L) -> (B, ·, H)
+        if self._folds_values_into_forecaster():
+            y, attn = self._attend_and_forecast(x)
+        else:
+            if self.attention is not None:
+                attended, attn = self.attention(x)
+                x = x + attended  # residual, (B, D, L)
+            if targets is not None:
+                x = x[:, targets]  # (B, D, L) -> (B, D_targets, L)
+            y = self.forecaster(x)  # (B, ·, L) -> (B, ·, H)
         if stats is not None:
             y = self.revin.denormalize(y, stats, targets)
         return (y, attn) if return_attention else y
+
+    def _folds_values_into_forecaster(self) -> bool:
+        """Whether `_attend_and_forecast` applies: attention with plain linear maps and values L→L."""
+        att = self.attention
+        if att is None or att.output is not None:
+            return False
+        return all(type(m) is nn.Linear for m in (att.query, att.key, att.value, self.forecaster))
+
+    def _attend_and_forecast(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention, residual and forecaster on normalised inputs (B, D, L) -> (B, D_targets, H), attention (B, D, D).
+
+        The forecaster is linear and follows the values directly, so it is folded into them:
+        (X + A (X Wvᵀ + bv)) Wfᵀ + bf = (X Wfᵀ + bf) + A (X (Wf Wv)ᵀ + Wf bv). The product Wf Wv (H × L)
+        is formed once per batch instead of mapping every channel's values L → L and then L → H, which
+        is about 2.5× fewer FLOPs per epoch at batch 256 (1.45× at 32). The same parameters and, in exact
+        arithmetic, the same function and gradients; only the rounding differs.
+        """
+        att, fc = self.attention, self.forecaster
+        d, H = att.query.out_features, fc.out_features
+        dtype = x.dtype  # under autocast the low precision: each weight is cast once per call
+        direct_weight = torch.cat([att.query.weight, att.key.weight, fc.weight]).to(dtype)  # (2d + H, L)
+        biases = torch.cat([att.query.bias, att.key.bias, fc.bias, att.value.bias]).to(dtype)  # (2d + H + L,)
+        forecaster_weight = direct_weight[2 * d :]  # (H, L)
+        folded_weight = forecaster_weight @ att.value.weight.to(dtype)  # (H, L) @ (L, L) -> (H, L)
+        folded_bias = forecaster_weight @ biases[2 * d + H :]  # (H, L) @ (L,) -> (H,)
+        # One product gives queries, keys, the forecast of the inputs and the forecast of the values.
+        weight = torch.cat([direct_weight, folded_weight])  # (2d + 2H, L)
+        bias = torch.cat([biases[: 2 * d + H], folded_bias])
+        queries, keys, direct, values = nn.functional.linear(x, weight, bias).split([d, d, H, H], dim=-1)
+        attn = att._attention(queries, keys)  # (B, D, D)
+        rows = attn
+        if self._targets is not None:
+            direct, rows = direct[:, self._targets], attn[:, self._targets]  # (B, D_targets, ·)
+        return torch.baddbmm(direct, rows, values), attn  # (B, D_t, H) + (B, D_t, D) @ (B, D, H)
 
     def forward(self, x: torch.Tensor, return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Forecast from `x` of shape (B, L, D); returns (B, H, D) [and the (B, D, D) attention]."""

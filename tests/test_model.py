@@ -80,6 +80,27 @@ def test_tf_variant_projects_values_through_value_dim():
     torch.testing.assert_close(y, expected)
 
 
+def test_keras_init_uses_keras_glorot_fans():
+    # Keras' MultiHeadAttention kernels are (L, 1, width): fan_in = L, fan_out = width * L (the leading axis
+    # counts as a receptive field); the output projection (1, 16, L) and the Dense forecaster (L, H) are 2-D.
+    torch.manual_seed(0)
+    seq_len, horizon = 512, 96
+    model = SAMformer(7, seq_len, horizon, value_dim=16, init="keras")
+    att = model.attention
+    expected = {
+        "query": math.sqrt(6 / (seq_len + 16 * seq_len)),  # ≈ 0.0262
+        "key": math.sqrt(6 / (seq_len + 16 * seq_len)),
+        "value": math.sqrt(6 / (seq_len + 16 * seq_len)),
+        "output": math.sqrt(6 / (16 + seq_len)),  # ≈ 0.107
+    }
+    layers = {"query": att.query, "key": att.key, "value": att.value, "output": att.output}
+    for name, bound in [*expected.items(), ("forecaster", math.sqrt(6 / (seq_len + horizon)))]:
+        weight = (layers.get(name) or model.forecaster).weight
+        # uniform on [-b, b]: every draw inside, the extreme draws within 2 % of b (8192+ draws)
+        assert weight.abs().max() <= bound and weight.abs().max() > 0.98 * bound, name
+        assert weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05), name
+
+
 def test_attention_rows_sum_to_one_and_shape():
     model = SAMformer(D, L, H)
     y, attn = model(torch.randn(B, L, D), return_attention=True)

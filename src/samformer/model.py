@@ -37,7 +37,7 @@ class SAMformerConfig:
     attention: bool = True  # False: the linear ablation (no attention, no residual branch)
     revin: bool = True  # RevIN normalisation and its inverse
     sigma_reparam: bool = False  # σReparam on the query/key/value (and output) maps
-    init: Init = "torch"  # "torch": nn.Linear defaults; "keras": Glorot-uniform kernels, zero biases
+    init: Init = "torch"  # "torch": nn.Linear defaults; "keras": Glorot-uniform kernels (Keras' fans), zero biases
     target_channels: tuple[int, ...] | None = None  # channels forecast (modes S/MS); None: all (mode M)
 
     def __post_init__(self) -> None:
@@ -113,10 +113,19 @@ def _autocast_dtype(device_type: str) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
 
 
-def _linear(in_features: int, out_features: int, cfg: SAMformerConfig, reparam: bool) -> nn.Module:
+def _linear(in_features: int, out_features: int, cfg: SAMformerConfig, reparam: bool, head_kernel: bool = False) -> nn.Module:
+    """A linear map, initialised as PyTorch (`init="torch"`) or as the paper's Keras code (`"keras"`).
+
+    Keras draws kernels Glorot-uniform, U(±√(6 / (fan_in + fan_out))), with zero biases. A query, key or
+    value kernel of Keras' MultiHeadAttention (`head_kernel`) has shape (L, heads = 1, width), and Keras
+    counts the leading axis as a receptive field: fan_in = L, fan_out = width · L, so its bound is
+    √(6 / (L + width · L)), not the 2-D √(6 / (L + width)).
+    """
     layer = SigmaReparamLinear(in_features, out_features) if reparam else nn.Linear(in_features, out_features)
     if cfg.init == "keras":
-        nn.init.xavier_uniform_(layer.weight)
+        fan_in, fan_out = in_features, out_features * (in_features if head_kernel else 1)
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        nn.init.uniform_(layer.weight, -bound, bound)
         nn.init.zeros_(layer.bias)
         if reparam:
             layer.refresh_singular_vectors(iterations=50)
@@ -135,9 +144,9 @@ class ChannelAttention(nn.Module):
         super().__init__()
         L, reparam = cfg.seq_len, cfg.sigma_reparam
         self.scale = 1.0 / math.sqrt(cfg.d_model)
-        self.query = _linear(L, cfg.d_model, cfg, reparam)
-        self.key = _linear(L, cfg.d_model, cfg, reparam)
-        self.value = _linear(L, cfg.value_dim or L, cfg, reparam)
+        self.query = _linear(L, cfg.d_model, cfg, reparam, head_kernel=True)
+        self.key = _linear(L, cfg.d_model, cfg, reparam, head_kernel=True)
+        self.value = _linear(L, cfg.value_dim or L, cfg, reparam, head_kernel=True)
         self.output = _linear(cfg.value_dim, L, cfg, reparam) if cfg.value_dim else None
 
     def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

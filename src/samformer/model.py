@@ -78,16 +78,31 @@ class RevIN(nn.Module):
         """
         if mask is not None:
             return self._normalize_masked(x, mask)
+        centred, (mean, std) = self._centre(x)
+        # The affine map is folded into one per-row scale, so the (B, D, L) tensor is touched once.
+        return torch.addcmul(self.bias[:, None], centred, self.weight[:, None] / std), (mean, std)
+
+    def standardize(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """`normalize` without the learnable affine map: (x − mean) / std, which carries no gradient.
+
+        ``normalize(x)[0] == standardize(x)[0] * weight[:, None] + bias[:, None]``; a caller that applies
+        the affine map itself after a linear map (see `SAMformer._attend_and_forecast`) saves the
+        gradient with respect to the (B, D, L) input.
+        """
+        centred, (mean, std) = self._centre(x)
+        return centred / std, (mean, std)
+
+    def _centre(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x − mean (detached) and the per-row (mean, std) of `x` (B, D, L), each (B, D, 1)."""
         # Windows served as views of a (T, D) series are strided (B, D, L) tensors whose time axis is not
         # contiguous; elementwise results inherit that layout, and every matrix product would then copy
         # (or fall back to a slow batched product). One copy here makes everything downstream row-major.
-        x = x.contiguous()
-        mean = x.mean(dim=-1, keepdim=True).detach()  # (B, D, 1)
-        centred = x.detach() - mean
+        x = x.detach().contiguous()
+        mean = x.mean(dim=-1, keepdim=True)  # (B, D, 1)
+        centred = x - mean
         # Two-pass variance: at these shapes torch.var's CPU kernel is ~20x slower than a mean.
         std = torch.sqrt(centred.square().mean(dim=-1, keepdim=True) + self.eps)
-        # The affine map is folded into one per-row scale, so the (B, D, L) tensor is touched once.
-        return torch.addcmul(self.bias[:, None], centred, self.weight[:, None] / std), (mean, std)
+        return centred, (mean, std)
 
     def _normalize_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         count = mask.sum(dim=-1, keepdim=True).clamp(min=1)  # (B, D, 1); an all-missing row gets mean 0, std √eps
@@ -108,9 +123,14 @@ class RevIN(nn.Module):
         return torch.addcmul(mean - bias[:, None] * scale, y, scale)
 
 
-def _autocast_dtype(device_type: str) -> torch.dtype | None:
-    """The dtype autocast computes matrix products in on `device_type`, or None when autocast is off."""
-    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+def _to_autocast_dtype(x: torch.Tensor) -> torch.Tensor:
+    """`x` in the dtype autocast computes matrix products in, or unchanged when autocast is off.
+
+    One cast for the attention, the residual and the forecaster: autocast would cast the input of each
+    matrix product separately, and add the residual in fp32.
+    """
+    device_type = x.device.type
+    return x.to(torch.get_autocast_dtype(device_type)) if torch.is_autocast_enabled(device_type) else x
 
 
 def _linear(in_features: int, out_features: int, cfg: SAMformerConfig, reparam: bool, head_kernel: bool = False) -> nn.Module:
@@ -242,32 +262,34 @@ class SAMformer(nn.Module):
         `mask` (bool, shape of `x`, True = observed) keeps missing inputs out of RevIN's statistics; without
         RevIN they are set to 0, the mean of standardised data.
         """
-        stats = None
-        if self.revin is not None:
-            x, stats = self.revin.normalize(x, mask)
-        elif mask is not None:
-            x = torch.where(mask, x, 0.0)
-        else:
-            x = x.contiguous()  # see RevIN.normalize: row-major inputs keep the matrix products copy-free
         attn = None
-        low_precision = _autocast_dtype(x.device.type)
-        if low_precision is not None:
-            # One cast for the attention, the residual and the forecaster (autocast would cast the input
-            # of each matrix product separately, and add the residual in fp32).
-            x = x.to(low_precision)
         targets = self._targets
-        if self._folds_values_into_forecaster():
-            y, attn = self._attend_and_forecast(x)
+        if self._folds_values_into_forecaster() and self.revin is not None and mask is None:
+            z, stats = self.revin.standardize(x)  # RevIN's affine map is applied after the first product
+            y, attn = self._attend_and_forecast(_to_autocast_dtype(z), (self.revin.weight, self.revin.bias))
         else:
-            if self.attention is not None:
-                attended, attn = self.attention(x)
-                x = x + attended  # residual, (B, D, L)
-            if targets is not None:
-                x = x[:, targets]  # (B, D, L) -> (B, D_targets, L)
-            y = self.forecaster(x)  # (B, ·, L) -> (B, ·, H)
+            x, stats = self._normalize(x, mask)
+            x = _to_autocast_dtype(x)
+            if self._folds_values_into_forecaster():
+                y, attn = self._attend_and_forecast(x)
+            else:
+                if self.attention is not None:
+                    attended, attn = self.attention(x)
+                    x = x + attended  # residual, (B, D, L)
+                if targets is not None:
+                    x = x[:, targets]  # (B, D, L) -> (B, D_targets, L)
+                y = self.forecaster(x)  # (B, ·, L) -> (B, ·, H)
         if stats is not None:
             y = self.revin.denormalize(y, stats, targets)
         return (y, attn) if return_attention else y
+
+    def _normalize(self, x: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """RevIN-normalised inputs and their statistics, or (without RevIN) the inputs with missing values at 0."""
+        if self.revin is not None:
+            return self.revin.normalize(x, mask)
+        if mask is not None:
+            return torch.where(mask, x, 0.0), None
+        return x.contiguous(), None  # see RevIN._centre: row-major inputs keep the matrix products copy-free
 
     def _folds_values_into_forecaster(self) -> bool:
         """Whether `_attend_and_forecast` applies: attention with plain linear maps and values L→L."""
@@ -276,8 +298,15 @@ class SAMformer(nn.Module):
             return False
         return all(type(m) is nn.Linear for m in (att.query, att.key, att.value, self.forecaster))
 
-    def _attend_and_forecast(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _attend_and_forecast(
+        self, x: torch.Tensor, affine: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention, residual and forecaster on normalised inputs (B, D, L) -> (B, D_targets, H), attention (B, D, D).
+
+        With `affine` = (a, b), each of shape (D,), `x` holds standardised inputs z and the network's
+        input is a z + b (RevIN's affine map). That map is applied after the first product instead,
+        ((a z + b) Wᵀ = a (z Wᵀ) + b (W 1)ᵀ, per channel): z carries no gradient, so the backward pass
+        skips the (B·D, L) input gradient, one of the three large products of a training step.
 
         The forecaster is linear and follows the values directly, so it is folded into them:
         (X + A (X Wvᵀ + bv)) Wfᵀ + bf = (X Wfᵀ + bf) + A (X (Wf Wv)ᵀ + Wf bv). The product Wf Wv (H × L)
@@ -296,7 +325,13 @@ class SAMformer(nn.Module):
         # One product gives queries, keys, the forecast of the inputs and the forecast of the values.
         weight = torch.cat([direct_weight, folded_weight])  # (2d + 2H, L)
         bias = torch.cat([biases[: 2 * d + H], folded_bias])
-        queries, keys, direct, values = nn.functional.linear(x, weight, bias).split([d, d, H, H], dim=-1)
+        if affine is None:
+            projected = nn.functional.linear(x, weight, bias)  # (B, D, L) -> (B, D, 2d + 2H)
+        else:
+            scale, shift = (t.to(dtype)[:, None] for t in affine)  # (D, 1) each
+            offset = torch.addcmul(bias, shift, weight.sum(dim=1))  # (D, 2d + 2H): b (W 1)ᵀ + bias
+            projected = torch.addcmul(offset, scale, nn.functional.linear(x, weight))  # (B, D, 2d + 2H)
+        queries, keys, direct, values = projected.split([d, d, H, H], dim=-1)
         attn = att._attention(queries, keys)  # (B, D, D)
         rows = attn
         if self._targets is not None:

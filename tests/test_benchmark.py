@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from samformer.benchmark import grid, pending, render_table, run_grid, run_path, summarise
+from samformer.benchmark import grid, pending, render_table, run_grid, run_path, summarise, summarise_tuned
 from samformer.cli import main
 
 TINY = {"epochs": 2, "batch_size": 64, "progress": False}
@@ -65,11 +65,13 @@ def test_corrupt_run_file_is_reported_moved_aside_and_redone(tmp_path, small_csv
     assert json.loads(path.read_text())["test_mse"] == good["test_mse"]
 
 
-def write_run(root: Path, variant: str, dataset: str, horizon: int, seed: int, mse: float, mae: float, protocol: str = "paper"):
+def write_run(
+    root: Path, variant: str, dataset: str, horizon: int, seed: int, mse: float, mae: float, protocol: str = "paper", val: float = 0.5
+):
     path = root / variant / dataset / f"H{horizon}" / f"seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"dataset": dataset, "horizon": horizon, "seq_len": 512, "seed": seed, "variant": variant}
-    record |= {"test_mse": mse, "test_mae": mae, "val_mse": 0.5, "protocol": protocol, "train_seconds": 10.0}
+    record |= {"test_mse": mse, "test_mae": mae, "val_mse": val, "protocol": protocol, "train_seconds": 10.0}
     path.write_text(json.dumps(record))
 
 
@@ -111,7 +113,36 @@ def test_table_gives_hand_computed_means_and_stds(tmp_path, capsys):
         "mae_mean",
         "mae_std",
         "paper_mse",
+        "selected",
     }
+
+
+def test_tuned_cells_select_on_validation_over_the_seeds_every_setting_ran(tmp_path, capsys):
+    search = tmp_path / "search"
+    # rho=0.3 has only seed 0; rho=0.7 has seeds 0-2, with a lower validation mean over all three
+    # (0.2) but a higher one on seed 0, the only seed both ran: rho=0.3 must be selected.
+    write_run(search / "rho=0.3", "samformer", "ETTh2", 720, 0, 0.50, 0.45, protocol="custom(rho=0.3)", val=0.55)
+    for seed, (val, mse) in enumerate([(0.60, 0.30), (0.00, 0.31), (0.00, 0.32)]):
+        write_run(search / "rho=0.7", "samformer", "ETTh2", 720, seed, mse, 0.40, val=val)
+    # another cell where the better test MSE (rho=0.3) must not sway the choice: validation picks rho=0.7
+    write_run(search / "rho=0.3", "samformer", "ETTh1", 96, 0, 0.10, 0.20, protocol="custom(rho=0.3)", val=0.70)
+    write_run(search / "rho=0.7", "samformer", "ETTh1", 96, 0, 0.40, 0.41, val=0.69)
+    write_run(search / "rho=0.7", "samformer", "ETTh1", 96, 1, 0.44, 0.43, val=0.90)
+    cells = {(c["dataset"], c["horizon"]): c for c in summarise_tuned(search)}
+    assert cells[("ETTh2", 720)]["selected"] == "rho=0.3"
+    assert cells[("ETTh2", 720)]["selection_seeds"] == [0]
+    assert (cells[("ETTh2", 720)]["n_seeds"], cells[("ETTh2", 720)]["mse_mean"]) == (1, 0.50)
+    assert cells[("ETTh1", 96)]["selected"] == "rho=0.7"
+    assert cells[("ETTh1", 96)]["mse_mean"] == pytest.approx(0.42)  # both seeds of rho=0.7
+    assert cells[("ETTh1", 96)]["mse_std"] == pytest.approx(0.04 / 2**0.5)
+    assert {c["protocol"] for c in cells.values()} == {"tuned(rho)"}
+
+    write_run(tmp_path / "runs", "samformer", "ETTh1", 96, 0, 0.36, 0.39)
+    assert main(["table", str(tmp_path / "runs"), "--tuned", str(search)]) == 0
+    md = capsys.readouterr().out
+    assert "### samformer (protocol: tuned(rho))" in md and "| ETTh2 | 720 | 1 (rho=0.3) | 0.500 ± 0.000 |" in md
+    assert main(["table", str(tmp_path / "runs"), "--tuned", str(tmp_path / "missing")]) == 2
+    assert "--tuned" in capsys.readouterr().err
 
 
 def test_runs_with_other_protocols_are_kept_apart(tmp_path):

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from samformer.benchmark import cells_as_json, grid, render_table, run_grid, summarise
+from samformer.benchmark import cells_as_json, grid, render_table, run_grid, summarise, summarise_tuned
 from samformer.commands.options import non_negative_float, positive_int
 from samformer.datasets import get_benchmark
 from samformer.errors import SamformerError
@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     table = sub.add_parser("table", help="the comparison table, regenerated from stored run files only")
     table.add_argument("runs", help="directory written by `samformer benchmark`")
     table.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    table.add_argument(
+        "--tuned",
+        metavar="DIR",
+        default=None,
+        help="also the cells of a search directory (a sub-directory per setting, e.g. rho=0.3), at the setting selected on validation",
+    )
     table.set_defaults(func=cmd_table)
 
 
@@ -88,5 +94,11 @@ def cmd_table(args: argparse.Namespace) -> int:
     cells = summarise(args.runs)
     if not cells:
         raise SamformerError(f"no run files under {args.runs}; run `samformer benchmark --out {args.runs}` first")
+    if args.tuned is not None:
+        if not Path(args.tuned).is_dir():
+            raise SamformerError(
+                f"--tuned {args.tuned} is not a directory; give the --out of `samformer sweep --search` (or of benchmarks/tune_rho.sh)"
+            )
+        cells += summarise_tuned(args.tuned)
     sys.stdout.write(cells_as_json(cells) + "\n" if args.format == "json" else render_table(cells, args.format))
     return 0

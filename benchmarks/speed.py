@@ -16,9 +16,9 @@ L=512, H=96, d=16 that is 27.6 MFLOP per window and step, 222 GFLOP per ETTh1 ep
 The floor of an epoch is that count divided by the measured matmul peak of its precision: the best
 GFLOP/s over several shapes (`PEAK_SHAPES`: large squares and the model's own), for fp32 tensors, bf16
 tensors, and fp32 tensors under bf16 autocast (which pays for the casts). samformer itself folds the
-values into the forecaster (`SAMformer._attend_and_forecast`), which needs fewer FLOPs than that
-count (`folded_flops_per_window`); the script prints that count and its floor too, but the ratios in
-the table are to the nominal floor, as the issue defines it.
+values into the forecaster and applies RevIN's affine map after the first product (`samformer.fused`),
+which needs fewer FLOPs than that count (`fused_flops_per_window`); the script prints that count and
+its floor too, but the ratios in the table are to the nominal floor, as the issue defines it.
 """
 
 from __future__ import annotations
@@ -58,18 +58,19 @@ def flops_per_window(n_channels: int, seq_len: int, horizon: int, d_model: int =
     return 2 * 3 * forward  # SAM: two passes of forward + backward (= 3 forwards)
 
 
-def folded_flops_per_window(n_channels: int, seq_len: int, horizon: int, batch_size: int, d_model: int = D_MODEL) -> float:
-    """Matmul FLOPs per window and SAM step of the computation `SAMformer` actually runs.
+def fused_flops_per_window(n_channels: int, seq_len: int, horizon: int, batch_size: int, d_model: int = D_MODEL) -> float:
+    """Matmul FLOPs per window and SAM step of the computation `SAMformer` actually runs (`samformer.fused`).
 
-    The values are folded into the forecaster (`SAMformer._attend_and_forecast`): one product maps every
-    channel's L inputs to queries, keys, the forecast and the forecast of the values (2d + 2H outputs),
-    and Wf Wv (H × L × L) is formed once per batch, its backward costing two such products.
+    One product maps every channel's L standardised inputs to queries, keys, the forecast and the
+    forecast of the values (2d + 2H outputs); the inputs carry no gradient, so its backward pass is the
+    weight gradient alone. Wf Wv (H × L × L) is formed once per batch, its backward costing two such
+    products.
     """
     D, L, H, d = n_channels, seq_len, horizon, d_model
-    forward = 2 * D * L * (2 * d + 2 * H)  # (D, L) @ (L, 2d + 2H)
-    forward += 2 * D * d * D + 2 * D * D * H  # scores and attention @ folded values (D, D) @ (D, H)
+    projection = 2 * D * L * (2 * d + 2 * H)  # (D, L) @ (L, 2d + 2H)
+    attention = 2 * D * d * D + 2 * D * D * H  # scores and attention @ folded values (D, D) @ (D, H)
     per_batch = 3 * (2 * H * L * L)  # Wf Wv forward, and its two gradient products
-    return 2 * (3 * forward + per_batch / batch_size)
+    return 2 * (2 * projection + 3 * attention + per_batch / batch_size)
 
 
 PEAK_SHAPES = [(2048, 2048, 2048), (4096, 4096, 4096), (1024, 1024, 1024), (8192, 512, 512), (7168, 512, 224)]
@@ -237,10 +238,10 @@ def main() -> None:
     floor = {p: gflop_epoch / peak[p] for p in peak}
     print(f"peak (best shape): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
     print(f"one SAM epoch: {gflop_epoch:.1f} GFLOP -> floor {floor['fp32']:.2f} s (fp32), {floor['bf16']:.2f} s (bf16)")
-    folded = {b: n_windows * folded_flops_per_window(n_channels, SEQ_LEN, HORIZON, int(b)) / 1e9 for b in args.batch_sizes.split(",")}
+    folded = {b: n_windows * fused_flops_per_window(n_channels, SEQ_LEN, HORIZON, int(b)) / 1e9 for b in args.batch_sizes.split(",")}
     for b, gflop in folded.items():
         print(
-            f"  as samformer computes it (values folded into the forecaster), batch {b}: {gflop:.1f} GFLOP "
+            f"  as samformer computes it (samformer.fused: values folded, no input gradient), batch {b}: {gflop:.1f} GFLOP "
             f"-> {gflop / peak['fp32']:.2f} s (fp32), {gflop / peak['bf16']:.2f} s (bf16)"
         )
 

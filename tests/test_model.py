@@ -218,24 +218,33 @@ def test_from_original_state_dict_gives_the_same_forecasts():
         SAMformer.from_original_state_dict({k: v for k, v in sd.items() if not k.startswith("compute_keys")})
 
 
-def test_folded_values_give_the_plain_forward_and_gradients():
-    # float64, so that only the order of the arithmetic differs between the two paths.
+@pytest.mark.parametrize(
+    "options, masked",
+    [({}, False), ({}, True), ({"target_channels": (3, 0)}, False), ({"revin": False}, False), ({"revin": False}, True)],
+)
+def test_fused_forward_gives_the_plain_forward_and_gradients(options, masked):
+    # float64, so that only the order of the arithmetic differs between the fused node and the modules.
     torch.manual_seed(0)
-    folded = SAMformer(D, L, H, d_model=6).double()
-    randomise(folded)
-    plain = SAMformer(D, L, H, d_model=6).double()
-    plain.load_state_dict(folded.state_dict())
-    plain._folds_values_into_forecaster = lambda: False  # type: ignore[method-assign]
-    assert folded._folds_values_into_forecaster()
+    fused = SAMformer(D, L, H, d_model=6, **options).double()
+    randomise(fused)
+    plain = SAMformer(D, L, H, d_model=6, **options).double()
+    plain.load_state_dict(fused.state_dict())
+    plain._fused = lambda: False  # type: ignore[method-assign]
+    assert fused._fused()
     x = (torch.randn(B, L + 3, D, dtype=torch.float64) * 3 + 2).transpose(1, 2)[..., :L]  # strided, like a window view
-    target = torch.randn(B, D, H, dtype=torch.float64)
-    losses = []
-    for model in (folded, plain):
-        loss = ((model.forward_channels_first(x) - target) ** 2).mean()
+    mask = torch.rand(B, D, L) > 0.3 if masked else None
+    n_out = len(options.get("target_channels", range(D)))
+    target = torch.randn(B, n_out, H, dtype=torch.float64)
+    losses, attentions = [], []
+    for model in (fused, plain):
+        y, attn = model.forward_channels_first(x, return_attention=True, mask=mask)
+        loss = ((y - target) ** 2).mean()
         loss.backward()
         losses.append(loss)
+        attentions.append(attn)
     torch.testing.assert_close(losses[0], losses[1], rtol=1e-12, atol=1e-12)
-    for (name, p), q in zip(folded.named_parameters(), plain.parameters(), strict=True):
+    torch.testing.assert_close(attentions[0], attentions[1], rtol=1e-12, atol=1e-12)
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-10, msg=name)
 
 

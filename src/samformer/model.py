@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from samformer.errors import ShapeError
+from samformer.fused import attend_and_forecast
 from samformer.reparam import SigmaReparamLinear
 
 Init = Literal["torch", "keras"]
@@ -76,24 +77,17 @@ class RevIN(nn.Module):
         values and each missing value becomes the window's mean (0 before the affine map), whatever `x`
         holds there (NaN included).
         """
-        if mask is not None:
-            return self._normalize_masked(x, mask)
-        centred, (mean, std) = self._centre(x)
-        # The affine map is folded into one per-row scale, so the (B, D, L) tensor is touched once.
-        return torch.addcmul(self.bias[:, None], centred, self.weight[:, None] / std), (mean, std)
+        z, stats = self.standardize(x, mask)
+        return torch.addcmul(self.bias[:, None], z, self.weight[:, None]), stats
 
-    def standardize(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def standardize(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """`normalize` without the learnable affine map: (x − mean) / std, which carries no gradient.
 
-        ``normalize(x)[0] == standardize(x)[0] * weight[:, None] + bias[:, None]``; a caller that applies
-        the affine map itself after a linear map (see `SAMformer._attend_and_forecast`) saves the
-        gradient with respect to the (B, D, L) input.
+        ``normalize(x)[0] == standardize(x)[0] * weight[:, None] + bias[:, None]``; the fused forward
+        pass (`samformer.fused`) applies the affine map itself, after its first product.
         """
-        centred, (mean, std) = self._centre(x)
-        return centred / std, (mean, std)
-
-    def _centre(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """x − mean (detached) and the per-row (mean, std) of `x` (B, D, L), each (B, D, 1)."""
+        if mask is not None:
+            return self._standardize_masked(x, mask)
         # Windows served as views of a (T, D) series are strided (B, D, L) tensors whose time axis is not
         # contiguous; elementwise results inherit that layout, and every matrix product would then copy
         # (or fall back to a slow batched product). One copy here makes everything downstream row-major.
@@ -102,16 +96,16 @@ class RevIN(nn.Module):
         centred = x - mean
         # Two-pass variance: at these shapes torch.var's CPU kernel is ~20x slower than a mean.
         std = torch.sqrt(centred.square().mean(dim=-1, keepdim=True) + self.eps)
-        return centred, (mean, std)
+        return centred / std, (mean, std)
 
-    def _normalize_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def _standardize_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        x = x.detach()
         count = mask.sum(dim=-1, keepdim=True).clamp(min=1)  # (B, D, 1); an all-missing row gets mean 0, std √eps
         x = torch.where(mask, x, 0.0)
-        mean = (x.sum(dim=-1, keepdim=True) / count).detach()  # (B, D, 1)
+        mean = x.sum(dim=-1, keepdim=True) / count  # (B, D, 1)
         var = torch.where(mask, x - mean, 0.0).square().sum(dim=-1, keepdim=True) / count
-        std = torch.sqrt(var + self.eps).detach()
-        x = torch.where(mask, (x - mean) / std, 0.0)
-        return x * self.weight[:, None] + self.bias[:, None], (mean, std)
+        std = torch.sqrt(var + self.eps)
+        return torch.where(mask, (x - mean) / std, 0.0), (mean, std)
 
     def denormalize(self, y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor], channels: list[int] | None = None) -> torch.Tensor:
         """Exact inverse of `normalize` applied to `y` of shape (B, D, H), or (B, len(channels), H)."""
@@ -262,81 +256,41 @@ class SAMformer(nn.Module):
         `mask` (bool, shape of `x`, True = observed) keeps missing inputs out of RevIN's statistics; without
         RevIN they are set to 0, the mean of standardised data.
         """
-        attn = None
         targets = self._targets
-        if self._folds_values_into_forecaster() and self.revin is not None and mask is None:
-            z, stats = self.revin.standardize(x)  # RevIN's affine map is applied after the first product
-            y, attn = self._attend_and_forecast(_to_autocast_dtype(z), (self.revin.weight, self.revin.bias))
-        else:
-            x, stats = self._normalize(x, mask)
-            x = _to_autocast_dtype(x)
-            if self._folds_values_into_forecaster():
-                y, attn = self._attend_and_forecast(x)
+        if self._fused():
+            if self.revin is not None:
+                z, stats = self.revin.standardize(x, mask)
             else:
-                if self.attention is not None:
-                    attended, attn = self.attention(x)
-                    x = x + attended  # residual, (B, D, L)
-                if targets is not None:
-                    x = x[:, targets]  # (B, D, L) -> (B, D_targets, L)
-                y = self.forecaster(x)  # (B, ·, L) -> (B, ·, H)
+                z, stats = self._missing_as_zero(x, mask), None
+            y, attn = attend_and_forecast(z, stats, self.revin, self.attention, self.forecaster, targets)
+            return (y, attn) if return_attention else y
+        attn = None
+        if self.revin is not None:
+            x, stats = self.revin.normalize(x, mask)
+        else:
+            x, stats = self._missing_as_zero(x, mask), None
+        x = _to_autocast_dtype(x)
+        if self.attention is not None:
+            attended, attn = self.attention(x)
+            x = x + attended  # residual, (B, D, L)
+        if targets is not None:
+            x = x[:, targets]  # (B, D, L) -> (B, D_targets, L)
+        y = self.forecaster(x)  # (B, ·, L) -> (B, ·, H)
         if stats is not None:
             y = self.revin.denormalize(y, stats, targets)
         return (y, attn) if return_attention else y
 
-    def _normalize(self, x: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """RevIN-normalised inputs and their statistics, or (without RevIN) the inputs with missing values at 0."""
-        if self.revin is not None:
-            return self.revin.normalize(x, mask)
-        if mask is not None:
-            return torch.where(mask, x, 0.0), None
-        return x.contiguous(), None  # see RevIN._centre: row-major inputs keep the matrix products copy-free
+    @staticmethod
+    def _missing_as_zero(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Inputs without RevIN: missing values set to 0 (the mean of standardised data), row-major."""
+        return torch.where(mask, x, 0.0) if mask is not None else x.contiguous()  # see RevIN.standardize
 
-    def _folds_values_into_forecaster(self) -> bool:
-        """Whether `_attend_and_forecast` applies: attention with plain linear maps and values L→L."""
+    def _fused(self) -> bool:
+        """Whether `samformer.fused.attend_and_forecast` applies: attention with plain linear maps, values L→L."""
         att = self.attention
         if att is None or att.output is not None:
             return False
         return all(type(m) is nn.Linear for m in (att.query, att.key, att.value, self.forecaster))
-
-    def _attend_and_forecast(
-        self, x: torch.Tensor, affine: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attention, residual and forecaster on normalised inputs (B, D, L) -> (B, D_targets, H), attention (B, D, D).
-
-        With `affine` = (a, b), each of shape (D,), `x` holds standardised inputs z and the network's
-        input is a z + b (RevIN's affine map). That map is applied after the first product instead,
-        ((a z + b) Wᵀ = a (z Wᵀ) + b (W 1)ᵀ, per channel): z carries no gradient, so the backward pass
-        skips the (B·D, L) input gradient, one of the three large products of a training step.
-
-        The forecaster is linear and follows the values directly, so it is folded into them:
-        (X + A (X Wvᵀ + bv)) Wfᵀ + bf = (X Wfᵀ + bf) + A (X (Wf Wv)ᵀ + Wf bv). The product Wf Wv (H × L)
-        is formed once per batch instead of mapping every channel's values L → L and then L → H, which
-        is about 2.5× fewer FLOPs per epoch at batch 256 (1.45× at 32). The same parameters and, in exact
-        arithmetic, the same function and gradients; only the rounding differs.
-        """
-        att, fc = self.attention, self.forecaster
-        d, H = att.query.out_features, fc.out_features
-        dtype = x.dtype  # under autocast the low precision: each weight is cast once per call
-        direct_weight = torch.cat([att.query.weight, att.key.weight, fc.weight]).to(dtype)  # (2d + H, L)
-        biases = torch.cat([att.query.bias, att.key.bias, fc.bias, att.value.bias]).to(dtype)  # (2d + H + L,)
-        forecaster_weight = direct_weight[2 * d :]  # (H, L)
-        folded_weight = forecaster_weight @ att.value.weight.to(dtype)  # (H, L) @ (L, L) -> (H, L)
-        folded_bias = forecaster_weight @ biases[2 * d + H :]  # (H, L) @ (L,) -> (H,)
-        # One product gives queries, keys, the forecast of the inputs and the forecast of the values.
-        weight = torch.cat([direct_weight, folded_weight])  # (2d + 2H, L)
-        bias = torch.cat([biases[: 2 * d + H], folded_bias])
-        if affine is None:
-            projected = nn.functional.linear(x, weight, bias)  # (B, D, L) -> (B, D, 2d + 2H)
-        else:
-            scale, shift = (t.to(dtype)[:, None] for t in affine)  # (D, 1) each
-            offset = torch.addcmul(bias, shift, weight.sum(dim=1))  # (D, 2d + 2H): b (W 1)ᵀ + bias
-            projected = torch.addcmul(offset, scale, nn.functional.linear(x, weight))  # (B, D, 2d + 2H)
-        queries, keys, direct, values = projected.split([d, d, H, H], dim=-1)
-        attn = att._attention(queries, keys)  # (B, D, D)
-        rows = attn
-        if self._targets is not None:
-            direct, rows = direct[:, self._targets], attn[:, self._targets]  # (B, D_targets, ·)
-        return torch.baddbmm(direct, rows, values), attn  # (B, D_t, H) + (B, D_t, D) @ (B, D, H)
 
     def forward(self, x: torch.Tensor, return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Forecast from `x` of shape (B, L, D); returns (B, H, D) [and the (B, D, D) attention]."""

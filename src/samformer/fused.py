@@ -1,0 +1,175 @@
+"""SAMformer's forward pass as one autograd node with a hand-written backward pass.
+
+At the paper's batch of 32 a training step is dominated by the fixed cost of each tensor operation,
+not by arithmetic: autograd records ~30 nodes per forward pass and runs ~60 operations backward,
+most on tensors of a few thousand values. `attend_and_forecast` computes the same function and the
+same gradients with about a third of the operations, and spends the FLOPs where they are unavoidable:
+
+- the value map is folded into the forecaster, Wf (X Wvᵀ + bv) = X (Wf Wv)ᵀ + Wf bv, so the product
+  with the (L, L) value weight happens once per batch (H × L × L) instead of once per channel;
+- queries, keys, the forecast of the inputs and the forecast of the values come from one product
+  of the inputs with the stacked weights, W = [Wq; Wk; Wf; Wf Wv] of shape (2d + 2H, L);
+- RevIN's affine map x = a z + b is applied after that product, (a z + b) Wᵀ = a (z Wᵀ) + b (W 1)ᵀ,
+  so the backward pass needs no gradient with respect to the (B, D, L) input;
+- only the three large products (Wf Wv, z Wᵀ and their gradients) run in the low precision under
+  autocast; the (B, D, D) attention and everything elementwise stay in fp32.
+
+Notation (shapes): z standardised inputs (B, D, L); a, b RevIN's affine weight and bias (D,);
+Q, K (B, D, d); A = softmax(Q Kᵀ / √d) (B, D, D); forecast Y = (X Wfᵀ + bf) + A (X W̃ᵀ + b̃) with
+X = a z + b, W̃ = Wf Wv, b̃ = Wf bv; then RevIN's inverse. `test_model.py` checks the result and
+every gradient against the plain modules in float64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+    """The forecast, the attention and the tensors the backward pass needs (see the module docstring)."""
+    d, H, master = wq.shape[0], wf.shape[0], wf.dtype
+    wf_low, wv_low = wf.to(dtype), wv.to(dtype)
+    folded = (wf_low @ wv_low).to(master)  # (H, L) @ (L, L) -> (H, L)
+    weight = torch.cat([wq, wk, wf, folded])  # (2d + 2H, L)
+    bias = torch.cat([bq, bk, bf, wf @ bv])  # (2d + 2H,)
+    weight_low = weight.to(dtype)
+    projected = torch.matmul(z, weight_low.T).to(master)  # (B, D, L) -> (B, D, 2d + 2H)
+    if a is not None:
+        row_sums = weight.sum(dim=1)  # (2d + 2H,): W 1
+        out = torch.addcmul(torch.addcmul(bias, b[:, None], row_sums), a[:, None], projected)  # a (z Wᵀ) + b (W 1)ᵀ + bias
+    else:
+        row_sums, out = None, projected + bias
+    queries, keys, direct, values = out.split([d, d, H, H], dim=-1)
+    attn = torch.softmax(torch.bmm(queries, keys.transpose(1, 2)) * scale, dim=-1)  # (B, D, D)
+    rows, direct_t = (attn, direct) if targets is None else (attn[:, targets], direct[:, targets])
+    y = torch.baddbmm(direct_t, rows, values)  # (B, Dt, H) + (B, Dt, D) @ (B, D, H)
+    k = None
+    if mean is not None:
+        mean_t, std_t, a_t, b_t = (mean, std, a, b) if targets is None else (mean[:, targets], std[:, targets], a[targets], b[targets])
+        k = std_t / (a_t[:, None] + eps**2)  # (B, Dt, 1)
+        forecast = torch.addcmul(mean_t - b_t[:, None] * k, y, k)
+    else:
+        forecast = y
+    return forecast, attn, (z, projected, queries, keys, values, attn, y, k, a, b, row_sums, wf, wf_low, wv_low, bv)
+
+
+class _AttendAndForecast(torch.autograd.Function):
+    """Inputs: z (no gradient), the RevIN statistics and affine (or None), the attention and forecaster weights."""
+
+    @staticmethod
+    def forward(ctx: Any, z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+        forecast, attn, saved = _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
+        ctx.mark_non_differentiable(attn)
+        ctx.save_for_backward(*saved)
+        ctx.scale, ctx.targets, ctx.dtype, ctx.eps, ctx.sizes = scale, targets, dtype, eps, (wq.shape[0], wf.shape[0])
+        return forecast, attn
+
+    @staticmethod
+    def backward(ctx: Any, grad, _grad_attn):  # grad: (B, Dt, H)
+        z, projected, queries, keys, values, attn, y, k, a, b, row_sums, wf, wf_low, wv_low, bv = ctx.saved_tensors
+        scale, targets, dtype, eps, (d, H) = ctx.scale, ctx.targets, ctx.dtype, ctx.eps, ctx.sizes
+        master = wf.dtype
+        B, D, L = z.shape
+        grad_a = grad_b = None
+        if k is not None:  # RevIN's inverse: forecast = (y − b) k + mean, k = std / (a + eps²)
+            b_t, a_t = (b, a) if targets is None else (b[targets], a[targets])
+            grad_k = (grad * (y - b_t[:, None])).sum(dim=-1, keepdim=True)  # (B, Dt, 1)
+            grad_a_t = (grad_k * k).sum(dim=(0, 2)) / -(a_t + eps**2)  # dk/da = −k / (a + eps²)
+            grad = grad * k  # (B, Dt, H): gradient of y
+            grad_b_t = -grad.sum(dim=(0, 2))
+            if targets is None:
+                grad_a, grad_b = grad_a_t, grad_b_t
+            else:
+                grad_a = torch.zeros_like(a).index_add_(0, targets, grad_a_t)
+                grad_b = torch.zeros_like(b).index_add_(0, targets, grad_b_t)
+        rows, q_t = (attn, queries) if targets is None else (attn[:, targets], queries[:, targets])
+        grad_rows = torch.bmm(grad, values.transpose(1, 2))  # (B, Dt, H) @ (B, H, D) -> (B, Dt, D)
+        grad_values = torch.bmm(rows.transpose(1, 2), grad)  # (B, D, Dt) @ (B, Dt, H) -> (B, D, H)
+        grad_scores = rows * (grad_rows - (grad_rows * rows).sum(dim=-1, keepdim=True)) * scale  # softmax⁻¹, (B, Dt, D)
+        grad_q_t = torch.bmm(grad_scores, keys)  # (B, Dt, D) @ (B, D, d) -> (B, Dt, d)
+        grad_keys = torch.bmm(grad_scores.transpose(1, 2), q_t)  # (B, D, Dt) @ (B, Dt, d) -> (B, D, d)
+        if targets is None:
+            grad_out = torch.cat([grad_q_t, grad_keys, grad, grad_values], dim=-1)  # (B, D, 2d + 2H)
+        else:
+            grad_out = torch.cat([torch.zeros(B, D, d + d + H, dtype=grad.dtype, device=grad.device), grad_values], dim=-1)
+            grad_out[:, targets, :d] = grad_q_t
+            grad_out[:, :, d : 2 * d] = grad_keys
+            grad_out[:, targets, 2 * d : 2 * d + H] = grad
+        grad_bias = grad_out.sum(dim=(0, 1))  # (2d + 2H,)
+        if a is not None:
+            per_channel = grad_out.sum(dim=0)  # (D, 2d + 2H)
+            grad_a = (grad_out * projected).sum(dim=(0, 2)) + (0 if grad_a is None else grad_a)
+            grad_b = per_channel @ row_sums + (0 if grad_b is None else grad_b)
+            grad_projected = grad_out * a[:, None]
+        else:
+            grad_projected = grad_out
+        # (2d + 2H, B·D) @ (B·D, L): the weight gradient of z Wᵀ, in the low precision
+        grad_weight = (grad_projected.to(dtype).reshape(B * D, -1).T @ z.reshape(B * D, L)).to(master)
+        if a is not None:
+            grad_weight += (b @ per_channel)[:, None]  # through b (W 1)ᵀ: the row sums' gradient, on every column
+        grad_wq, grad_wk, grad_wf, grad_folded = grad_weight.split([d, d, H, H])
+        grad_bq, grad_bk, grad_bf, grad_bfolded = grad_bias.split([d, d, H, H])
+        grad_folded_low = grad_folded.to(dtype)
+        grad_wv = (wf_low.T @ grad_folded_low).to(master)  # (L, H) @ (H, L) -> (L, L)
+        grad_wf = grad_wf + (grad_folded_low @ wv_low.T).to(master) + torch.outer(grad_bfolded, bv)  # (H, L)
+        grad_bv = grad_bfolded @ wf  # (H,) @ (H, L) -> (L,)
+        return (
+            None,
+            None,
+            None,
+            grad_a,
+            grad_b,
+            None,
+            grad_wq,
+            grad_bq,
+            grad_wk,
+            grad_bk,
+            grad_wv,
+            grad_bv,
+            grad_wf,
+            grad_bf,
+            None,
+            None,
+            None,
+        )
+
+
+def attend_and_forecast(
+    z: torch.Tensor,
+    stats: tuple[torch.Tensor, torch.Tensor] | None,
+    revin: torch.nn.Module | None,
+    attention: torch.nn.Module,
+    forecaster: torch.nn.Linear,
+    targets: list[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAMformer from standardised inputs to the forecast, as one autograd node.
+
+    Args:
+        z: inputs (B, D, L): RevIN-standardised ((x − mean) / std, no affine map) or, without RevIN,
+            the inputs themselves. Carries no gradient.
+        stats: RevIN's (mean, std), each (B, D, 1), or None without RevIN (no inverse applied).
+        revin: the `RevIN` layer (its affine weight and bias, each (D,), and eps), or None.
+        attention: a `ChannelAttention` with plain linear query, key and value maps (values L → L).
+        forecaster: the shared linear forecaster L → H.
+        targets: indices of the channels to forecast, or None for all.
+
+    Returns the forecast (B, D_targets, H) and the attention matrix (B, D, D). Under autocast the
+    large products run in its dtype; the weights, their gradients and the result stay fp32.
+    """
+    device_type = z.device.type
+    dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else z.dtype
+    mean, std = stats if stats is not None else (None, None)
+    a, b, eps = (revin.weight, revin.bias, revin.eps) if revin is not None else (None, None, 0.0)
+    index = None if targets is None else torch.tensor(targets, device=z.device)
+    q, k, v = attention.query, attention.key, attention.value
+    inputs = (
+        z.to(dtype), mean, std, a, b, eps, q.weight, q.bias, k.weight, k.bias, v.weight, v.bias,
+        forecaster.weight, forecaster.bias, attention.scale, index, dtype,
+    )  # fmt: skip
+    with torch.autocast(device_type, enabled=False):
+        if torch.is_grad_enabled() and not torch.jit.is_tracing():
+            return _AttendAndForecast.apply(*inputs)
+        forecast, attn, _ = _forward(*inputs)  # no graph to record (evaluation, inference, ONNX export)
+        return forecast, attn

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+import warnings
 
 import pytest
 import torch
@@ -86,3 +88,46 @@ def test_evaluation_of_a_wide_panel_covers_every_window_whatever_the_batch():
     expected = (pred - windows.batch(slice(None))[1]).square().mean().item()
     for batch in (1024, 5):
         assert abs(evaluate(model, windows, batch_size=batch)["mse"] - expected) < 1e-5
+
+
+def _trained_weights(compile_: bool, precision: str = "fp32") -> tuple[dict[str, torch.Tensor], list[float]]:
+    data = split_frame(make_frame(400), 48, 12)
+    seed_everything(0)
+    model = SAMformer(3, 48, 12)
+    cfg = TrainConfig(epochs=2, patience=5, batch_size=32, progress=False, compile=compile_, precision=precision)
+    result = fit(model, data, cfg)  # 196 training windows: six full batches and a ragged one per epoch
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}, [h["train_loss"] for h in result.history]
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("clang++")), reason="Inductor needs a C++ compiler on CPU")
+def test_compiled_training_follows_the_eager_one():
+    eager, eager_losses = _trained_weights(compile_=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled, compiled_losses = _trained_weights(compile_=True)
+    fallbacks = [str(w.message) for w in caught if "torch.compile is unavailable" in str(w.message)]
+    assert not fallbacks, fallbacks  # it must really have compiled here
+    # Inductor reorders floating-point arithmetic: equal up to rounding, over 14 SAM steps
+    assert compiled_losses == pytest.approx(eager_losses, rel=1e-4)
+    # Compared through the forecasts, not weight by weight: softmax ignores the key bias (it adds the same
+    # q·bk to a whole row of scores), so its gradient is rounding noise that Adam scales up to lr-sized steps.
+    x, _ = split_frame(make_frame(400), 48, 12).windows("test").batch(slice(None))
+    forecasts = []
+    for weights in (eager, compiled):
+        model = SAMformer(3, 48, 12)
+        model.load_state_dict(weights)
+        with torch.no_grad():
+            forecasts.append(model.forward_channels_first(x))
+    torch.testing.assert_close(forecasts[1], forecasts[0], rtol=1e-3, atol=1e-4)
+
+
+def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", refuse)
+    eager, _ = _trained_weights(compile_=False)
+    with pytest.warns(UserWarning, match="torch.compile is unavailable.*no compiler here"):
+        fallback, _ = _trained_weights(compile_=True)
+    for name, value in eager.items():
+        torch.testing.assert_close(fallback[name], value, rtol=0, atol=0, msg=name)

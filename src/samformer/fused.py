@@ -93,7 +93,7 @@ class _AttendAndForecast(torch.autograd.Function):
         if targets is None:
             grad_out = torch.cat([grad_q_t, grad_keys, grad, grad_values], dim=-1)  # (B, D, 2d + 2H)
         else:
-            grad_out = torch.cat([torch.zeros(B, D, d + d + H, dtype=grad.dtype, device=grad.device), grad_values], dim=-1)
+            grad_out = torch.cat([torch.zeros(B, D, 2 * d + H, dtype=grad.dtype, device=grad.device), grad_values], dim=-1)
             grad_out[:, targets, :d] = grad_q_t
             grad_out[:, :, d : 2 * d] = grad_keys
             grad_out[:, targets, 2 * d : 2 * d + H] = grad
@@ -115,25 +115,11 @@ class _AttendAndForecast(torch.autograd.Function):
         grad_wv = (wf_low.T @ grad_folded_low).to(master)  # (L, H) @ (H, L) -> (L, L)
         grad_wf = grad_wf + (grad_folded_low @ wv_low.T).to(master) + torch.outer(grad_bfolded, bv)  # (H, L)
         grad_bv = grad_bfolded @ wf  # (H,) @ (H, L) -> (L,)
+        # one gradient per input of `forward`: z, mean, std, a, b, eps, the weights and biases, scale, targets, dtype
         return (
-            None,
-            None,
-            None,
-            grad_a,
-            grad_b,
-            None,
-            grad_wq,
-            grad_bq,
-            grad_wk,
-            grad_bk,
-            grad_wv,
-            grad_bv,
-            grad_wf,
-            grad_bf,
-            None,
-            None,
-            None,
-        )
+            None, None, None, grad_a, grad_b, None, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv,
+            grad_wf, grad_bf, None, None, None,
+        )  # fmt: skip
 
 
 def attend_and_forecast(

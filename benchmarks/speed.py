@@ -163,6 +163,14 @@ def train_cli(precision: str, data_dir: str | None, compile_cache: str | None = 
     }
 
 
+def _describe(run: dict) -> str:
+    """One line on a `train_cli` run."""
+    return (
+        f"test MSE {run['test_mse']:.4f}, {run['wall_s']:.1f} s process wall time "
+        f"({run['fit_s']:.1f} s in fit; best epoch {run['best_epoch']} of {run['epochs_run']})"
+    )
+
+
 MEMORY_PROBE = """
 import resource, sys, torch
 from samformer.data import Windows
@@ -292,11 +300,7 @@ def main() -> None:
             summary[f"test_mse_{precision}"] = run["test_mse"]
             summary[f"train_to_best_s_{precision}"] = run["wall_s"]
             summary[f"train_run_{precision}"] = run
-            print(
-                f"  --precision {precision}: test MSE {run['test_mse']:.4f}, {run['wall_s']:.1f} s process wall time "
-                f"({run['fit_s']:.1f} s in fit; best epoch {run['best_epoch']} of {run['epochs_run']})",
-                flush=True,
-            )
+            print(f"  --precision {precision}: {_describe(run)}", flush=True)
         print(f"  |MSE bf16 - MSE fp32| = {abs(summary['test_mse_bf16'] - summary['test_mse_fp32']):.5f}")
         if not args.no_compile:
             with tempfile.TemporaryDirectory() as cache:
@@ -304,11 +308,7 @@ def main() -> None:
                     run = train_cli("bf16", args.data_dir, compile_cache=cache)
                     summary[f"train_to_best_s_bf16_compile_{label}"] = run["wall_s"]
                     summary[f"train_run_bf16_compile_{label}"] = run
-                    print(
-                        f"  --precision bf16 --compile ({label} Inductor cache): test MSE {run['test_mse']:.4f}, {run['wall_s']:.1f} s "
-                        f"process wall time ({run['fit_s']:.1f} s in fit; best epoch {run['best_epoch']} of {run['epochs_run']})",
-                        flush=True,
-                    )
+                    print(f"  --precision bf16 --compile ({label} Inductor cache): {_describe(run)}", flush=True)
         memory = peak_memory(rows=17544, channels=862, steps=20)
         summary["memory_traffic_batch32"] = memory
         print(

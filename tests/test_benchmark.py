@@ -143,6 +143,9 @@ def test_tuned_cells_select_on_validation_over_the_seeds_every_setting_ran(tmp_p
     assert "### samformer (protocol: tuned(rho))" in md and "| ETTh2 | 720 | 1 (rho=0.3) | 0.500 ± 0.000 |" in md
     assert main(["table", str(tmp_path / "runs"), "--tuned", str(tmp_path / "missing")]) == 2
     assert "--tuned" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["table", str(tmp_path / "runs"), "--tuned", str(tmp_path / "empty")]) == 2
+    assert "rho=0.3" in capsys.readouterr().err
 
 
 def test_runs_with_other_protocols_are_kept_apart(tmp_path):

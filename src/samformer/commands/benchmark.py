@@ -99,6 +99,9 @@ def cmd_table(args: argparse.Namespace) -> int:
             raise SamformerError(
                 f"--tuned {args.tuned} is not a directory; give the --out of `samformer sweep --search` (or of benchmarks/tune_rho.sh)"
             )
-        cells += summarise_tuned(args.tuned)
+        tuned = summarise_tuned(args.tuned)
+        if not tuned:
+            raise SamformerError(f"no run files in setting directories (named like rho=0.3) under {args.tuned}; run tune_rho.sh first")
+        cells += tuned
     sys.stdout.write(cells_as_json(cells) + "\n" if args.format == "json" else render_table(cells, args.format))
     return 0

@@ -55,6 +55,60 @@ def _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, tar
     return forecast, attn, (z, projected, queries, keys, values, attn, y, k, a, b, row_sums, wf, wf_low, wv_low, bv)
 
 
+def _backward(saved, grad, scale, targets, dtype, eps, sizes):
+    """Gradients of the loss with respect to RevIN's affine (a, b; None without RevIN) and to the weights and
+    biases (wq, bq, wk, bk, wv, bv, wf, bf), given `grad`, the loss's gradient with respect to the forecast
+    (B, Dt, H), and what `_forward` saved."""
+    z, projected, queries, keys, values, attn, y, k, a, b, row_sums, wf, wf_low, wv_low, bv = saved
+    d, H = sizes
+    master = wf.dtype
+    B, D, L = z.shape
+    grad_a = grad_b = None
+    if k is not None:  # RevIN's inverse: forecast = (y − b) k + mean, k = std / (a + eps²)
+        b_t, a_t = (b, a) if targets is None else (b[targets], a[targets])
+        grad_k = (grad * (y - b_t[:, None])).sum(dim=-1, keepdim=True)  # (B, Dt, 1)
+        grad_a_t = (grad_k * k).sum(dim=(0, 2)) / -(a_t + eps**2)  # dk/da = −k / (a + eps²)
+        grad = grad * k  # (B, Dt, H): gradient of y
+        grad_b_t = -grad.sum(dim=(0, 2))
+        if targets is None:
+            grad_a, grad_b = grad_a_t, grad_b_t
+        else:
+            grad_a = torch.zeros_like(a).index_add_(0, targets, grad_a_t)
+            grad_b = torch.zeros_like(b).index_add_(0, targets, grad_b_t)
+    rows, q_t = (attn, queries) if targets is None else (attn[:, targets], queries[:, targets])
+    grad_rows = torch.bmm(grad, values.transpose(1, 2))  # (B, Dt, H) @ (B, H, D) -> (B, Dt, D)
+    grad_values = torch.bmm(rows.transpose(1, 2), grad)  # (B, D, Dt) @ (B, Dt, H) -> (B, D, H)
+    grad_scores = rows * (grad_rows - (grad_rows * rows).sum(dim=-1, keepdim=True)) * scale  # softmax⁻¹, (B, Dt, D)
+    grad_q_t = torch.bmm(grad_scores, keys)  # (B, Dt, D) @ (B, D, d) -> (B, Dt, d)
+    grad_keys = torch.bmm(grad_scores.transpose(1, 2), q_t)  # (B, D, Dt) @ (B, Dt, d) -> (B, D, d)
+    if targets is None:
+        grad_out = torch.cat([grad_q_t, grad_keys, grad, grad_values], dim=-1)  # (B, D, 2d + 2H)
+    else:
+        grad_out = torch.cat([torch.zeros(B, D, 2 * d + H, dtype=grad.dtype, device=grad.device), grad_values], dim=-1)
+        grad_out[:, targets, :d] = grad_q_t
+        grad_out[:, :, d : 2 * d] = grad_keys
+        grad_out[:, targets, 2 * d : 2 * d + H] = grad
+    grad_bias = grad_out.sum(dim=(0, 1))  # (2d + 2H,)
+    if a is not None:
+        per_channel = grad_out.sum(dim=0)  # (D, 2d + 2H)
+        grad_a = (grad_out * projected).sum(dim=(0, 2)) + (0 if grad_a is None else grad_a)
+        grad_b = per_channel @ row_sums + (0 if grad_b is None else grad_b)
+        grad_projected = grad_out * a[:, None]
+    else:
+        grad_projected = grad_out
+    # (2d + 2H, B·D) @ (B·D, L): the weight gradient of z Wᵀ, in the low precision
+    grad_weight = (grad_projected.to(dtype).reshape(B * D, -1).T @ z.reshape(B * D, L)).to(master)
+    if a is not None:
+        grad_weight += (b @ per_channel)[:, None]  # through b (W 1)ᵀ: the row sums' gradient, on every column
+    grad_wq, grad_wk, grad_wf, grad_folded = grad_weight.split([d, d, H, H])
+    grad_bq, grad_bk, grad_bf, grad_bfolded = grad_bias.split([d, d, H, H])
+    grad_folded_low = grad_folded.to(dtype)
+    grad_wv = (wf_low.T @ grad_folded_low).to(master)  # (L, H) @ (H, L) -> (L, L)
+    grad_wf = grad_wf + (grad_folded_low @ wv_low.T).to(master) + torch.outer(grad_bfolded, bv)  # (H, L)
+    grad_bv = grad_bfolded @ wf  # (H,) @ (H, L) -> (L,)
+    return grad_a, grad_b, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv, grad_wf, grad_bf
+
+
 class _AttendAndForecast(torch.autograd.Function):
     """Inputs: z (no gradient), the RevIN statistics and affine (or None), the attention and forecaster weights."""
 
@@ -68,53 +122,8 @@ class _AttendAndForecast(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad, _grad_attn):  # grad: (B, Dt, H)
-        z, projected, queries, keys, values, attn, y, k, a, b, row_sums, wf, wf_low, wv_low, bv = ctx.saved_tensors
-        scale, targets, dtype, eps, (d, H) = ctx.scale, ctx.targets, ctx.dtype, ctx.eps, ctx.sizes
-        master = wf.dtype
-        B, D, L = z.shape
-        grad_a = grad_b = None
-        if k is not None:  # RevIN's inverse: forecast = (y − b) k + mean, k = std / (a + eps²)
-            b_t, a_t = (b, a) if targets is None else (b[targets], a[targets])
-            grad_k = (grad * (y - b_t[:, None])).sum(dim=-1, keepdim=True)  # (B, Dt, 1)
-            grad_a_t = (grad_k * k).sum(dim=(0, 2)) / -(a_t + eps**2)  # dk/da = −k / (a + eps²)
-            grad = grad * k  # (B, Dt, H): gradient of y
-            grad_b_t = -grad.sum(dim=(0, 2))
-            if targets is None:
-                grad_a, grad_b = grad_a_t, grad_b_t
-            else:
-                grad_a = torch.zeros_like(a).index_add_(0, targets, grad_a_t)
-                grad_b = torch.zeros_like(b).index_add_(0, targets, grad_b_t)
-        rows, q_t = (attn, queries) if targets is None else (attn[:, targets], queries[:, targets])
-        grad_rows = torch.bmm(grad, values.transpose(1, 2))  # (B, Dt, H) @ (B, H, D) -> (B, Dt, D)
-        grad_values = torch.bmm(rows.transpose(1, 2), grad)  # (B, D, Dt) @ (B, Dt, H) -> (B, D, H)
-        grad_scores = rows * (grad_rows - (grad_rows * rows).sum(dim=-1, keepdim=True)) * scale  # softmax⁻¹, (B, Dt, D)
-        grad_q_t = torch.bmm(grad_scores, keys)  # (B, Dt, D) @ (B, D, d) -> (B, Dt, d)
-        grad_keys = torch.bmm(grad_scores.transpose(1, 2), q_t)  # (B, D, Dt) @ (B, Dt, d) -> (B, D, d)
-        if targets is None:
-            grad_out = torch.cat([grad_q_t, grad_keys, grad, grad_values], dim=-1)  # (B, D, 2d + 2H)
-        else:
-            grad_out = torch.cat([torch.zeros(B, D, 2 * d + H, dtype=grad.dtype, device=grad.device), grad_values], dim=-1)
-            grad_out[:, targets, :d] = grad_q_t
-            grad_out[:, :, d : 2 * d] = grad_keys
-            grad_out[:, targets, 2 * d : 2 * d + H] = grad
-        grad_bias = grad_out.sum(dim=(0, 1))  # (2d + 2H,)
-        if a is not None:
-            per_channel = grad_out.sum(dim=0)  # (D, 2d + 2H)
-            grad_a = (grad_out * projected).sum(dim=(0, 2)) + (0 if grad_a is None else grad_a)
-            grad_b = per_channel @ row_sums + (0 if grad_b is None else grad_b)
-            grad_projected = grad_out * a[:, None]
-        else:
-            grad_projected = grad_out
-        # (2d + 2H, B·D) @ (B·D, L): the weight gradient of z Wᵀ, in the low precision
-        grad_weight = (grad_projected.to(dtype).reshape(B * D, -1).T @ z.reshape(B * D, L)).to(master)
-        if a is not None:
-            grad_weight += (b @ per_channel)[:, None]  # through b (W 1)ᵀ: the row sums' gradient, on every column
-        grad_wq, grad_wk, grad_wf, grad_folded = grad_weight.split([d, d, H, H])
-        grad_bq, grad_bk, grad_bf, grad_bfolded = grad_bias.split([d, d, H, H])
-        grad_folded_low = grad_folded.to(dtype)
-        grad_wv = (wf_low.T @ grad_folded_low).to(master)  # (L, H) @ (H, L) -> (L, L)
-        grad_wf = grad_wf + (grad_folded_low @ wv_low.T).to(master) + torch.outer(grad_bfolded, bv)  # (H, L)
-        grad_bv = grad_bfolded @ wf  # (H,) @ (H, L) -> (L,)
+        grads = _backward(ctx.saved_tensors, grad, ctx.scale, ctx.targets, ctx.dtype, ctx.eps, ctx.sizes)
+        grad_a, grad_b, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv, grad_wf, grad_bf = grads
         # one gradient per input of `forward`: z, mean, std, a, b, eps, the weights and biases, scale, targets, dtype
         return (
             None, None, None, grad_a, grad_b, None, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv,
@@ -159,3 +168,66 @@ def attend_and_forecast(
             return _AttendAndForecast.apply(*inputs)
         forecast, attn, _ = _forward(*inputs)  # no graph to record (evaluation, inference, ONNX export)
         return forecast, attn
+
+
+class MSEPass:
+    """SAMformer's MSE on one batch, back-propagated into the parameters' `.grad`, without autograd.
+
+    `MSEPass(model, x, y, dtype)()` adds the same gradients to `.grad` and returns the same loss as
+    ``mse(model.forward_channels_first(x), y).backward()`` (with `mask`: the masked MSE, missing inputs
+    kept out of RevIN), but runs `_forward` and `_backward` directly, recording no graph. The inputs are
+    standardised once, when the pass is built, as RevIN's statistics do not depend on the weights: a
+    training step that takes the loss at several weights on one batch (SAM: at w, then at w + ε) calls
+    the same pass again after moving the weights.
+
+    Args:
+        model: a `SAMformer` whose forward pass is fused (`model._fused()`).
+        x: inputs (B, D, L). y: targets (B, D_targets, H).
+        dtype: the precision of the large matrix products (e.g. torch.bfloat16; the weights' dtype for full precision).
+        mask: (input, target) observed-value masks, shaped like x and y, or None.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        dtype: torch.dtype,
+        mask: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        x_mask, self.y_mask = (None, None) if mask is None else mask
+        revin, attention, forecaster = model.revin, model.attention, model.forecaster
+        if revin is not None:
+            z, (self.mean, self.std) = revin.standardize(x, x_mask)
+        else:
+            z, self.mean, self.std = model._missing_as_zero(x.detach(), x_mask), None, None
+        self.z, self.y, self.dtype = z.to(dtype), y, dtype
+        self.count = y.numel() if self.y_mask is None else self.y_mask.sum(dtype=y.dtype).clamp(min=1)
+        targets = model._targets
+        self.targets = None if targets is None else torch.tensor(targets, device=z.device)
+        self.revin, self.attention, self.forecaster = revin, attention, forecaster
+        q, k, v = attention.query, attention.key, attention.value
+        affine = (None, None) if revin is None else (revin.weight, revin.bias)
+        # in the order `_backward` returns their gradients
+        self.params = (*affine, q.weight, q.bias, k.weight, k.bias, v.weight, v.bias, forecaster.weight, forecaster.bias)
+
+    @torch.no_grad()
+    def __call__(self) -> torch.Tensor:
+        """The loss at the current weights (a 0-d tensor); its gradients are added to the parameters' `.grad`."""
+        a, b, wq, bq, wk, bk, wv, bv, wf, bf = self.params
+        eps = 0.0 if self.revin is None else self.revin.eps
+        scale, dtype = self.attention.scale, self.dtype
+        inputs = (self.z, self.mean, self.std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, self.targets, dtype)
+        forecast, _, saved = _forward(*inputs)  # (B, D_targets, H)
+        diff = forecast - self.y
+        if self.y_mask is not None:
+            diff = torch.where(self.y_mask, diff, 0.0)
+        loss = diff.square().sum() / self.count
+        grads = _backward(saved, diff * (2 / self.count), scale, self.targets, dtype, eps, (wq.shape[0], wf.shape[0]))
+        for param, grad in zip(self.params, grads, strict=True):
+            if param is not None and param.requires_grad:
+                if param.grad is None:
+                    param.grad = grad
+                else:
+                    param.grad += grad
+        return loss

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +25,7 @@ from samformer import distributed
 from samformer.checkpoint import LoopState, load_checkpoint, run_fingerprint, save_checkpoint
 from samformer.data import SplitData, Windows
 from samformer.errors import SamformerError, ShapeError
+from samformer.fused import MSEPass
 from samformer.metrics import masked_mse, mse
 from samformer.model import SAMformer
 from samformer.sam import SAM
@@ -270,12 +272,19 @@ def train_step(
 
     `mask` and `criterion` are as in `batch_loss` (masks from `Windows.batch_mask`). The loss comes back
     as a 0-d tensor, so a loop can sum it without a host synchronisation per step.
-    `forward_backward_fn` is `forward_backward` or a `CompiledForwardBackward`.
+    `forward_backward_fn` is `forward_backward` or a `CompiledForwardBackward`. With the former, the MSE
+    and a SAMformer whose forward pass is fused, the passes run without autograd (`fused.MSEPass`:
+    same loss and gradients, a fraction of the per-operation overhead that dominates small batches).
     """
-    loss = forward_backward_fn(model, x, y, precision, mask, criterion)
+    loss_and_grad: Callable[[], torch.Tensor]
+    if forward_backward_fn is forward_backward and criterion is None and isinstance(model, SAMformer) and model._fused():
+        loss_and_grad = MSEPass(model, x, y, torch.bfloat16 if precision == "bf16" else x.dtype, mask)
+    else:
+        loss_and_grad = partial(forward_backward_fn, model, x, y, precision, mask, criterion)
+    loss = loss_and_grad()
     if isinstance(optimizer, SAM):
         optimizer.first_step(zero_grad=True)
-        forward_backward_fn(model, x, y, precision, mask, criterion)
+        loss_and_grad()
         optimizer.second_step(zero_grad=True)
     else:
         optimizer.step()

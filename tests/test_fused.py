@@ -1,0 +1,106 @@
+"""The autograd-free training pass (`fused.MSEPass`) against autograd through the plain modules."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from samformer import SAMformer
+from samformer.train import TrainConfig, build_optimizer, forward_backward, train_step
+
+B, L, D, H = 4, 32, 5, 8
+OPTIONS = [({}, False), ({}, True), ({"target_channels": (3, 0)}, False), ({"target_channels": (1,)}, True), ({"revin": False}, True)]
+
+
+def models(options: dict, seed: int = 0) -> tuple[SAMformer, SAMformer]:
+    """A fused float64 SAMformer with random weights, and a copy that runs its plain modules under autograd."""
+    torch.manual_seed(seed)
+    fused = SAMformer(D, L, H, d_model=6, **options).double()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in fused.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3 + (1.0 if p.ndim == 1 and p.shape[0] == D else 0.0))
+    plain = copy.deepcopy(fused)
+    plain._fused = lambda: False  # type: ignore[method-assign]
+    assert fused._fused()
+    return fused, plain
+
+
+def batch(options: dict, masked: bool, seed: int = 1):
+    """Strided inputs (like window views), targets with NaN where the target mask says missing."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(B, L + 3, D, generator=g, dtype=torch.float64) * 3 + 2).transpose(1, 2)[..., :L]
+    n_out = len(options.get("target_channels", range(D)))
+    y = torch.randn(B, n_out, H, generator=g, dtype=torch.float64)
+    if not masked:
+        return x, y, None
+    mask = (torch.rand(B, D, L, generator=g) > 0.3, torch.rand(B, n_out, H, generator=g) > 0.3)
+    return x, torch.where(mask[1], y, torch.nan), mask
+
+
+@pytest.mark.parametrize("options, masked", OPTIONS)
+def test_the_direct_pass_gives_autograds_loss_and_gradients(options, masked):
+    from samformer.fused import MSEPass
+
+    fused, plain = models(options)
+    x, y, mask = batch(options, masked)
+    loss = MSEPass(fused, x, y, torch.float64, mask)()
+    pred = plain.forward_channels_first(x, mask=None if mask is None else mask[0])
+    observed = torch.ones_like(y, dtype=torch.bool) if mask is None else mask[1]
+    expected = torch.where(observed, pred - y, 0.0).square().sum() / observed.sum()  # the mean over observed targets, in float64
+    expected.backward()
+    assert torch.isfinite(expected)
+    torch.testing.assert_close(loss, expected.detach(), rtol=1e-12, atol=1e-12)
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def test_the_direct_pass_accumulates_and_skips_frozen_parameters():
+    from samformer.fused import MSEPass
+
+    fused, _ = models({})
+    x, y, _ = batch({}, False)
+    fused.forecaster.bias.requires_grad_(False)
+    step = MSEPass(fused, x, y, torch.float64)
+    step()
+    once = {name: p.grad.clone() for name, p in fused.named_parameters() if p.requires_grad}
+    step()  # like `backward`, a second pass adds to `.grad`
+    for name, p in fused.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, 2 * once[name], msg=name)
+    assert fused.forecaster.bias.grad is None
+
+
+@pytest.mark.parametrize("sam", [True, False])
+@pytest.mark.parametrize("options, masked", OPTIONS[:3])
+def test_training_steps_through_the_direct_pass_follow_autograd(options, masked, sam):
+    fused, plain = models(options)
+    cfg = TrainConfig(sam=sam, rho=0.5, lr=1e-2)
+    optimizers = build_optimizer(fused, cfg), build_optimizer(plain, cfg)
+    for seed in range(3):
+        x, y, mask = batch(options, masked, seed=seed + 1)
+        losses = [train_step(m, o, x, y, "fp32", mask) for m, o in zip((fused, plain), optimizers, strict=True)]
+        # autograd's MSE (`metrics.mse`) subtracts in float32: agreement to float32's precision
+        torch.testing.assert_close(losses[0], losses[1], rtol=1e-6, atol=1e-6, check_dtype=False)
+    moved = max((p - q).abs().max().item() for p, q in zip(fused.parameters(), models(options)[0].parameters(), strict=True))
+    assert moved > 1e-3, "the steps changed the weights"
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters(), strict=True):
+        if name != "attention.key.bias":  # its gradient is 0 (softmax ignores a per-row shift): Adam steps on rounding noise
+            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6, msg=name)
+
+
+def test_bf16_direct_pass_matches_bf16_autocast_training_to_its_precision():
+    torch.manual_seed(0)
+    model = SAMformer(D, 64, H)
+    x, y = torch.randn(16, D, 64) * 3 + 2, torch.randn(16, D, H)
+    direct, autograd = copy.deepcopy(model), copy.deepcopy(model)
+    cfg = TrainConfig(rho=0.5)
+    train_step(direct, build_optimizer(direct, cfg), x, y, "bf16")
+    step_through_autograd = lambda *args: forward_backward(*args)  # noqa: E731 (not `forward_backward` itself: no direct pass)
+    train_step(autograd, build_optimizer(autograd, cfg), x, y, "bf16", forward_backward_fn=step_through_autograd)
+    for (name, p), q, w in zip(direct.named_parameters(), autograd.parameters(), model.parameters(), strict=True):
+        assert p.dtype == torch.float32
+        # one Adam step moves each weight by about lr = 1e-3: both runs must have taken the same step
+        torch.testing.assert_close(p - w, q - w, rtol=0.05, atol=2e-5, msg=name)

@@ -4,11 +4,14 @@
 
 For ETTh1 (L=512, H=96) at batch 256 and at the paper's batch 32 it prints: the machine's measured
 matmul peak in fp32 and bf16; the arithmetic of one epoch; seconds per training epoch for the
-re-created original step (`original_reference.py`), samformer fp32, samformer bf16 (and each with
-`torch.compile`); each one's ratio to its FLOP floor. Then the test MSE that `samformer train` reaches
+re-created original step (`original_reference.py`), samformer fp32, samformer bf16 (also with its
+passes through autograd instead of `fused.MSEPass`, and each precision with `torch.compile`); each
+one's ratio to its FLOP floor. The configurations are timed in rounds, one epoch of each per round, so
+that drifts of this machine's speed hit them alike. Then the test MSE that `samformer train` reaches
 in fp32 and in bf16 with the same seed, and the wall time of that command (time to the restored best
-model); peak memory on a traffic-sized panel; inference latency and throughput. The last stdout line
-is one JSON object with every figure. `--quick` times one epoch each and skips the training runs.
+model; `--train-runs` runs each, alternating, median reported); peak memory on a traffic-sized panel;
+inference latency and throughput. The last stdout line is one JSON object with every figure.
+`--quick` times one epoch each and skips the training runs.
 
 FLOP convention: only matrix products count (2·m·k·n each); a backward pass costs twice its forward
 (gradients with respect to inputs and to weights); SAM runs forward+backward twice per step. For D=7,
@@ -101,23 +104,30 @@ def matmul_peaks() -> dict[str, dict[str, float]]:
     }
 
 
-def time_epochs(run_epoch: Callable[[], None], epochs: int) -> float:
-    """Median seconds of `epochs` timed epochs, after one untimed warm-up epoch."""
-    run_epoch()
-    times = []
+def time_interleaved(runs: dict[str, Callable[[], None]], epochs: int) -> dict[str, float]:
+    """Median seconds per epoch of each run, timed in rounds (one epoch of each per round) after an untimed
+    warm-up epoch each, so that a change of the machine's speed during the measurement hits every run alike."""
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(epochs):
-        start = time.perf_counter()
-        run_epoch()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for label, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[label].append(time.perf_counter() - start)
+    return {label: statistics.median(t) for label, t in times.items()}
 
 
-def samformer_epoch(windows: Windows, batch_size: int, precision: str, compile_: bool, seed: int = 0) -> Callable[[], None]:
-    """One epoch of samformer's own loop (as `samformer.train.fit` runs it, without the validation pass)."""
+def samformer_epoch(windows: Windows, batch_size: int, precision: str, passes: str, seed: int = 0) -> Callable[[], None]:
+    """One epoch of samformer's own loop (as `samformer.train.fit` runs it, without the validation pass).
+
+    `passes`: "direct" (the default of `train_step`: `fused.MSEPass`, no autograd), "autograd" (the fused
+    node under autograd, `forward_backward`) or "compile" (`torch.compile`d loss, as `--compile`).
+    """
     torch.manual_seed(seed)
     model = SAMformer(windows.series.shape[1], SEQ_LEN, HORIZON).train()
     optimizer = build_optimizer(model, TrainConfig(batch_size=batch_size))
-    step_fn = CompiledForwardBackward() if compile_ else forward_backward
+    step_fn = {"direct": None, "autograd": forward_backward, "compile": CompiledForwardBackward() if passes == "compile" else None}[passes]
     generator = torch.Generator().manual_seed(seed)
 
     def run() -> None:
@@ -236,6 +246,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("SAMFORMER_DATA"), help="directory with ETTh1.csv (default $SAMFORMER_DATA)")
     parser.add_argument("--batch-sizes", default="256,32", help="comma-separated (default 256,32)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile configurations")
+    parser.add_argument("--train-runs", type=int, default=3, help="`samformer train` runs per precision (default 3; median reported)")
     parser.add_argument("--out", default=None, help="also write the JSON summary to this file")
     args = parser.parse_args()
     epochs = args.epochs or (1 if args.quick else 3)
@@ -261,18 +272,26 @@ def main() -> None:
             f"-> {gflop / peak['fp32']:.2f} s (fp32), {gflop / peak['bf16']:.2f} s (bf16)"
         )
 
-    configs = [("reference (original step)", "fp32", None), ("samformer fp32", "fp32", False), ("samformer bf16", "bf16", False)]
+    configs = [
+        ("reference (original step)", "fp32", None),
+        ("samformer fp32", "fp32", "direct"),
+        ("samformer bf16", "bf16", "direct"),
+        ("samformer bf16, autograd passes", "bf16", "autograd"),
+    ]
     if not args.no_compile:
-        configs += [("samformer fp32 + compile", "fp32", True), ("samformer bf16 + compile", "bf16", True)]
+        configs += [("samformer fp32 + compile", "fp32", "compile"), ("samformer bf16 + compile", "bf16", "compile")]
+    precision_of = {label: precision for label, precision, _ in configs}
     epoch_s: dict[str, dict[str, float]] = {}
-    print(f"\n{'batch':>5}  {'configuration':<28}{'s/epoch':>9}{'x floor':>9}{'speed-up':>10}")
+    print(f"\n{'batch':>5}  {'configuration':<34}{'s/epoch':>9}{'x floor':>9}{'speed-up':>10}")
     for batch in (int(b) for b in args.batch_sizes.split(",")):
-        row = epoch_s.setdefault(str(batch), {})
-        for label, precision, compile_ in configs:
-            run = reference_epoch(data.train, batch) if compile_ is None else samformer_epoch(windows, batch, precision, compile_)
-            row[label] = seconds = time_epochs(run, epochs)
+        runs = {
+            label: reference_epoch(data.train, batch) if passes is None else samformer_epoch(windows, batch, precision, passes)
+            for label, precision, passes in configs
+        }
+        row = epoch_s[str(batch)] = time_interleaved(runs, epochs)
+        for label, seconds in row.items():
             speedup = row["reference (original step)"] / seconds
-            print(f"{batch:>5}  {label:<28}{seconds:>9.3f}{seconds / floor[precision]:>9.2f}{speedup:>9.2f}x", flush=True)
+            print(f"{batch:>5}  {label:<34}{seconds:>9.3f}{seconds / floor[precision_of[label]]:>9.2f}{speedup:>9.2f}x", flush=True)
 
     summary = {
         "peak_gflops_fp32": peak["fp32"],
@@ -294,13 +313,20 @@ def main() -> None:
     )
 
     if not args.quick:
-        print("\nsamformer train --dataset ETTh1 --horizon 96 (the paper's protocol, seed 0), process wall time:")
-        for precision in ("fp32", "bf16"):
-            run = train_cli(precision, args.data_dir)
-            summary[f"test_mse_{precision}"] = run["test_mse"]
-            summary[f"train_to_best_s_{precision}"] = run["wall_s"]
-            summary[f"train_run_{precision}"] = run
-            print(f"  --precision {precision}: {_describe(run)}", flush=True)
+        n_runs = args.train_runs
+        print(f"\nsamformer train --dataset ETTh1 --horizon 96 (the paper's protocol, seed 0), process wall time, {n_runs} runs each:")
+        runs: dict[str, list[dict]] = {"fp32": [], "bf16": []}
+        for _ in range(n_runs):  # alternating, so that both precisions meet the same machine
+            for precision, done in runs.items():
+                done.append(train_cli(precision, args.data_dir))
+        for precision, done in runs.items():
+            for run in done:
+                print(f"  --precision {precision}: {_describe(run)}", flush=True)
+            median = statistics.median(run["wall_s"] for run in done)
+            print(f"  --precision {precision}: median {median:.1f} s")
+            summary[f"test_mse_{precision}"] = done[0]["test_mse"]
+            summary[f"train_to_best_s_{precision}"] = median
+            summary[f"train_runs_{precision}"] = done
         print(f"  |MSE bf16 - MSE fp32| = {abs(summary['test_mse_bf16'] - summary['test_mse_fp32']):.5f}")
         if not args.no_compile:
             with tempfile.TemporaryDirectory() as cache:

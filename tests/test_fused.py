@@ -7,7 +7,9 @@ import copy
 import pytest
 import torch
 
+import samformer.train
 from samformer import SAMformer
+from samformer.fused import MSEPass
 from samformer.train import TrainConfig, build_optimizer, forward_backward, train_step
 
 B, L, D, H = 4, 32, 5, 8
@@ -42,8 +44,6 @@ def batch(options: dict, masked: bool, seed: int = 1):
 
 @pytest.mark.parametrize("options, masked", OPTIONS)
 def test_the_direct_pass_gives_autograds_loss_and_gradients(options, masked):
-    from samformer.fused import MSEPass
-
     fused, plain = models(options)
     x, y, mask = batch(options, masked)
     loss = MSEPass(fused, x, y, torch.float64, mask)()
@@ -58,8 +58,6 @@ def test_the_direct_pass_gives_autograds_loss_and_gradients(options, masked):
 
 
 def test_the_direct_pass_accumulates_and_skips_frozen_parameters():
-    from samformer.fused import MSEPass
-
     fused, _ = models({})
     x, y, _ = batch({}, False)
     fused.forecaster.bias.requires_grad_(False)
@@ -75,7 +73,9 @@ def test_the_direct_pass_accumulates_and_skips_frozen_parameters():
 
 @pytest.mark.parametrize("sam", [True, False])
 @pytest.mark.parametrize("options, masked", OPTIONS[:3])
-def test_training_steps_through_the_direct_pass_follow_autograd(options, masked, sam):
+def test_training_steps_through_the_direct_pass_follow_autograd(options, masked, sam, monkeypatch):
+    passes = []
+    monkeypatch.setattr(samformer.train, "MSEPass", lambda *args: passes.append(MSEPass(*args)) or passes[-1])
     fused, plain = models(options)
     cfg = TrainConfig(sam=sam, rho=0.5, lr=1e-2)
     optimizers = build_optimizer(fused, cfg), build_optimizer(plain, cfg)
@@ -84,6 +84,7 @@ def test_training_steps_through_the_direct_pass_follow_autograd(options, masked,
         losses = [train_step(m, o, x, y, "fp32", mask) for m, o in zip((fused, plain), optimizers, strict=True)]
         # autograd's MSE (`metrics.mse`) subtracts in float32: agreement to float32's precision
         torch.testing.assert_close(losses[0], losses[1], rtol=1e-6, atol=1e-6, check_dtype=False)
+    assert len(passes) == 3, "one direct pass per step of the fused model (the plain one runs autograd)"
     moved = max((p - q).abs().max().item() for p, q in zip(fused.parameters(), models(options)[0].parameters(), strict=True))
     assert moved > 1e-3, "the steps changed the weights"
     for (name, p), q in zip(fused.named_parameters(), plain.parameters(), strict=True):
@@ -98,8 +99,7 @@ def test_bf16_direct_pass_matches_bf16_autocast_training_to_its_precision():
     direct, autograd = copy.deepcopy(model), copy.deepcopy(model)
     cfg = TrainConfig(rho=0.5)
     train_step(direct, build_optimizer(direct, cfg), x, y, "bf16")
-    step_through_autograd = lambda *args: forward_backward(*args)  # noqa: E731 (not `forward_backward` itself: no direct pass)
-    train_step(autograd, build_optimizer(autograd, cfg), x, y, "bf16", forward_backward_fn=step_through_autograd)
+    train_step(autograd, build_optimizer(autograd, cfg), x, y, "bf16", forward_backward_fn=forward_backward)
     for (name, p), q, w in zip(direct.named_parameters(), autograd.parameters(), model.parameters(), strict=True):
         assert p.dtype == torch.float32
         # one Adam step moves each weight by about lr = 1e-3: both runs must have taken the same step

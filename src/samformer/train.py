@@ -266,21 +266,22 @@ def train_step(
     precision: Precision,
     mask: tuple[torch.Tensor, torch.Tensor] | None = None,
     criterion: Criterion | None = None,
-    forward_backward_fn: Callable[..., torch.Tensor] = forward_backward,
+    forward_backward_fn: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One optimisation step on a batch (two forward/backward passes under SAM); returns the loss at w.
 
     `mask` and `criterion` are as in `batch_loss` (masks from `Windows.batch_mask`). The loss comes back
     as a 0-d tensor, so a loop can sum it without a host synchronisation per step.
-    `forward_backward_fn` is `forward_backward` or a `CompiledForwardBackward`. With the former, the MSE
-    and a SAMformer whose forward pass is fused, the passes run without autograd (`fused.MSEPass`:
-    same loss and gradients, a fraction of the per-operation overhead that dominates small batches).
+    `forward_backward_fn` is `forward_backward`, a `CompiledForwardBackward`, or None for the fastest
+    available: for the MSE on a SAMformer whose forward pass is fused, passes that skip autograd
+    (`fused.MSEPass`: the same loss and gradients, less overhead per operation, which is what small
+    batches pay for), else `forward_backward`.
     """
     loss_and_grad: Callable[[], torch.Tensor]
-    if forward_backward_fn is forward_backward and criterion is None and isinstance(model, SAMformer) and model._fused():
+    if forward_backward_fn is None and criterion is None and isinstance(model, SAMformer) and model._fused():
         loss_and_grad = MSEPass(model, x, y, torch.bfloat16 if precision == "bf16" else x.dtype, mask)
     else:
-        loss_and_grad = partial(forward_backward_fn, model, x, y, precision, mask, criterion)
+        loss_and_grad = partial(forward_backward_fn or forward_backward, model, x, y, precision, mask, criterion)
     loss = loss_and_grad()
     if isinstance(optimizer, SAM):
         optimizer.first_step(zero_grad=True)
@@ -375,7 +376,7 @@ def fit(
     parallel = distributed.DataParallelModel(model, device) if distributed.is_distributed() else None
     if parallel is not None and cfg.compile:
         warnings.warn("compile is not used under torch.distributed; training runs eagerly", stacklevel=2)
-    step_fn = CompiledForwardBackward() if cfg.compile and parallel is None else forward_backward
+    step_fn = CompiledForwardBackward() if cfg.compile and parallel is None else None
     generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: all draw the same permutation
 
     best_val, best_epoch, best_state, stale = math.inf, 0, None, 0

@@ -45,7 +45,8 @@ def dense_hessian_top_eigenvalue(model: SAMformer, x: torch.Tensor, y: torch.Ten
         pred = functional_call(model, tensors, (x.transpose(1, 2),), strict=False)  # public layout (B, L, D) -> (B, H, D)
         return torch.mean((pred - y.transpose(1, 2)) ** 2)
 
-    hess = torch.autograd.functional.hessian(loss, torch.cat([p.reshape(-1) for _, p in named]), vectorize=True)
+    with model.plain_modules():  # autograd through every operation: the fused pass is differentiable once
+        hess = torch.autograd.functional.hessian(loss, torch.cat([p.reshape(-1) for _, p in named]), vectorize=True)
     return torch.linalg.eigvalsh(hess)[-1].item()
 
 

@@ -25,8 +25,8 @@ def models(options: dict, seed: int = 0) -> tuple[SAMformer, SAMformer]:
         for p in fused.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3 + (1.0 if p.ndim == 1 and p.shape[0] == D else 0.0))
     plain = copy.deepcopy(fused)
-    plain._fused = lambda: False  # type: ignore[method-assign]
-    assert fused._fused()
+    plain._fuse = False
+    assert fused._fused(torch.zeros(B, D, L))
     return fused, plain
 
 
@@ -104,3 +104,28 @@ def test_bf16_direct_pass_matches_bf16_autocast_training_to_its_precision():
         assert p.dtype == torch.float32
         # one Adam step moves each weight by about lr = 1e-3: both runs must have taken the same step
         torch.testing.assert_close(p - w, q - w, rtol=0.05, atol=2e-5, msg=name)
+
+
+def test_the_path_follows_the_batch_and_the_forecast_does_not():
+    torch.manual_seed(0)
+    model = SAMformer(D, L, H)  # H = 8: folding pays from B·D = 8 rows, i.e. from B = 2 windows of D = 5
+    x = torch.randn(6, D, L) * 2 + 1
+    assert not model._fused(x[:1]) and model._fused(x[:2]) and model._fused(x)
+    with torch.no_grad():
+        one_by_one = torch.cat([model.forward_channels_first(x[i : i + 1]) for i in range(len(x))])  # the modules
+        together = model.forward_channels_first(x)  # the fused pass
+    torch.testing.assert_close(together, one_by_one, rtol=1e-5, atol=1e-5)
+
+
+def test_second_derivatives_need_the_plain_modules_and_get_them():
+    fused, _ = models({})
+    x, y, _ = batch({}, False)
+    weight = fused.forecaster.weight
+    grad = torch.autograd.grad(((fused.forward_channels_first(x) - y) ** 2).mean(), weight, create_graph=True)[0]
+    with pytest.raises(RuntimeError):  # never a silently wrong Hessian: the first gradient has no graph back to the weights
+        torch.autograd.grad(grad.sum(), weight)
+    with fused.plain_modules():
+        assert not fused._fused(x)
+        grad = torch.autograd.grad(((fused.forward_channels_first(x) - y) ** 2).mean(), weight, create_graph=True)[0]
+    assert torch.autograd.grad(grad.sum(), weight)[0].abs().sum() > 0
+    assert fused._fused(x), "the block restores the fused pass"

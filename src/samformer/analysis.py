@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any, Protocol
 
 import torch
@@ -28,6 +29,7 @@ from torch import nn
 
 from samformer.errors import SamformerError
 from samformer.metrics import mse
+from samformer.model import SAMformer
 
 
 class WindowsLike(Protocol):
@@ -119,8 +121,9 @@ def hessian_vector_product(
         total = torch.zeros(sum(sizes), dtype=torch.float64, device=params[0].device)
         for start in range(0, n, batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            loss = loss_fn(_predict(model, xb), yb) * (xb.shape[0] / n)
-            grads = torch.autograd.grad(loss, params, create_graph=True)
+            with model.plain_modules() if isinstance(model, SAMformer) else nullcontext():  # second derivatives
+                loss = loss_fn(_predict(model, xb), yb) * (xb.shape[0] / n)
+                grads = torch.autograd.grad(loss, params, create_graph=True)
             dot = sum((g * u).sum() for g, u in zip(grads, vs, strict=True))
             hv = torch.autograd.grad(dot, params)
             total += torch.cat([h.reshape(-1) for h in hv]).to(torch.float64)

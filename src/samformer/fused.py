@@ -17,7 +17,8 @@ same gradients with about a third of the operations, and spends the FLOPs where 
 Notation (shapes): z standardised inputs (B, D, L); a, b RevIN's affine weight and bias (D,);
 Q, K (B, D, d); A = softmax(Q Kᵀ / √d) (B, D, D); forecast Y = (X Wfᵀ + bf) + A (X W̃ᵀ + b̃) with
 X = a z + b, W̃ = Wf Wv, b̃ = Wf bv; then RevIN's inverse. `test_model.py` checks the result and
-every gradient against the plain modules in float64.
+every gradient against the plain modules in float64. The backward pass is differentiable once: for
+second derivatives (Hessian-vector products) run the plain modules (`SAMformer.plain_modules`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.autograd.function import once_differentiable
 
 
 def _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
@@ -121,6 +123,7 @@ class _AttendAndForecast(torch.autograd.Function):
         return forecast, attn
 
     @staticmethod
+    @once_differentiable  # the backward's intermediates carry no graph: second derivatives need the plain modules
     def backward(ctx: Any, grad, _grad_attn):  # grad: (B, Dt, H)
         grads = _backward(ctx.saved_tensors, grad, ctx.scale, ctx.targets, ctx.dtype, ctx.eps, ctx.sizes)
         grad_a, grad_b, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv, grad_wf, grad_bf = grads
@@ -181,7 +184,7 @@ class MSEPass:
     the same pass again after moving the weights.
 
     Args:
-        model: a `SAMformer` whose forward pass is fused (`model._fused()`).
+        model: a `SAMformer` whose forward pass on `x` is fused (`model._fused(x)`).
         x: inputs (B, D, L). y: targets (B, D_targets, H).
         dtype: the precision of the large matrix products (e.g. torch.bfloat16; the weights' dtype for full precision).
         mask: (input, target) observed-value masks, shaped like x and y, or None.

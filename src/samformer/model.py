@@ -13,6 +13,8 @@ works in that layout directly and is what the training loop uses.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -241,6 +243,7 @@ class SAMformer(nn.Module):
         self.attention = ChannelAttention(cfg) if attention else None
         self.forecaster = _linear(seq_len, horizon, cfg, reparam=False)
         self._targets = None if cfg.target_channels is None else list(cfg.target_channels)
+        self._fuse: bool | None = None  # None: `_fused` decides per batch; True/False forces (benchmarks, tests)
 
     @classmethod
     def from_config(cls, cfg: SAMformerConfig | dict) -> SAMformer:
@@ -257,7 +260,7 @@ class SAMformer(nn.Module):
         RevIN they are set to 0, the mean of standardised data.
         """
         targets = self._targets
-        if self._fused():
+        if self._fused(x):
             if self.revin is not None:
                 z, stats = self.revin.standardize(x, mask)
             else:
@@ -285,12 +288,34 @@ class SAMformer(nn.Module):
         """Inputs without RevIN: missing values set to 0 (the mean of standardised data), row-major."""
         return torch.where(mask, x, 0.0) if mask is not None else x.contiguous()  # see RevIN.standardize
 
-    def _fused(self) -> bool:
-        """Whether `samformer.fused.attend_and_forecast` applies: attention with plain linear maps, values L→L."""
+    def _fused(self, x: torch.Tensor) -> bool:
+        """Whether the forward pass on `x` (B, D, L) runs `samformer.fused.attend_and_forecast`.
+
+        It needs attention with plain linear maps and values L→L, and it pays when H ≤ B·D: the fused
+        pass folds the (L, L) value weight into the forecaster once per batch (H × L × L), the modules
+        map each of the B·D channel rows through it (B·D × L × L). Both compute the same function; at
+        the paper's batch of 32 on ETTh1 (B·D = 224) folding is 20 % faster per SAM step at H = 192 and
+        half as fast at H = 720 (see benchmarks/README.md).
+        """
         att = self.attention
-        if att is None or att.output is not None:
+        if att is None or att.output is not None or not all(type(m) is nn.Linear for m in (att.query, att.key, att.value, self.forecaster)):
             return False
-        return all(type(m) is nn.Linear for m in (att.query, att.key, att.value, self.forecaster))
+        if self._fuse is not None:
+            return self._fuse
+        return self.config.horizon <= x.shape[0] * x.shape[1]
+
+    @contextmanager
+    def plain_modules(self) -> Iterator[SAMformer]:
+        """Within the block, the forward pass runs through the modules, never the fused pass.
+
+        Same function; but autograd then records every operation, so second derivatives (the Hessian-vector
+        products of `analysis.sharpness`) exist: the fused pass's hand-written backward is differentiable once.
+        """
+        previous, self._fuse = self._fuse, False
+        try:
+            yield self
+        finally:
+            self._fuse = previous
 
     def forward(self, x: torch.Tensor, return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Forecast from `x` of shape (B, L, D); returns (B, H, D) [and the (B, D, D) attention]."""

@@ -278,7 +278,7 @@ def train_step(
     batches pay for), else `forward_backward`.
     """
     loss_and_grad: Callable[[], torch.Tensor]
-    if forward_backward_fn is None and criterion is None and isinstance(model, SAMformer) and model._fused():
+    if forward_backward_fn is None and criterion is None and isinstance(model, SAMformer) and model._fused(x):
         loss_and_grad = MSEPass(model, x, y, torch.bfloat16 if precision == "bf16" else x.dtype, mask)
     else:
         loss_and_grad = partial(forward_backward_fn or forward_backward, model, x, y, precision, mask, criterion)

@@ -1,0 +1,79 @@
+"""When does folding the value weight into the forecaster pay? SAM steps with and without it, side by side.
+
+    python benchmarks/fold_crossover.py [--data-dir ../shared/data] [--out results/speed/fold_crossover.json]
+
+The fused pass (`samformer.fused`) forms Wf Wv once per batch: H × L × L multiply-adds forward and twice
+that backward, whatever the batch. The plain modules map each of the B·D channel rows through the (L, L)
+value weight instead: B·D × L × L forward and twice that backward. So folding should win when H < B·D.
+`SAMformer._fused` folds when H ≤ B·D; this script measures both paths at the paper's batch of 32
+(bf16, SAM, the default training step of each) for ETTh1 (D = 7, B·D = 224) and weather (D = 21,
+B·D = 672) at every benchmark horizon, in interleaved rounds, and prints ms per step. The last stdout
+line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from samformer.data import load_dataset
+from samformer.model import SAMformer
+from samformer.train import TrainConfig, build_optimizer, train_step
+
+BATCH, SEQ_LEN, STEPS, ROUNDS = 32, 512, 40, 4
+
+
+def step_ms(dataset: str, horizon: int, data_dir: str | None) -> dict[str, float]:
+    """Median ms per SAM step (bf16, batch 32) with the fold and with the plain modules."""
+    data = load_dataset(dataset, SEQ_LEN, horizon, data_dir=data_dir)
+    windows = data.windows("train")
+    batches = torch.randperm(len(windows), generator=torch.Generator().manual_seed(0)).split(BATCH)[:STEPS]
+    runs = {}
+    for path in ("fold", "modules"):
+        torch.manual_seed(0)
+        model = SAMformer(data.n_channels, SEQ_LEN, horizon).train()
+        model._fuse = path == "fold"
+        runs[path] = (model, build_optimizer(model, TrainConfig()))
+    times: dict[str, list[float]] = {path: [] for path in runs}
+    for round_ in range(ROUNDS + 1):  # round 0 warms up
+        for path, (model, optimizer) in runs.items():
+            start = time.perf_counter()
+            for idx in batches:
+                train_step(model, optimizer, *windows.batch(idx), "bf16")
+            if round_:
+                times[path].append((time.perf_counter() - start) / len(batches) * 1e3)
+    return {path: statistics.median(t) for path, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=os.environ.get("SAMFORMER_DATA"), help="benchmark CSVs (default $SAMFORMER_DATA)")
+    parser.add_argument("--out", default=None, help="also write the JSON to this file")
+    args = parser.parse_args()
+    rows = []
+    print(f"{'dataset':<10}{'H':>5}{'B·D':>6}  {'fold ms':>8}{'modules ms':>11}  faster  chosen (H ≤ B·D)")
+    for dataset, n_channels in (("ETTh1", 7), ("weather", 21)):
+        for horizon in (96, 192, 336, 720):
+            ms = step_ms(dataset, horizon, args.data_dir)
+            faster = min(ms, key=ms.get)
+            chosen = "fold" if horizon <= BATCH * n_channels else "modules"  # SAMformer._fused's rule
+            rows.append({"dataset": dataset, "horizon": horizon, "rows": BATCH * n_channels, **ms, "faster": faster, "chosen": chosen})
+            print(
+                f"{dataset:<10}{horizon:>5}{BATCH * n_channels:>6}  {ms['fold']:>8.2f}{ms['modules']:>11.2f}  {faster:<7} {chosen}",
+                flush=True,
+            )
+    line = json.dumps({"batch": BATCH, "precision": "bf16", "ms_per_sam_step": rows})
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(line + "\n")
+    print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,8 @@ most on tensors of a few thousand values. `attend_and_forecast` computes the sam
 same gradients with about a third of the operations, and spends the FLOPs where they are unavoidable:
 
 - the value map is folded into the forecaster, Wf (X Wvᵀ + bv) = X (Wf Wv)ᵀ + Wf bv, so the product
-  with the (L, L) value weight happens once per batch (H × L × L) instead of once per channel;
+  with the (L, L) value weight happens once per batch (H × L × L) instead of once per channel row
+  (B·D × L × L); `SAMformer` takes this path only when that is cheaper, H ≤ B·D;
 - queries, keys, the forecast of the inputs and the forecast of the values come from one product
   of the inputs with the stacked weights, W = [Wq; Wk; Wf; Wf Wv] of shape (2d + 2H, L);
 - RevIN's affine map x = a z + b is applied after that product, (a z + b) Wᵀ = a (z Wᵀ) + b (W 1)ᵀ,
@@ -19,6 +20,10 @@ Q, K (B, D, d); A = softmax(Q Kᵀ / √d) (B, D, D); forecast Y = (X Wfᵀ + bf
 X = a z + b, W̃ = Wf Wv, b̃ = Wf bv; then RevIN's inverse. `test_model.py` checks the result and
 every gradient against the plain modules in float64. The backward pass is differentiable once: for
 second derivatives (Hessian-vector products) run the plain modules (`SAMformer.plain_modules`).
+
+Training does not need autograd at all: `MSEPass` runs the same forward and backward functions
+directly for the MSE loss, with the inputs standardised once per batch for both of SAM's passes
+(`tests/test_fused.py` checks it against autograd through the plain modules).
 """
 
 from __future__ import annotations

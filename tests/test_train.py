@@ -121,11 +121,13 @@ def test_compiled_training_follows_the_eager_one():
     torch.testing.assert_close(forecasts[1], forecasts[0], rtol=1e-3, atol=1e-4)
 
 
-def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
+@pytest.mark.parametrize("when", ["at torch.compile", "at the first call"])
+def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, when):
     def refuse(*args, **kwargs):
         raise RuntimeError("no compiler here")
 
-    monkeypatch.setattr(torch, "compile", refuse)
+    # torch.compile itself may refuse, or hand back a function that fails when it first compiles
+    monkeypatch.setattr(torch, "compile", refuse if when == "at torch.compile" else lambda fn, **kwargs: refuse)
     eager, _ = _trained_weights(compile_=False)
     with pytest.warns(UserWarning, match="torch.compile is unavailable.*no compiler here"):
         fallback, _ = _trained_weights(compile_=True)

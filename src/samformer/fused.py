@@ -28,6 +28,7 @@ directly for the MSE loss, with the inputs standardised once per batch for both 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -178,6 +179,20 @@ def attend_and_forecast(
         return forecast, attn
 
 
+def mse_loss_and_gradients(z, mean, std, y, y_mask, count, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+    """The MSE of the forecast from standardised inputs `z` against `y` (observed entries only, with a
+    `y_mask`; `count` of them), and its gradients with respect to (a, b, wq, bq, wk, bk, wv, bv, wf, bf).
+
+    A function of tensors and constants only, so that `torch.compile` can fuse it whole (`MSEPass`'s `core`).
+    """
+    forecast, _, saved = _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
+    diff = forecast - y  # (B, D_targets, H)
+    if y_mask is not None:
+        diff = torch.where(y_mask, diff, 0.0)
+    loss = diff.square().sum() / count
+    return loss, _backward(saved, diff * (2 / count), scale, targets, dtype, eps, (wq.shape[0], wf.shape[0]))
+
+
 class MSEPass:
     """SAMformer's MSE on one batch, back-propagated into the parameters' `.grad`, without autograd.
 
@@ -193,6 +208,7 @@ class MSEPass:
         x: inputs (B, D, L). y: targets (B, D_targets, H).
         dtype: the precision of the large matrix products (e.g. torch.bfloat16; the weights' dtype for full precision).
         mask: (input, target) observed-value masks, shaped like x and y, or None.
+        core: `mse_loss_and_gradients` or a compiled version of it.
     """
 
     def __init__(
@@ -202,36 +218,30 @@ class MSEPass:
         y: torch.Tensor,
         dtype: torch.dtype,
         mask: tuple[torch.Tensor, torch.Tensor] | None = None,
+        core: Callable[..., tuple[torch.Tensor, tuple]] = mse_loss_and_gradients,
     ) -> None:
-        x_mask, self.y_mask = (None, None) if mask is None else mask
+        x_mask, y_mask = (None, None) if mask is None else mask
         revin, attention, forecaster = model.revin, model.attention, model.forecaster
         if revin is not None:
-            z, (self.mean, self.std) = revin.standardize(x, x_mask)
+            z, (mean, std) = revin.standardize(x, x_mask)
         else:
-            z, self.mean, self.std = model._missing_as_zero(x.detach(), x_mask), None, None
-        self.z, self.y, self.dtype = z.to(dtype), y, dtype
-        self.count = y.numel() if self.y_mask is None else self.y_mask.sum(dtype=y.dtype).clamp(min=1)
-        targets = model._targets
-        self.targets = None if targets is None else torch.tensor(targets, device=z.device)
-        self.revin, self.attention, self.forecaster = revin, attention, forecaster
+            z, mean, std = model._missing_as_zero(x.detach(), x_mask), None, None
+        count = y.numel() if y_mask is None else y_mask.sum(dtype=y.dtype).clamp(min=1)
+        targets = None if model._targets is None else torch.tensor(model._targets, device=z.device)
+        self.core = core
+        self.data = (z.to(dtype), mean, std, y, y_mask, count)
+        self.constants = (attention.scale, targets, dtype)
         q, k, v = attention.query, attention.key, attention.value
         affine = (None, None) if revin is None else (revin.weight, revin.bias)
+        self.eps = 0.0 if revin is None else revin.eps
         # in the order `_backward` returns their gradients
         self.params = (*affine, q.weight, q.bias, k.weight, k.bias, v.weight, v.bias, forecaster.weight, forecaster.bias)
 
     @torch.no_grad()
     def __call__(self) -> torch.Tensor:
         """The loss at the current weights (a 0-d tensor); its gradients are added to the parameters' `.grad`."""
-        a, b, wq, bq, wk, bk, wv, bv, wf, bf = self.params
-        eps = 0.0 if self.revin is None else self.revin.eps
-        scale, dtype = self.attention.scale, self.dtype
-        inputs = (self.z, self.mean, self.std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, self.targets, dtype)
-        forecast, _, saved = _forward(*inputs)  # (B, D_targets, H)
-        diff = forecast - self.y
-        if self.y_mask is not None:
-            diff = torch.where(self.y_mask, diff, 0.0)
-        loss = diff.square().sum() / self.count
-        grads = _backward(saved, diff * (2 / self.count), scale, self.targets, dtype, eps, (wq.shape[0], wf.shape[0]))
+        a, b, *weights = self.params
+        loss, grads = self.core(*self.data, a, b, self.eps, *weights, *self.constants)
         for param, grad in zip(self.params, grads, strict=True):
             if param is not None and param.requires_grad:
                 if param.grad is None:

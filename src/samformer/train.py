@@ -25,7 +25,7 @@ from samformer import distributed
 from samformer.checkpoint import LoopState, load_checkpoint, run_fingerprint, save_checkpoint
 from samformer.data import SplitData, Windows
 from samformer.errors import SamformerError, ShapeError
-from samformer.fused import MSEPass
+from samformer.fused import MSEPass, mse_loss_and_gradients
 from samformer.metrics import masked_mse, mse
 from samformer.model import SAMformer
 from samformer.sam import SAM
@@ -220,10 +220,11 @@ def forward_backward(
 
 
 class CompiledForwardBackward:
-    """`forward_backward` with the loss compiled by `torch.compile` (Inductor fuses the elementwise work
-    of the forward and of the backward pass around the matrix products).
+    """Training passes compiled by `torch.compile` (Inductor fuses the elementwise work around the
+    matrix products): for the MSE on a fused SAMformer, `fused.mse_loss_and_gradients` (the direct pass);
+    otherwise the loss, differentiated by autograd (`__call__`, like `forward_backward`).
 
-    Only batches shaped like the first one use the compiled graph: the ragged last batch of an epoch
+    Only batches shaped like the first one use the compiled code: the ragged last batch of an epoch
     runs eagerly rather than paying for a second compilation. If the first compilation fails (no C++
     compiler, unsupported platform or Python), a warning is issued and every call runs eagerly.
     """
@@ -233,6 +234,7 @@ class CompiledForwardBackward:
         self.failed = False
         try:
             self._loss = torch.compile(batch_loss, dynamic=False)
+            self._direct = torch.compile(mse_loss_and_gradients, dynamic=False)
         except Exception as exc:  # torch.compile itself refuses (e.g. an unsupported Python)
             self._fall_back(exc)
 
@@ -240,8 +242,31 @@ class CompiledForwardBackward:
         self.failed = True
         warnings.warn(f"torch.compile is unavailable here ({type(exc).__name__}: {exc}); training runs eagerly", stacklevel=3)
 
+    def _compiles(self, x: torch.Tensor) -> bool:
+        return not self.failed and (self.shape is None or x.shape == self.shape)
+
+    def direct_pass(self, model, x, y, dtype, mask=None) -> Callable[[], torch.Tensor]:
+        """`fused.MSEPass` on this batch, with its computation compiled."""
+        if not self._compiles(x):
+            return MSEPass(model, x, y, dtype, mask)
+        step = MSEPass(model, x, y, dtype, mask, core=self._direct)
+
+        def run() -> torch.Tensor:
+            try:
+                loss = step()
+            except Exception as exc:  # gradients are only added after the computation: nothing to undo
+                if self.shape is not None:
+                    raise
+                self._fall_back(exc)
+                step.core = mse_loss_and_gradients
+                return step()
+            self.shape = x.shape
+            return loss
+
+        return run
+
     def __call__(self, model, x, y, precision, mask=None, criterion=None) -> torch.Tensor:
-        if self.failed or (self.shape is not None and x.shape != self.shape):
+        if not self._compiles(x):
             return forward_backward(model, x, y, precision, mask, criterion)
         first = self.shape is None
         try:
@@ -273,13 +298,17 @@ def train_step(
     `mask` and `criterion` are as in `batch_loss` (masks from `Windows.batch_mask`). The loss comes back
     as a 0-d tensor, so a loop can sum it without a host synchronisation per step.
     `forward_backward_fn` is `forward_backward`, a `CompiledForwardBackward`, or None for the fastest
-    available: for the MSE on a SAMformer whose forward pass is fused, passes that skip autograd
+    eager passes: for the MSE on a SAMformer whose forward pass is fused, passes that skip autograd
     (`fused.MSEPass`: the same loss and gradients, less overhead per operation, which is what small
-    batches pay for), else `forward_backward`.
+    batches pay for), else `forward_backward`. A `CompiledForwardBackward` compiles whichever applies.
     """
     loss_and_grad: Callable[[], torch.Tensor]
-    if forward_backward_fn is None and criterion is None and isinstance(model, SAMformer) and model._fused(x):
-        loss_and_grad = MSEPass(model, x, y, torch.bfloat16 if precision == "bf16" else x.dtype, mask)
+    direct = criterion is None and isinstance(model, SAMformer) and model._fused(x)
+    dtype = torch.bfloat16 if precision == "bf16" else x.dtype
+    if direct and forward_backward_fn is None:
+        loss_and_grad = MSEPass(model, x, y, dtype, mask)
+    elif direct and isinstance(forward_backward_fn, CompiledForwardBackward):
+        loss_and_grad = forward_backward_fn.direct_pass(model, x, y, dtype, mask)
     else:
         loss_and_grad = partial(forward_backward_fn or forward_backward, model, x, y, precision, mask, criterion)
     loss = loss_and_grad()

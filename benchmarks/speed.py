@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from samformer.allocator import keep_freed_memory
 from samformer.data import Windows, load_dataset
 from samformer.model import SAMformer
 from samformer.train import CompiledForwardBackward, TrainConfig, build_optimizer, forward_backward, train_step
@@ -183,6 +184,9 @@ def _describe(run: dict) -> str:
 
 MEMORY_PROBE = """
 import resource, sys, torch
+from samformer.allocator import keep_freed_memory
+if sys.argv[4] == "1":
+    keep_freed_memory()  # as `samformer train` does
 from samformer.data import Windows
 from samformer.model import SAMformer
 from samformer.train import TrainConfig, build_optimizer, evaluate, train_step
@@ -199,11 +203,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def peak_memory(rows: int, channels: int, steps: int) -> dict:
+def peak_memory(rows: int, channels: int, steps: int, keep_freed: bool) -> dict:
     """Peak RSS (MiB) of training at batch 32 on a synthetic (rows, channels) panel, in a fresh process."""
-    done = subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE, str(rows), str(channels), str(steps)], check=True, capture_output=True, text=True
-    )
+    argv = [sys.executable, "-c", MEMORY_PROBE, *map(str, (rows, channels, steps, int(keep_freed)))]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True)
     n_windows = rows - SEQ_LEN - HORIZON + 1
     return {
         "rows": rows,
@@ -248,7 +251,9 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile configurations")
     parser.add_argument("--train-runs", type=int, default=3, help="`samformer train` runs per precision (default 3; median reported)")
     parser.add_argument("--out", default=None, help="also write the JSON summary to this file")
+    parser.add_argument("--default-malloc", action="store_true", help="leave glibc's malloc thresholds alone (the CLI sets them)")
     args = parser.parse_args()
+    kept = not args.default_malloc and keep_freed_memory()  # as the `samformer` CLI does; every configuration runs under it
     epochs = args.epochs or (1 if args.quick else 3)
     warnings.filterwarnings("ignore", message=".*torch.compile.*")
 
@@ -256,6 +261,7 @@ def main() -> None:
     windows = data.windows("train")
     n_windows, n_channels = len(windows), data.n_channels
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ETTh1 L={SEQ_LEN} H={HORIZON}: {n_windows} training windows")
+    print(f"glibc malloc keeps freed memory (samformer.allocator): {'yes' if kept else 'no'}")
     peaks = matmul_peaks()
     print(f"\nmatmul GFLOP/s{'':<12}{'fp32':>8}{'bf16':>8}{'bf16 autocast':>15}")
     for shape, row in peaks.items():
@@ -301,6 +307,7 @@ def main() -> None:
         "gflop_per_epoch_as_computed": folded,
         "floor_s_fp32": floor["fp32"],
         "floor_s_bf16": floor["bf16"],
+        "malloc_keeps_freed_memory": kept,
         "epoch_s": epoch_s,
     }
     main_batch = epoch_s.get("256") or next(iter(epoch_s.values()))
@@ -335,7 +342,7 @@ def main() -> None:
                     summary[f"train_to_best_s_bf16_compile_{label}"] = run["wall_s"]
                     summary[f"train_run_bf16_compile_{label}"] = run
                     print(f"  --precision bf16 --compile ({label} Inductor cache): {_describe(run)}", flush=True)
-        memory = peak_memory(rows=17544, channels=862, steps=20)
+        memory = peak_memory(rows=17544, channels=862, steps=20, keep_freed=kept)
         summary["memory_traffic_batch32"] = memory
         print(
             f"\npeak RSS, training at batch 32 on a {memory['rows']}x{memory['channels']} panel (traffic's size): "

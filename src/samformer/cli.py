@@ -10,6 +10,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from samformer.allocator import keep_freed_memory
 from samformer.errors import SamformerError
 
 # Subcommand modules under samformer/commands/, each with a `register(subparsers)` function.
@@ -38,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed on one line
         return int(exc.code or 0)
+    keep_freed_memory()  # the CLI owns its process: let glibc keep freed memory for reuse (see samformer.allocator)
     try:
         return args.func(args)
     except (SamformerError, FloatingPointError) as exc:

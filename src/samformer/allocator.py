@@ -3,9 +3,10 @@
 PyTorch on CPU allocates every intermediate tensor with `malloc`. Above a threshold glibc serves
 blocks by `mmap` and returns freed memory to the system (unmaps, or trims the heap), so the next
 intermediate of the same size is fresh memory again and faults in page by page: a batch-256 training
-step on ETTh1 took ~3 000 minor page faults and ran 21–25 % slower than with the memory kept
-(`benchmarks/README.md`, "Page faults"). `keep_freed_memory` raises glibc's mmap threshold to 32 MiB
-and its trim threshold to 1 GiB: blocks up to 32 MiB come from the heap and freed memory stays there.
+step on ETTh1 took 2 600–7 900 minor page faults, and none with the memory kept, which was faster in four
+of five paired runs (median 1.26×; `benchmarks/malloc.py`, `benchmarks/README.md` "Page faults").
+`keep_freed_memory` raises glibc's mmap threshold to 32 MiB and its trim threshold to 1 GiB: blocks up
+to 32 MiB come from the heap and freed memory stays there.
 
 It changes how the whole process allocates, so the library never calls it by itself: `samformer`'s
 CLI does (opt out with `SAMFORMER_KEEP_FREED_MEMORY=0`), and a script may call it first thing. The

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from samformer.data import load_dataset
+from samformer.io import write_json
 from samformer.model import SAMformer
 from samformer.train import TrainConfig, build_optimizer, train_step
 
@@ -68,11 +69,11 @@ def main() -> None:
                 f"{dataset:<10}{horizon:>5}{BATCH * n_channels:>6}  {ms['fold']:>8.2f}{ms['modules']:>11.2f}  {faster:<7} {chosen}",
                 flush=True,
             )
-    line = json.dumps({"batch": BATCH, "precision": "bf16", "ms_per_sam_step": rows})
+    result = {"batch": BATCH, "precision": "bf16", "ms_per_sam_step": rows}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(line + "\n")
-    print(line)
+        write_json(args.out, result)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

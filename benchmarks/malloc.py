@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from samformer.io import write_json
+
 CHILD = """
 import json, resource, sys, time, torch
 from samformer.allocator import keep_freed_memory
@@ -68,11 +70,11 @@ def main() -> None:
             faults = statistics.median(run[batch]["faults_per_step"] for run in done)
             summary[f"{setting}_{batch}"] = {"ms_per_step": ms, "faults_per_step": faults}
             print(f"{setting:<10}{batch:>6}{ms:>18.2f}{faults:>18.0f}")
-    line = json.dumps({"rounds": args.rounds, "median": summary, "runs": runs})
+    result = {"rounds": args.rounds, "median": summary, "runs": runs}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(line + "\n")
-    print(line)
+        write_json(args.out, result)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import torch
 
 from samformer.allocator import keep_freed_memory
 from samformer.data import Windows, load_dataset
+from samformer.io import write_json
 from samformer.model import SAMformer
 from samformer.train import CompiledForwardBackward, TrainConfig, build_optimizer, forward_backward, train_step
 
@@ -358,7 +359,7 @@ def main() -> None:
     line = json.dumps(summary)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.out, summary)
     print(line)
 
 

@@ -101,3 +101,30 @@ def test_console_entry_point_runs_as_a_process(small_csv, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert np.isfinite(json.loads(proc.stdout.strip().splitlines()[-1])["test_mse"])
+
+
+def test_console_entry_point_exits_with_the_commands_code(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "samformer", "train", "--dataset", "ETTh9", "--horizon", "96", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "unknown dataset" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_importing_the_package_or_the_command_line_loads_neither_torch_nor_pandas():
+    probe = "import sys, samformer, samformer.cli; print(sorted({'torch', 'pandas'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_the_package_exports_its_public_names_on_first_use():
+    import samformer
+    from samformer.model import SAMformer
+
+    assert samformer.SAMformer is SAMformer and "fit" in dir(samformer)
+    assert set(samformer.__all__) == set(samformer._SOURCES) | {"__version__"}
+    assert all(getattr(samformer, name) is not None for name in samformer.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Samformer'"):
+        samformer.Samformer  # noqa: B018

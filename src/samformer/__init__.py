@@ -1,15 +1,37 @@
-"""samformer: SAMformer (Ilbert et al., ICML 2024) — channel-wise attention trained with SAM."""
+"""samformer: SAMformer (Ilbert et al., ICML 2024) — channel-wise attention trained with SAM.
 
-from samformer.data import SplitData, Windows, load_dataset
-from samformer.datasets import BENCHMARKS
-from samformer.errors import DataError, ModelFileError, SamformerError, ShapeError
-from samformer.forecaster import Backtest, Forecaster
-from samformer.model import SAMformer, SAMformerConfig, create_model, list_variants
-from samformer.reparam import SigmaReparamLinear
-from samformer.sam import SAM
-from samformer.train import TrainConfig, TrainResult, evaluate, fit
+The public names below are imported on first use (PEP 562), so that ``import samformer`` and the
+command line's start do not pay for torch and pandas before they are needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from samformer.data import SplitData, Windows, load_dataset
+    from samformer.datasets import BENCHMARKS
+    from samformer.errors import DataError, ModelFileError, SamformerError, ShapeError
+    from samformer.forecaster import Backtest, Forecaster
+    from samformer.model import SAMformer, SAMformerConfig, create_model, list_variants
+    from samformer.reparam import SigmaReparamLinear
+    from samformer.sam import SAM
+    from samformer.train import TrainConfig, TrainResult, evaluate, fit
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_SOURCES = {
+    **dict.fromkeys(["SplitData", "Windows", "load_dataset"], "samformer.data"),
+    "BENCHMARKS": "samformer.datasets",
+    **dict.fromkeys(["DataError", "ModelFileError", "SamformerError", "ShapeError"], "samformer.errors"),
+    **dict.fromkeys(["Backtest", "Forecaster"], "samformer.forecaster"),
+    **dict.fromkeys(["SAMformer", "SAMformerConfig", "create_model", "list_variants"], "samformer.model"),
+    "SigmaReparamLinear": "samformer.reparam",
+    "SAM": "samformer.sam",
+    **dict.fromkeys(["TrainConfig", "TrainResult", "evaluate", "fit"], "samformer.train"),
+}
 
 __all__ = [
     "BENCHMARKS",
@@ -34,3 +56,15 @@ __all__ = [
     "list_variants",
     "load_dataset",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'samformer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_SOURCES[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))

@@ -1,7 +1,5 @@
 """`python -m samformer` runs the command line."""
 
-import sys
+from samformer.cli import run
 
-from samformer.cli import main
-
-sys.exit(main())
+run()

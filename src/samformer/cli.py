@@ -6,9 +6,12 @@ Errors a user can fix print one line on stderr (`samformer: error: ...`) and exi
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
+from typing import NoReturn
 
 from samformer.allocator import keep_freed_memory
 from samformer.errors import SamformerError
@@ -28,9 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="samformer", description="SAMformer: train, benchmark and forecast.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    for module in COMMANDS:
-        importlib.import_module(f"samformer.commands.{module}").register(sub)
+    for module in _command_modules():
+        module.register(sub)
     return parser
+
+
+def _command_modules() -> list[ModuleType]:
+    return [importlib.import_module(f"samformer.commands.{name}") for name in COMMANDS]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,5 +57,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The `samformer` console script: `main` on the process's arguments, then exit with its code.
+
+    The process ends right after the command, so Python's cyclic garbage collector has little to do:
+    importing torch creates ~10⁶ objects that live until exit. The collector is off while they are
+    imported, and they are frozen (`gc.freeze`) so that later collections skip them; at the end
+    everything is frozen again, so that interpreter shutdown does not walk the heap one last time only
+    for the operating system to reclaim the memory (together ~1 s per run here).
+    """
+    gc.disable()
+    _command_modules()
+    gc.freeze()
+    gc.enable()
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

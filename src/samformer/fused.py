@@ -13,7 +13,9 @@ same gradients with about a third of the operations, and spends the FLOPs where 
 - RevIN's affine map x = a z + b is applied after that product, (a z + b) Wᵀ = a (z Wᵀ) + b (W 1)ᵀ,
   so the backward pass needs no gradient with respect to the (B, D, L) input;
 - only the three large products (Wf Wv, z Wᵀ and their gradients) run in the low precision under
-  autocast; the (B, D, D) attention and everything elementwise stay in fp32.
+  autocast; W is built in it directly (its row sums W 1 are those of the rounded weights, so both
+  terms use the weights the product used), and the (B, D, D) attention and everything elementwise
+  stay in fp32 (low-precision operands are widened on the fly, never cast into copies).
 
 Notation (shapes): z standardised inputs (B, D, L); a, b RevIN's affine weight and bias (D,);
 Q, K (B, D, d); A = softmax(Q Kᵀ / √d) (B, D, D); forecast Y = (X Wfᵀ + bf) + A (X W̃ᵀ + b̃) with
@@ -38,46 +40,46 @@ from torch.autograd.function import once_differentiable
 def _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
     """The forecast, the attention and the tensors the backward pass needs (see the module docstring)."""
     d, H, master = wq.shape[0], wf.shape[0], wf.dtype
-    wf_low, wv_low = wf.to(dtype), wv.to(dtype)
-    folded = (wf_low @ wv_low).to(master)  # (H, L) @ (L, L) -> (H, L)
-    weight = torch.cat([wq, wk, wf, folded])  # (2d + 2H, L)
+    B, D, L = z.shape
+    top = torch.cat([wq, wk, wf]).to(dtype)  # (2d + H, L)
+    wf_low, wv_low = top[2 * d :], wv.to(dtype)
+    weight = torch.cat([top, wf_low @ wv_low])  # W = [Wq; Wk; Wf; Wf Wv]: (2d + 2H, L), in the low precision
     bias = torch.cat([bq, bk, bf, wf @ bv])  # (2d + 2H,)
-    weight_low = weight.to(dtype)
-    projected = torch.matmul(z, weight_low.T).to(master)  # (B, D, L) -> (B, D, 2d + 2H)
+    projected = torch.mm(z.reshape(B * D, L), weight.T).view(B, D, -1)  # (B·D, L) @ (L, 2d + 2H), low precision
     if a is not None:
-        row_sums = weight.sum(dim=1)  # (2d + 2H,): W 1
+        row_sums = weight.sum(dim=1, dtype=master)  # (2d + 2H,): W 1, of the weights the product used
         out = torch.addcmul(torch.addcmul(bias, b[:, None], row_sums), a[:, None], projected)  # a (z Wᵀ) + b (W 1)ᵀ + bias
     else:
-        row_sums, out = None, projected + bias
+        row_sums, out = None, projected + bias  # (B, D, 2d + 2H), in the weights' precision
     queries, keys, direct, values = out.split([d, d, H, H], dim=-1)
     attn = torch.softmax(torch.bmm(queries, keys.transpose(1, 2)) * scale, dim=-1)  # (B, D, D)
     rows, direct_t = (attn, direct) if targets is None else (attn[:, targets], direct[:, targets])
     y = torch.baddbmm(direct_t, rows, values)  # (B, Dt, H) + (B, Dt, D) @ (B, D, H)
-    k = None
-    if mean is not None:
+    centred = k = denom = None
+    if mean is not None:  # RevIN's inverse: forecast = (y − b) k + mean, k = std / (a + eps²)
         mean_t, std_t, a_t, b_t = (mean, std, a, b) if targets is None else (mean[:, targets], std[:, targets], a[targets], b[targets])
-        k = std_t / (a_t[:, None] + eps**2)  # (B, Dt, 1)
-        forecast = torch.addcmul(mean_t - b_t[:, None] * k, y, k)
+        denom = a_t + eps**2  # (Dt,)
+        k = std_t / denom[:, None]  # (B, Dt, 1)
+        centred = y - b_t[:, None]
+        forecast = torch.addcmul(mean_t, centred, k)
     else:
         forecast = y
-    return forecast, attn, (z, projected, queries, keys, values, attn, y, k, a, b, row_sums, wf, wf_low, wv_low, bv)
+    return forecast, attn, (z, projected, queries, keys, values, attn, centred, k, denom, a, b, row_sums, wf, wf_low, wv_low, bv)
 
 
 def _backward(saved, grad, scale, targets, dtype, eps, sizes):
     """Gradients of the loss with respect to RevIN's affine (a, b; None without RevIN) and to the weights and
     biases (wq, bq, wk, bk, wv, bv, wf, bf), given `grad`, the loss's gradient with respect to the forecast
     (B, Dt, H), and what `_forward` saved."""
-    z, projected, queries, keys, values, attn, y, k, a, b, row_sums, wf, wf_low, wv_low, bv = saved
+    z, projected, queries, keys, values, attn, centred, k, denom, a, b, row_sums, wf, wf_low, wv_low, bv = saved
     d, H = sizes
     master = wf.dtype
     B, D, L = z.shape
     grad_a = grad_b = None
-    if k is not None:  # RevIN's inverse: forecast = (y − b) k + mean, k = std / (a + eps²)
-        b_t, a_t = (b, a) if targets is None else (b[targets], a[targets])
-        grad_k = (grad * (y - b_t[:, None])).sum(dim=-1, keepdim=True)  # (B, Dt, 1)
-        grad_a_t = (grad_k * k).sum(dim=(0, 2)) / -(a_t + eps**2)  # dk/da = −k / (a + eps²)
-        grad = grad * k  # (B, Dt, H): gradient of y
-        grad_b_t = -grad.sum(dim=(0, 2))
+    if k is not None:  # through RevIN's inverse; dk/da = −k / (a + eps²)
+        grad = grad * k  # (B, Dt, H): the gradient of y
+        grad_a_t = (grad * centred).sum(dim=(0, 2)).div_(denom).neg_()  # Σ ∂/∂k · (−k / (a + eps²)), as Σ grad_y (y − b) / −(a + eps²)
+        grad_b_t = grad.sum(dim=(0, 2)).neg_()
         if targets is None:
             grad_a, grad_b = grad_a_t, grad_b_t
         else:
@@ -86,7 +88,7 @@ def _backward(saved, grad, scale, targets, dtype, eps, sizes):
     rows, q_t = (attn, queries) if targets is None else (attn[:, targets], queries[:, targets])
     grad_rows = torch.bmm(grad, values.transpose(1, 2))  # (B, Dt, H) @ (B, H, D) -> (B, Dt, D)
     grad_values = torch.bmm(rows.transpose(1, 2), grad)  # (B, D, Dt) @ (B, Dt, H) -> (B, D, H)
-    grad_scores = rows * (grad_rows - (grad_rows * rows).sum(dim=-1, keepdim=True)) * scale  # softmax⁻¹, (B, Dt, D)
+    grad_scores = torch._softmax_backward_data(grad_rows, rows, -1, rows.dtype) * scale  # (B, Dt, D)
     grad_q_t = torch.bmm(grad_scores, keys)  # (B, Dt, D) @ (B, D, d) -> (B, Dt, d)
     grad_keys = torch.bmm(grad_scores.transpose(1, 2), q_t)  # (B, D, Dt) @ (B, Dt, d) -> (B, D, d)
     if targets is None:
@@ -96,23 +98,23 @@ def _backward(saved, grad, scale, targets, dtype, eps, sizes):
         grad_out[:, targets, :d] = grad_q_t
         grad_out[:, :, d : 2 * d] = grad_keys
         grad_out[:, targets, 2 * d : 2 * d + H] = grad
-    grad_bias = grad_out.sum(dim=(0, 1))  # (2d + 2H,)
+    per_channel = grad_out.sum(dim=0)  # (D, 2d + 2H)
+    grad_bias = per_channel.sum(dim=0)  # (2d + 2H,)
     if a is not None:
-        per_channel = grad_out.sum(dim=0)  # (D, 2d + 2H)
         grad_a = (grad_out * projected).sum(dim=(0, 2)) + (0 if grad_a is None else grad_a)
         grad_b = per_channel @ row_sums + (0 if grad_b is None else grad_b)
         grad_projected = grad_out * a[:, None]
     else:
         grad_projected = grad_out
     # (2d + 2H, B·D) @ (B·D, L): the weight gradient of z Wᵀ, in the low precision
-    grad_weight = (grad_projected.to(dtype).reshape(B * D, -1).T @ z.reshape(B * D, L)).to(master)
-    if a is not None:
-        grad_weight += (b @ per_channel)[:, None]  # through b (W 1)ᵀ: the row sums' gradient, on every column
+    grad_weight = grad_projected.to(dtype).reshape(B * D, -1).T @ z.reshape(B * D, L)
+    # in the weights' precision; with RevIN plus the gradient through b (W 1)ᵀ (the row sums'), on every column
+    grad_weight = grad_weight.to(master) if a is None else torch.add(grad_weight, (b @ per_channel)[:, None])
     grad_wq, grad_wk, grad_wf, grad_folded = grad_weight.split([d, d, H, H])
     grad_bq, grad_bk, grad_bf, grad_bfolded = grad_bias.split([d, d, H, H])
     grad_folded_low = grad_folded.to(dtype)
     grad_wv = (wf_low.T @ grad_folded_low).to(master)  # (L, H) @ (H, L) -> (L, L)
-    grad_wf = grad_wf + (grad_folded_low @ wv_low.T).to(master) + torch.outer(grad_bfolded, bv)  # (H, L)
+    grad_wf = torch.addr(grad_wf, grad_bfolded, bv).add_(grad_folded_low @ wv_low.T)  # + (H, L) @ (L, L)
     grad_bv = grad_bfolded @ wf  # (H,) @ (H, L) -> (L,)
     return grad_a, grad_b, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv, grad_wf, grad_bf
 
@@ -189,7 +191,8 @@ def mse_loss_and_gradients(z, mean, std, y, y_mask, count, a, b, eps, wq, bq, wk
     diff = forecast - y  # (B, D_targets, H)
     if y_mask is not None:
         diff = torch.where(y_mask, diff, 0.0)
-    loss = diff.square().sum() / count
+    flat = diff.reshape(-1)
+    loss = torch.dot(flat, flat) / count
     return loss, _backward(saved, diff * (2 / count), scale, targets, dtype, eps, (wq.shape[0], wf.shape[0]))
 
 

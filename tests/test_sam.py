@@ -139,3 +139,18 @@ def test_scheduler_changes_reach_the_base_optimizer():
     opt.step(lambda: loss_of(w1, w2).backward())
     sched.step()
     assert opt.base_optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_zero_grad_drops_or_zeroes_in_place_and_second_step_restores_only_after_a_first_step():
+    w1, w2, opt = make(rho=0.3)
+    loss_of(w1, w2).backward()
+    grad = w1.grad
+    opt.zero_grad(set_to_none=False)
+    assert w1.grad is grad and torch.equal(grad, torch.zeros(2, dtype=torch.float64)) and not grad.requires_grad
+    opt.zero_grad()
+    assert w1.grad is None and w2.grad is None
+    # a second step without a first one is the base step alone (SGD with the current gradient)
+    w0 = torch.cat([w1, w2]).detach().clone()
+    loss_of(w1, w2).backward()
+    opt.second_step(zero_grad=True)
+    torch.testing.assert_close(torch.cat([w1, w2]).detach(), w0 - 0.1 * grad_at(w0), rtol=0, atol=1e-12)

@@ -50,35 +50,35 @@ class SAM(torch.optim.Optimizer):
         # One list of groups shared with the base optimizer, so LR schedulers act on both.
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
+        self._perturbed: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []  # (w + ε, backup of w) per group
 
     def _params_with_grad(self, group: dict[str, Any]) -> list[torch.Tensor]:
         return [p for p in group["params"] if p.grad is not None]
 
     @torch.no_grad()
-    def _grad_norm(self) -> torch.Tensor:
-        """‖g‖ over all parameters of all groups (‖|w| ⊙ g‖ for ASAM groups)."""
-        norms = []
-        for group in self.param_groups:
-            params = self._params_with_grad(group)
-            if not params:
-                continue
-            grads = [p.grad for p in params]
+    def _grad_norm(self, groups: list[tuple[dict[str, Any], list[torch.Tensor]]]) -> torch.Tensor:
+        """‖g‖ over the given (group, parameters with a gradient) pairs (‖|w| ⊙ g‖ for ASAM groups)."""
+        grads, scaled = [], []
+        for group, params in groups:
             if group["adaptive"]:
-                grads = torch._foreach_mul([p.abs() for p in params], grads)
-            norms.extend(torch._foreach_norm(grads))
+                scaled.extend(torch._foreach_mul([p.abs() for p in params], [p.grad for p in params]))
+            else:
+                grads.extend(p.grad for p in params)
+        norms = [norm for tensors in (grads, scaled) if tensors for norm in torch._foreach_norm(tensors)]
         if not norms:
             return torch.zeros(())
         device = norms[0].device
-        return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
+        if any(n.device != device for n in norms):  # parameters spread over devices
+            norms = [n.to(device) for n in norms]
+        return torch.linalg.vector_norm(torch.stack(norms))
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Move to w + ε (keeping an exact copy of w) using the gradients currently stored."""
-        grad_norm = self._grad_norm()
-        for group in self.param_groups:
-            params = self._params_with_grad(group)
-            if not params:
-                continue
+        groups = [(group, params) for group in self.param_groups if (params := self._params_with_grad(group))]
+        grad_norm = self._grad_norm(groups)
+        self._perturbed = []
+        for group, params in groups:
             backups = []
             for p in params:
                 state = self.state[p]
@@ -86,6 +86,7 @@ class SAM(torch.optim.Optimizer):
                     state["old_p"] = torch.empty_like(p)
                 backups.append(state["old_p"])
             torch._foreach_copy_(backups, params)
+            self._perturbed.append((params, backups))
             scale = group["rho"] / (grad_norm + 1e-12)  # a tensor: no host sync on accelerators
             grads = [p.grad for p in params]
             # ε is built in the gradient buffers when they are about to be dropped anyway: no allocation.
@@ -101,13 +102,24 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore w exactly, then let the base optimizer step with the gradients taken at w + ε."""
-        for group in self.param_groups:
-            params = [p for p in group["params"] if "old_p" in self.state[p]]
-            if params:
-                torch._foreach_copy_(params, [self.state[p]["old_p"] for p in params])
+        for params, backups in self._perturbed:
+            torch._foreach_copy_(params, backups)
+        self._perturbed = []
         self.base_optimizer.step()
         if zero_grad:
             self.zero_grad(set_to_none=True)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop (or zero) every parameter's gradient; a plain loop, as SAM calls it twice per step."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.detach_().requires_grad_(False)
+                    p.grad.zero_()
 
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:  # type: ignore[override]
         """One full SAM step driven by `closure` (zero grads, forward, backward, return the loss).

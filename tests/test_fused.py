@@ -129,3 +129,21 @@ def test_second_derivatives_need_the_plain_modules_and_get_them():
         grad = torch.autograd.grad(((fused.forward_channels_first(x) - y) ** 2).mean(), weight, create_graph=True)[0]
     assert torch.autograd.grad(grad.sum(), weight)[0].abs().sum() > 0
     assert fused._fused(x), "the block restores the fused pass"
+
+
+def test_onnx_export_of_the_fused_pass_serves_any_batch_size(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    model = SAMformer(16, 24, 6).eval()  # traced at batch 2: B·D = 32 ≥ H, so the export records the fused pass
+    assert model._fused(torch.zeros(2, 16, 24))
+    path = tmp_path / "m.onnx"
+    axes = {"x": {0: "batch"}, "y": {0: "batch"}}
+    torch.onnx.export(model, (torch.randn(2, 24, 16),), str(path), input_names=["x"], output_names=["y"], dynamic_axes=axes, dynamo=False)
+    x = torch.randn(5, 24, 16)
+    model._fuse = False  # the reference: the plain modules
+    with torch.no_grad():
+        expected = model(x).numpy()
+    (got,) = ort.InferenceSession(str(path)).run(None, {"x": x.numpy()})
+    assert got.shape == expected.shape == (5, 6, 16)
+    assert abs(got - expected).max() < 1e-4

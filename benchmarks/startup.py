@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from samformer.io import write_json
 
@@ -73,6 +74,7 @@ def main() -> None:
     print(f"per process: {saved:.2f} s less with the collector setting of `samformer.cli.run`")
     result = {"rounds": args.rounds, "medians": medians, "runs": runs}
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_json(args.out, result)
     print(json.dumps(result))
 

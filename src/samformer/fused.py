@@ -88,7 +88,7 @@ def _backward(saved, grad, scale, targets, dtype, eps, sizes):
     rows, q_t = (attn, queries) if targets is None else (attn[:, targets], queries[:, targets])
     grad_rows = torch.bmm(grad, values.transpose(1, 2))  # (B, Dt, H) @ (B, H, D) -> (B, Dt, D)
     grad_values = torch.bmm(rows.transpose(1, 2), grad)  # (B, D, Dt) @ (B, Dt, H) -> (B, D, H)
-    grad_scores = torch._softmax_backward_data(grad_rows, rows, -1, rows.dtype) * scale  # (B, Dt, D)
+    grad_scores = rows * (grad_rows - (grad_rows * rows).sum(dim=-1, keepdim=True)) * scale  # softmax⁻¹, (B, Dt, D)
     grad_q_t = torch.bmm(grad_scores, keys)  # (B, Dt, D) @ (B, D, d) -> (B, Dt, d)
     grad_keys = torch.bmm(grad_scores.transpose(1, 2), q_t)  # (B, D, Dt) @ (B, Dt, d) -> (B, D, d)
     if targets is None:

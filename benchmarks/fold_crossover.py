@@ -18,7 +18,6 @@ import json
 import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
@@ -71,8 +70,7 @@ def main() -> None:
             )
     result = {"batch": BATCH, "precision": "bf16", "ms_per_sam_step": rows}
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out, result)
+        write_json(args.out, result, make_dirs=True)
     print(json.dumps(result))
 
 

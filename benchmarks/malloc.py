@@ -16,7 +16,6 @@ import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 from samformer.io import write_json
 
@@ -72,8 +71,7 @@ def main() -> None:
             print(f"{setting:<10}{batch:>6}{ms:>18.2f}{faults:>18.0f}")
     result = {"rounds": args.rounds, "median": summary, "runs": runs}
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out, result)
+        write_json(args.out, result, make_dirs=True)
     print(json.dumps(result))
 
 

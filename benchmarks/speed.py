@@ -358,8 +358,7 @@ def main() -> None:
     summary["max_rss_mib_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     line = json.dumps(summary)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out, summary)
+        write_json(args.out, summary, make_dirs=True)
     print(line)
 
 

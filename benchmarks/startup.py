@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from samformer.io import write_json
 
@@ -74,8 +73,7 @@ def main() -> None:
     print(f"per process: {saved:.2f} s less with the collector setting of `samformer.cli.run`")
     result = {"rounds": args.rounds, "medians": medians, "runs": runs}
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out, result)
+        write_json(args.out, result, make_dirs=True)
     print(json.dumps(result))
 
 

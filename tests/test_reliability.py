@@ -403,3 +403,14 @@ def test_atomically_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_write_json_creates_missing_directories_only_when_asked(tmp_path):
+    from samformer.io import read_json, write_json
+
+    target = tmp_path / "a" / "b" / "result.json"
+    with pytest.raises(FileNotFoundError):
+        write_json(target, {"a": 1})
+    assert not (tmp_path / "a").exists()
+    write_json(target, {"a": [1, 2]}, make_dirs=True)
+    assert read_json(target) == {"a": [1, 2]}

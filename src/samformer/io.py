@@ -51,8 +51,10 @@ def atomic_destination(target: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write `obj` as indented JSON, atomically."""
+def write_json(path: str | os.PathLike, obj: Any, *, make_dirs: bool = False) -> None:
+    """Write `obj` as indented JSON, atomically; with `make_dirs`, missing parent directories are created first."""
+    if make_dirs:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_destination(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 

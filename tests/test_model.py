@@ -248,9 +248,11 @@ def test_fused_forward_gives_the_plain_forward_and_gradients(options, masked):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-10, msg=name)
 
 
-def test_bf16_gradients_are_the_fp32_gradients_to_bf16_accuracy():
+@pytest.mark.parametrize("revin", [True, False])
+def test_bf16_gradients_are_the_fp32_gradients_to_bf16_accuracy(revin):
     torch.manual_seed(0)
-    model = SAMformer(D, 64, H)
+    model = SAMformer(D, 64, H, revin=revin)
+    assert model._fused(torch.zeros(16, D, 64)), "the fused pass is the one under test"
     x, target = torch.randn(16, D, 64) * 3 + 2, torch.randn(16, D, H)
     grads = []
     for precision in (None, torch.bfloat16):

@@ -49,13 +49,16 @@ def test_first_step_moves_by_rho_g_over_norm_and_second_step_applies_base_update
 def test_weights_are_restored_bit_exactly_before_the_base_step():
     w1, w2, opt = make(rho=0.7)
     before = [w1.detach().clone(), w2.detach().clone()]
+    view = w1.detach()  # shares w1's memory, like anything else holding a view of the weights
     loss_of(w1, w2).backward()
     opt.first_step(zero_grad=True)
+    assert not torch.equal(w1.detach(), before[0]) and torch.equal(view, before[0]), "w + ε is held apart from w"
     loss_of(w1, w2).backward()
     for group in opt.param_groups:  # a zero learning rate isolates the restore
         group["lr"] = 0.0
     opt.second_step()
     assert torch.equal(w1.detach(), before[0]) and torch.equal(w2.detach(), before[1])
+    assert w1.data_ptr() == view.data_ptr(), "after the step the parameter is back in its own memory"
 
 
 def test_adaptive_perturbation_is_scaled_by_squared_weights():

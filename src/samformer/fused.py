@@ -41,15 +41,9 @@ def _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, tar
     """The forecast, the attention and the tensors the backward pass needs (see the module docstring)."""
     d, H, master = wq.shape[0], wf.shape[0], wf.dtype
     B, D, L = z.shape
-    # W = [Wq; Wk; Wf; Wf Wv]: (2d + 2H, L), in the precision of the products
-    if dtype == master:
-        wf_low, wv_low = wf, wv
-        weight = torch.cat([wq, wk, wf, wf @ wv])  # (H, L) @ (L, L) for the last block
-    else:  # cast as it is written: no full-precision copy of W
-        weight = torch.empty(2 * d + 2 * H, L, dtype=dtype, device=z.device)
-        torch.cat([wq, wk, wf], out=weight[: 2 * d + H])
-        wf_low, wv_low = weight[2 * d : 2 * d + H], wv.to(dtype)
-        torch.mm(wf_low, wv_low, out=weight[2 * d + H :])
+    top = torch.cat([wq, wk, wf]).to(dtype)  # (2d + H, L)
+    wf_low, wv_low = top[2 * d :], wv.to(dtype)
+    weight = torch.cat([top, wf_low @ wv_low])  # W = [Wq; Wk; Wf; Wf Wv]: (2d + 2H, L), in the low precision
     bias = torch.cat([bq, bk, bf, wf @ bv])  # (2d + 2H,)
     projected = torch.mm(z.reshape(B * D, L), weight.T).view(B, D, -1)  # (B·D, L) @ (L, 2d + 2H), low precision
     if a is not None:
@@ -106,23 +100,19 @@ def _backward(saved, grad, scale, targets, dtype, eps, sizes):
         grad_out[:, targets, 2 * d : 2 * d + H] = grad
     per_channel = grad_out.sum(dim=0)  # (D, 2d + 2H)
     grad_bias = per_channel.sum(dim=0)  # (2d + 2H,)
-    grad_projected = torch.empty(grad_out.shape, dtype=dtype, device=grad_out.device)  # (B, D, 2d + 2H), low precision
     if a is not None:
         grad_a = (grad_out * projected).sum(dim=(0, 2)) + (0 if grad_a is None else grad_a)
         grad_b = per_channel @ row_sums + (0 if grad_b is None else grad_b)
-        torch.mul(grad_out, a[:, None], out=grad_projected)
+        grad_projected = grad_out * a[:, None]
     else:
-        grad_projected.copy_(grad_out)
+        grad_projected = grad_out
     # (2d + 2H, B·D) @ (B·D, L): the weight gradient of z Wᵀ, in the low precision
-    grad_weight = grad_projected.reshape(B * D, -1).T @ z.reshape(B * D, L)
-    # With RevIN plus the gradient through b (W 1)ᵀ (the row sums'), on every column: (2d + 2H, 1)
-    through_b = None if a is None else (b @ per_channel)[:, None]
-    top, folded = grad_weight.split([2 * d + H, H])
-    # Wq, Wk, Wf's rows in the weights' precision; Wf Wv's rows stay low for the two products below
-    grad_top = top.to(master) if through_b is None else torch.add(top, through_b[: 2 * d + H])
-    grad_folded_low = folded if through_b is None else torch.add(folded, through_b[2 * d + H :], out=torch.empty_like(folded))
-    grad_wq, grad_wk, grad_wf = grad_top.split([d, d, H])
+    grad_weight = grad_projected.to(dtype).reshape(B * D, -1).T @ z.reshape(B * D, L)
+    # in the weights' precision; with RevIN plus the gradient through b (W 1)ᵀ (the row sums'), on every column
+    grad_weight = grad_weight.to(master) if a is None else torch.add(grad_weight, (b @ per_channel)[:, None])
+    grad_wq, grad_wk, grad_wf, grad_folded = grad_weight.split([d, d, H, H])
     grad_bq, grad_bk, grad_bf, grad_bfolded = grad_bias.split([d, d, H, H])
+    grad_folded_low = grad_folded.to(dtype)
     grad_wv = (wf_low.T @ grad_folded_low).to(master)  # (L, H) @ (H, L) -> (L, L)
     grad_wf = torch.addr(grad_wf, grad_bfolded, bv).add_(grad_folded_low @ wv_low.T)  # + (H, L) @ (L, L)
     grad_bv = grad_bfolded @ wf  # (H,) @ (H, L) -> (L,)
@@ -187,8 +177,7 @@ def attend_and_forecast(
     with torch.autocast(device_type, enabled=False):
         if torch.is_grad_enabled() and not torch.jit.is_tracing():
             return _AttendAndForecast.apply(*inputs)
-        with torch.no_grad():  # no graph to record (evaluation, inference, ONNX export)
-            forecast, attn, _ = _forward(*inputs)
+        forecast, attn, _ = _forward(*inputs)  # no graph to record (evaluation, inference, ONNX export)
         return forecast, attn
 
 
@@ -237,13 +226,13 @@ class MSEPass:
         x_mask, y_mask = (None, None) if mask is None else mask
         revin, attention, forecaster = model.revin, model.attention, model.forecaster
         if revin is not None:
-            z, (mean, std) = revin.standardize(x, x_mask, dtype)
+            z, (mean, std) = revin.standardize(x, x_mask)
         else:
-            z, mean, std = model._missing_as_zero(x.detach(), x_mask).to(dtype), None, None
+            z, mean, std = model._missing_as_zero(x.detach(), x_mask), None, None
         count = y.numel() if y_mask is None else y_mask.sum(dtype=y.dtype).clamp(min=1)
         targets = None if model._targets is None else torch.tensor(model._targets, device=z.device)
         self.core = core
-        self.data = (z, mean, std, y, y_mask, count)
+        self.data = (z.to(dtype), mean, std, y, y_mask, count)
         self.constants = (attention.scale, targets, dtype)
         q, k, v = attention.query, attention.key, attention.value
         affine = (None, None) if revin is None else (revin.weight, revin.bias)

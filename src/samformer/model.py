@@ -82,41 +82,33 @@ class RevIN(nn.Module):
         z, stats = self.standardize(x, mask)
         return torch.addcmul(self.bias[:, None], z, self.weight[:, None]), stats
 
-    def standardize(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, dtype: torch.dtype | None = None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def standardize(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """`normalize` without the learnable affine map: (x − mean) / std, which carries no gradient.
 
         ``normalize(x)[0] == standardize(x)[0] * weight[:, None] + bias[:, None]``; the fused forward
-        pass (`samformer.fused`) applies the affine map itself, after its first product. With a `dtype`
-        (e.g. bf16 for low-precision products) the result is computed in x's precision and rounded once,
-        as it is written. The result is row-major (contiguous).
+        pass (`samformer.fused`) applies the affine map itself, after its first product.
         """
         x = x.detach()
         if mask is not None:
-            return self._standardize_masked(x, mask, dtype)
-        # Windows served as views of a (T, D) series are (B, D, L) tensors whose time axis is strided;
-        # reducing along it is slow, so such inputs are copied once. Gathered batches are row-major already.
+            return self._standardize_masked(x, mask)
+        # Windows served as views of a (T, D) series are (B, D, L) tensors whose time axis is strided; reducing
+        # along it is slow and elementwise results would inherit the layout, so every matrix product would copy
+        # (or fall back to a slow batched product). Such inputs are copied once; gathered batches are row-major.
         if x.stride(-1) != 1:
             x = x.contiguous()
         mean = x.mean(dim=-1, keepdim=True)  # (B, D, 1)
         centred = x - mean
         # Two-pass variance: at these shapes torch.var's CPU kernel is ~20x slower than a mean.
         std = torch.sqrt(centred.square().mean(dim=-1, keepdim=True) + self.eps)
-        if dtype is None or dtype == x.dtype:
-            return centred / std, (mean, std)
-        return torch.div(centred, std, out=torch.empty(x.shape, dtype=dtype, device=x.device)), (mean, std)
+        return centred / std, (mean, std)
 
-    def _standardize_masked(
-        self, x: torch.Tensor, mask: torch.Tensor, dtype: torch.dtype | None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def _standardize_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         count = mask.sum(dim=-1, keepdim=True).clamp(min=1)  # (B, D, 1); an all-missing row gets mean 0, std √eps
         x = torch.where(mask, x, 0.0)
         mean = x.sum(dim=-1, keepdim=True) / count  # (B, D, 1)
         var = torch.where(mask, x - mean, 0.0).square().sum(dim=-1, keepdim=True) / count
         std = torch.sqrt(var + self.eps)
-        z = torch.where(mask, (x - mean) / std, 0.0)
-        return z if dtype is None else z.to(dtype), (mean, std)
+        return torch.where(mask, (x - mean) / std, 0.0), (mean, std)
 
     def denormalize(self, y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor], channels: list[int] | None = None) -> torch.Tensor:
         """Exact inverse of `normalize` applied to `y` of shape (B, D, H), or (B, len(channels), H)."""

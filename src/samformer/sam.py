@@ -50,7 +50,7 @@ class SAM(torch.optim.Optimizer):
         # One list of groups shared with the base optimizer, so LR schedulers act on both.
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
-        self._perturbed: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []  # (parameters, their w) per group
+        self._perturbed: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []  # (w + ε, backup of w) per group
 
     def _params_with_grad(self, group: dict[str, Any]) -> list[torch.Tensor]:
         return [p for p in group["params"] if p.grad is not None]
@@ -74,34 +74,36 @@ class SAM(torch.optim.Optimizer):
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
-        """Move to w + ε using the gradients currently stored; w itself is set aside untouched.
-
-        Each parameter is pointed at a new tensor holding w + ε and its tensor holding w is kept, so
-        `second_step` restores w exactly by pointing back: no copy of the weights either way.
-        """
+        """Move to w + ε (keeping an exact copy of w) using the gradients currently stored."""
         groups = [(group, params) for group in self.param_groups if (params := self._params_with_grad(group))]
         grad_norm = self._grad_norm(groups)
         self._perturbed = []
         for group, params in groups:
-            scale = group["rho"] / (grad_norm + 1e-12)
+            backups = []
+            for p in params:
+                state = self.state[p]
+                if "old_p" not in state or state["old_p"].shape != p.shape:
+                    state["old_p"] = torch.empty_like(p)
+                backups.append(state["old_p"])
+            torch._foreach_copy_(backups, params)
+            self._perturbed.append((params, backups))
+            scale = group["rho"] / (grad_norm + 1e-12)  # a tensor: no host sync on accelerators
             grads = [p.grad for p in params]
+            # ε is built in the gradient buffers when they are about to be dropped anyway: no allocation.
+            eps = grads if zero_grad else torch._foreach_mul(grads, 1.0)
             if group["adaptive"]:
-                grads = torch._foreach_mul(grads, params)
-                torch._foreach_mul_(grads, params)  # w² ⊙ g
-            perturbed = _add_scaled(params, grads, scale)  # (w + ε) per parameter
-            originals = [p.data for p in params]
-            for p, moved in zip(params, perturbed, strict=True):
-                p.data = moved
-            self._perturbed.append((params, originals))
+                torch._foreach_mul_(eps, params)
+                torch._foreach_mul_(eps, params)
+            torch._foreach_mul_(eps, scale)
+            torch._foreach_add_(params, eps)
         if zero_grad:
             self.zero_grad(set_to_none=True)
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore w exactly, then let the base optimizer step with the gradients taken at w + ε."""
-        for params, originals in self._perturbed:
-            for p, original in zip(params, originals, strict=True):
-                p.data = original
+        for params, backups in self._perturbed:
+            torch._foreach_copy_(params, backups)
         self._perturbed = []
         self.base_optimizer.step()
         if zero_grad:
@@ -139,18 +141,10 @@ class SAM(torch.optim.Optimizer):
     def state_dict(self) -> dict[str, Any]:
         """The base optimizer's state and the shared groups (rho, adaptive, lr, ...).
 
-        Between `first_step` and `second_step` the parameters hold w + ε; w is kept aside, not in the state.
+        The backup of w is scratch space, valid only between `first_step` and `second_step`.
         """
         return self.base_optimizer.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups
-
-
-def _add_scaled(tensors: list[torch.Tensor], others: list[torch.Tensor], scale: torch.Tensor) -> list[torch.Tensor]:
-    """New tensors t + scale · o. On the CPU `scale` is read as a number, so this is a single pass over
-    the weights; elsewhere it stays a tensor, so that no step waits for the device."""
-    if scale.device.type == "cpu":
-        return torch._foreach_add(tensors, others, alpha=scale.item())
-    return torch._foreach_add(tensors, torch._foreach_mul(others, scale))

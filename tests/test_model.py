@@ -121,6 +121,20 @@ def test_revin_normalize_then_denormalize_is_identity():
     torch.testing.assert_close(revin.denormalize(xn, stats), x, rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize("layout", ["window view", "gathered batch"])
+def test_revin_standardizes_any_layout_to_row_major_zero_mean_unit_variance(layout):
+    series = torch.randn(L + 40, D, dtype=torch.float64) * 3 + 1  # (T, D), like a split's series
+    windows = series.unfold(0, L + 4, 1)  # (N, D, L + 4) views, time axis strided by D
+    x = windows[:B] if layout == "window view" else windows[torch.arange(B)]  # the second is a gathered copy
+    x = x[..., :L]  # inputs: the time axis is strided (window view) or rows have gaps (gathered batch)
+    assert not x.is_contiguous()
+    z, (mean, std) = RevIN(D).standardize(x)
+    assert z.is_contiguous(), "row-major for the products that follow"
+    torch.testing.assert_close(mean.squeeze(-1), x.mean(-1))
+    torch.testing.assert_close(std.squeeze(-1), torch.sqrt(x.var(-1, correction=0) + RevIN(D).eps))
+    torch.testing.assert_close(z * std + mean, x)
+
+
 def test_permuting_channels_permutes_outputs():
     torch.manual_seed(1)
     model = SAMformer(D, L, H)

@@ -58,7 +58,7 @@ def test_weights_are_restored_bit_exactly_before_the_base_step():
         group["lr"] = 0.0
     opt.second_step()
     assert torch.equal(w1.detach(), before[0]) and torch.equal(w2.detach(), before[1])
-    assert w1.data_ptr() == view.data_ptr(), "the weights stay in their own memory: views of them see the step"
+    assert w1.data_ptr() == view.data_ptr(), "the parameter is restored in its own memory, where views of it look"
 
 
 def test_adaptive_perturbation_is_scaled_by_squared_weights():

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from samformer.benchmark import grid, pending, render_table, run_grid, run_path, summarise, summarise_tuned
 from samformer.cli import main
+from samformer.grid import grid, pending, render_table, run_grid, run_path, summarise, summarise_tuned
 
 TINY = {"epochs": 2, "batch_size": 64, "progress": False}
 METRICS = ("test_mse", "test_mae", "val_mse", "best_epoch", "epochs_run")

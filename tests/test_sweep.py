@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from samformer.benchmark import grid, render_table, summarise
 from samformer.cli import main
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec
+from samformer.grid import grid, render_table, summarise
 from samformer.sweep import SUMMARY_FILE, run_search, run_sweep, train_record
 from tests.conftest import make_frame
 

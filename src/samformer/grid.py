@@ -110,21 +110,22 @@ def _is_number(value: Any) -> bool:
 def configuration_difference(record: dict[str, Any], spec: RunSpec, dataset: dict[str, str] | None) -> str | None:
     """How a stored run's configuration differs from `spec` on `dataset` (its `source_identity`), or None if it matches.
 
-    Compared: horizon, look-back, seed, variant, the protocol label (model options, channels), every
-    training option (those an older version did not record count as today's defaults) and the
-    dataset's resolved path and content hash (when both the record and the caller know them).
+    Compared: horizon, look-back, seed, variant, every training option (those an older version did
+    not record count as today's defaults), the protocol label (which names model options and
+    channels) and the dataset's resolved path and content hash (when the record and the caller both
+    know them).
     """
     for key, wanted in {"horizon": spec.horizon, "seq_len": spec.seq_len, "seed": spec.seed, "variant": spec.variant}.items():
         if record[key] != wanted:
             return f"{key} {record[key]!r} there, {wanted!r} here"
-    if record["protocol"] != spec.protocol():
-        return f"protocol {record['protocol']} there, {spec.protocol()} here"
     stored = record.get("train_config")
     if isinstance(stored, dict):
         defaults = asdict(TrainConfig())
         for key, wanted in json.loads(json.dumps(asdict(spec.train_config()))).items():
             if key not in _DISPLAY_ONLY and stored.get(key, defaults.get(key)) != wanted:
                 return f"{key} {stored.get(key, defaults.get(key))!r} there, {wanted!r} here"
+    if record["protocol"] != spec.protocol():  # model options and channels are named in it
+        return f"protocol {record['protocol']} there, {spec.protocol()} here"
     source = (record.get("data_protocol") or {}).get("source")
     if dataset and isinstance(source, dict):
         for key in ("path", "sha256"):

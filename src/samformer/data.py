@@ -1,4 +1,6 @@
-"""Series loading, the literature's train/val/test splits, train-only scaling and sliding windows.
+"""Reading and validating one series, the literature's train/val/test splits, train-only scaling and sliding windows.
+
+Benchmark names and whole loads go through `samformer.loading`, which calls down into this module.
 
 Splits follow the loaders the paper used (TSMixer's, itself from Informer/Autoformer):
 ETT hourly train [0, 8640), val [8640 − L, 11520), test [11520 − L, 14400); ETT 15-minute the same

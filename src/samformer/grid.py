@@ -2,7 +2,8 @@
 
 Files are written atomically, so a killed grid resumes. Layout:
 `OUT/<variant>/<dataset>/H<horizon>/seed<seed>.json`, where `<dataset>` is a benchmark's name, or a
-CSV's name plus a hash of its resolved path (two files both called data.csv never share a directory).
+CSV's name, `-` and the first 8 hex digits of the SHA-256 of its resolved path (two files both
+called data.csv never share a directory).
 A run whose file holds a complete record of the same full configuration (every training option, the
 model options, the dataset's resolved path and content hash) is skipped; a record of another
 configuration stops the grid before any training, with one line saying so; a corrupt, half-written

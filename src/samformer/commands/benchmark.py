@@ -1,4 +1,4 @@
-"""`samformer benchmark` (run the grid, resumable) and `samformer table` (regenerate the table from run files)."""
+"""Internal: `samformer benchmark` (run the grid, resumable) and `samformer table` (regenerate the table from run files)."""
 
 from __future__ import annotations
 

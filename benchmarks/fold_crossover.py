@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from samformer.data import load_dataset
 from samformer.io import write_json
+from samformer.loading import load_dataset
 from samformer.model import SAMformer
 from samformer.train import TrainConfig, build_optimizer, train_step
 

@@ -23,7 +23,7 @@ CHILD = """
 import json, resource, sys, time, torch
 from samformer.allocator import keep_freed_memory
 kept = sys.argv[1] == "kept" and keep_freed_memory()
-from samformer.data import load_dataset
+from samformer.loading import load_dataset
 from samformer.model import SAMformer
 from samformer.train import TrainConfig, build_optimizer, train_step
 windows = load_dataset("ETTh1", 512, 96, data_dir=sys.argv[2] or None).windows("train")

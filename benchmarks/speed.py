@@ -42,8 +42,9 @@ from pathlib import Path
 import torch
 
 from samformer.allocator import keep_freed_memory
-from samformer.data import Windows, load_dataset
+from samformer.data import Windows
 from samformer.io import write_json
+from samformer.loading import load_dataset
 from samformer.model import SAMformer
 from samformer.train import CompiledForwardBackward, TrainConfig, build_optimizer, forward_backward, train_step
 

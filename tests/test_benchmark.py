@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from samformer.benchmark import grid, pending, render_table, run_grid, run_path, summarise, summarise_tuned
 from samformer.cli import main
+from samformer.errors import SamformerError
+from samformer.grid import grid, pending, render_table, run_grid, run_path, summarise, summarise_tuned
 
 TINY = {"epochs": 2, "batch_size": 64, "progress": False}
 METRICS = ("test_mse", "test_mae", "val_mse", "best_epoch", "epochs_run")
@@ -172,3 +173,76 @@ def test_table_and_benchmark_errors(tmp_path, capsys):
     assert main(["benchmark", "--datasets", "ETTh1", "--variants", "bogus"]) == 2
     err = capsys.readouterr().err
     assert "no run files" in err and "unknown dataset 'ETTh9'" in err and "unknown variant 'bogus'" in err
+
+
+def tiny_argv(csv: Path, out: Path, *extra: str) -> list[str]:
+    return ["benchmark", "--datasets", str(csv), "--horizons", "6", "--seq-len", "24", "--epochs", "1", "--out", str(out), *extra]
+
+
+def test_a_run_of_another_configuration_is_never_reused(tmp_path, small_csv, capsys):
+    out = tmp_path / "runs"
+    assert main(tiny_argv(small_csv, out, "--rho", "0.7")) == 0
+    (stored,) = out.rglob("seed0.json")
+    before = stored.read_bytes()
+    capsys.readouterr()
+    for extra, setting in [
+        (("--rho", "0.05"), "rho 0.7 there, 0.05 here"),
+        (("--rho", "0.7", "--batch-size", "16"), "batch_size 32 there"),
+    ]:
+        assert main(tiny_argv(small_csv, out, *extra)) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "a different configuration is stored at" in err and setting in err
+        assert "use another --out or remove it" in err
+    assert main(tiny_argv(small_csv, out, "--rho", "0.7")) == 0  # the same configuration: reused
+    assert json.loads(capsys.readouterr().out)["skipped"] == 1
+    assert stored.read_bytes() == before
+
+
+def test_a_changed_csv_is_a_different_configuration(tmp_path, small_csv, capsys):
+    out = tmp_path / "runs"
+    assert main(tiny_argv(small_csv, out)) == 0
+    lines = small_csv.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace(",", ",1", 1)  # one value changed, same path
+    small_csv.write_text("".join(lines))
+    assert main(tiny_argv(small_csv, out)) == 2
+    assert "dataset sha256" in capsys.readouterr().err
+
+
+def test_two_csvs_with_the_same_file_name_keep_their_own_runs(tmp_path):
+    from tests.conftest import make_frame
+
+    for folder, seed in (("a", 0), ("b", 1)):
+        (tmp_path / folder).mkdir()
+        make_frame(seed=seed).to_csv(tmp_path / folder / "data.csv")
+    out = tmp_path / "runs"
+    both = f"{tmp_path / 'a' / 'data.csv'},{tmp_path / 'b' / 'data.csv'}"
+    assert main(tiny_argv(Path(both), out)) == 0
+    records = [json.loads(p.read_text()) for p in sorted(out.rglob("seed0.json"))]
+    assert len(records) == 2
+    assert sorted(Path(r["data_protocol"]["source"]["path"]).parent.name for r in records) == ["a", "b"]
+    assert records[0]["test_mse"] != records[1]["test_mse"]
+
+
+def test_mistyped_run_files_are_reported_and_skipped_by_table(tmp_path, capsys):
+    write_run(tmp_path, "samformer", "ETTh1", 96, 0, 0.36, 0.39)
+    for seed, (key, value) in enumerate([("test_mse", "0.3"), ("horizon", "96"), ("val_mse", True), ("variant", 3)], start=1):
+        write_run(tmp_path, "samformer", "ETTh1", 96, seed, 0.30, 0.30)
+        path = tmp_path / "samformer" / "ETTh1" / "H96" / f"seed{seed}.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {key: value}))
+    assert main(["table", str(tmp_path), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)
+    assert row["n_seeds"] == 1 and row["mse_mean"] == 0.36  # only the well-formed run
+    assert captured.err.count("wrong type") == 4 and "test_mse='0.3'" in captured.err
+
+
+def test_records_of_older_versions_are_reused_when_what_they_hold_matches(tmp_path, small_csv):
+    spec = grid([str(small_csv)], [6], [0], seq_len=24, train_options={"epochs": 1, "progress": False})[0]
+    path = run_path(tmp_path, spec)
+    path.parent.mkdir(parents=True)
+    old = {"dataset": "small", "horizon": 6, "seq_len": 24, "seed": 0, "variant": "samformer", "protocol": spec.protocol()}
+    path.write_text(json.dumps(old | {"test_mse": 0.3, "test_mae": 0.4, "val_mse": 0.5, "train_config": {"rho": 0.7, "epochs": 1}}))
+    assert pending([spec], tmp_path) == []
+    path.write_text(json.dumps(old | {"test_mse": 0.3, "test_mae": 0.4, "val_mse": 0.5, "train_config": {"rho": 0.5, "epochs": 1}}))
+    with pytest.raises(SamformerError, match="rho 0.5 there, 0.7 here"):
+        pending([spec], tmp_path)

@@ -3,6 +3,7 @@ retries of killed or transiently failing tasks, finished runs kept across failur
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from samformer.benchmark import grid, render_table, summarise
 from samformer.cli import main
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec
+from samformer.grid import grid, render_table, summarise
 from samformer.sweep import SUMMARY_FILE, run_search, run_sweep, train_record
 from tests.conftest import make_frame
 
@@ -36,6 +37,11 @@ def csv(tmp_path: Path) -> Path:
     path = tmp_path / "small.csv"
     make_frame(600, 3).to_csv(path)
     return path
+
+
+def _run_dir(csv: Path) -> str:
+    """A CSV's run directory as documented: its name and the first 8 hex digits of the SHA-256 of its resolved path."""
+    return f"{csv.stem}-{hashlib.sha256(str(csv.resolve()).encode()).hexdigest()[:8]}"
 
 
 def _specs(csv: Path) -> list[RunSpec]:
@@ -106,7 +112,7 @@ def test_a_failing_run_keeps_the_finished_ones_and_a_rerun_does_only_it(local_ra
     with pytest.raises(SamformerError, match="1 of 4 runs failed"):
         run_sweep(_specs(csv), tmp_path / "out", workers=2, progress=False, task=broken)
     assert sum(p.name.startswith("H8-seed1.") for p in calls.iterdir()) == 1
-    assert sorted(_files(tmp_path / "out")) == [f"samformer/small/H{h}/seed{s}.json" for h, s in ((4, 0), (4, 1), (8, 0))]
+    assert sorted(_files(tmp_path / "out")) == [f"samformer/{_run_dir(csv)}/H{h}/seed{s}.json" for h, s in ((4, 0), (4, 1), (8, 0))]
 
     report = run_sweep(_specs(csv), tmp_path / "out", workers=2, progress=False)
     assert (report.skipped, report.ran) == (3, 1)
@@ -118,13 +124,13 @@ def test_search_stores_each_trial_and_selects_the_lowest_validation_mse(local_ra
     report = run_search(specs, {"lr": [1e-3, 1e-2]}, tmp_path / "search", workers=2, progress=False)
     assert (report.total, report.ran) == (2, 2)
     files = _files(tmp_path / "search")
-    assert sorted(files) == ["lr=0.001/samformer/small/H4/seed0.json", "lr=0.01/samformer/small/H4/seed0.json"]
+    assert sorted(files) == [f"lr={lr}/samformer/{_run_dir(csv)}/H4/seed0.json" for lr in ("0.001", "0.01")]
     # Independent truth: each trial trained here, in this process, with its setting.
     direct = {}
     for lr in (1e-3, 1e-2):
         record = train_record(RunSpec(str(csv), 4, seq_len=16, train_options={"epochs": 2, "lr": lr}), None, 1)
         direct[f"lr={lr}"] = record["val_mse"]
-        stored = files[f"lr={lr}/samformer/small/H4/seed0.json"]
+        stored = files[f"lr={lr}/samformer/{_run_dir(csv)}/H4/seed0.json"]
         assert stored["train_config"]["lr"] == lr
         assert _without_timings(stored) == _without_timings(json.loads(json.dumps(record)))  # as stored: lists, not tuples
     summary = json.loads((tmp_path / "search" / SUMMARY_FILE).read_text())

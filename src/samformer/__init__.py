@@ -10,10 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from samformer.data import SplitData, Windows, load_dataset
+    from samformer.data import SplitData, Windows
     from samformer.datasets import BENCHMARKS
     from samformer.errors import DataError, ModelFileError, SamformerError, ShapeError
     from samformer.forecaster import Backtest, Forecaster
+    from samformer.loading import load_dataset
     from samformer.model import SAMformer, SAMformerConfig, create_model, list_variants
     from samformer.reparam import SigmaReparamLinear
     from samformer.sam import SAM
@@ -23,7 +24,8 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _SOURCES = {
-    **dict.fromkeys(["SplitData", "Windows", "load_dataset"], "samformer.data"),
+    **dict.fromkeys(["SplitData", "Windows"], "samformer.data"),
+    "load_dataset": "samformer.loading",
     "BENCHMARKS": "samformer.datasets",
     **dict.fromkeys(["DataError", "ModelFileError", "SamformerError", "ShapeError"], "samformer.errors"),
     **dict.fromkeys(["Backtest", "Forecaster"], "samformer.forecaster"),

@@ -9,18 +9,19 @@ through the linear forecaster and count in the loss and metrics.
   their token is shifted forward by H, holding rows [t+H, t+L+H), so it ends at the horizon's end.
 - `calendar=True` derives sin/cos encodings of hour of day, day of week and day of year from the
   timestamps, as known-future covariates (features that are constant over the series are dropped).
+
+`ChannelSpec.apply` works on the frame it is given; `samformer.loading.load_dataset(..., channels=)`
+reads, applies and splits in one pass.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from samformer.data import ChannelRoles, SplitData, read_series_csv, split_frame
-from samformer.datasets import BENCHMARKS, get_benchmark, locate
+from samformer.data import ChannelRoles
 from samformer.errors import DataError
 
 MODES = ("M", "S", "MS")
@@ -99,24 +100,3 @@ class ChannelSpec:
             future=tuple(order.index(c) for c in future),
         )
         return selected, roles
-
-
-def load_dataset_with_roles(
-    source: str | os.PathLike,
-    spec: ChannelSpec,
-    seq_len: int = 512,
-    horizon: int = 96,
-    data_dir: str | os.PathLike | None = None,
-) -> SplitData:
-    """Like `samformer.load_dataset`, with the columns and channel roles of `spec`."""
-    if isinstance(source, str) and source.lower() in {n.lower() for n in BENCHMARKS}:
-        bench = get_benchmark(source)
-        # As `load_dataset`: the published benchmark files are used row for row (weather repeats a
-        # timestamp and skips a few), because the literature's splits are defined on rows.
-        frame, kind, name = read_series_csv(locate(bench.name, data_dir), check_time=False), bench.split, bench.name
-    else:
-        frame, kind, name = read_series_csv(source), "ratio", os.path.basename(str(source)).removesuffix(".gz").removesuffix(".csv")
-    selected, roles = spec.apply(frame)
-    data = split_frame(selected, seq_len, horizon, kind, name)
-    data.roles = roles
-    return data

@@ -1,4 +1,6 @@
-"""Series loading, the literature's train/val/test splits, train-only scaling and sliding windows.
+"""Reading and validating one series, the literature's train/val/test splits, train-only scaling and sliding windows.
+
+Benchmark names and whole loads go through `samformer.loading`, which calls down into this module.
 
 Splits follow the loaders the paper used (TSMixer's, itself from Informer/Autoformer):
 ETT hourly train [0, 8640), val [8640 − L, 11520), test [11520 − L, 14400); ETT 15-minute the same
@@ -13,14 +15,15 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
-from samformer.datasets import BENCHMARKS, SplitKind, get_benchmark, locate
 from samformer.errors import DataError, ShapeError
 
+SplitKind = Literal["ett_hour", "ett_minute", "ratio"]  # the border rules of `split_borders`
 DATE_COLUMNS = ("date", "ds", "timestamp", "time", "datetime")
 
 
@@ -255,6 +258,7 @@ class SplitData:
     index: pd.Index = field(repr=False)
     masks: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # per split, (T, D) bool, True = observed
     roles: ChannelRoles = field(default_factory=ChannelRoles)  # targets and known-future covariates
+    source: dict[str, Any] | None = None  # the file's identity, {"path": resolved path, "sha256": of its content}
 
     @property
     def n_channels(self) -> int:
@@ -272,6 +276,7 @@ class SplitData:
             "borders": {k: list(v) for k, v in self.borders.items()},
             "scaler_fit_rows": list(self.borders["train"]),
             "windows": {s: len(self.windows(s)) for s in ("train", "val", "test")},
+            **({"source": self.source} if self.source else {}),
         }
 
 
@@ -297,19 +302,3 @@ def split_frame(frame: pd.DataFrame, seq_len: int, horizon: int, kind: SplitKind
     scaled = torch.from_numpy(scaler.transform(values).astype(np.float32))
     parts = {split: scaled[start:end].contiguous() for split, (start, end) in borders.items()}
     return SplitData(name, [str(c) for c in frame.columns], seq_len, horizon, scaler=scaler, borders=borders, index=frame.index, **parts)
-
-
-def load_dataset(
-    source: str | os.PathLike, seq_len: int = 512, horizon: int = 96, data_dir: str | os.PathLike | None = None, download: bool = True
-) -> SplitData:
-    """Load a benchmark by name (see `samformer.datasets`) or a CSV by path, split and scaled."""
-    if isinstance(source, str) and source.lower() in {name.lower() for name in BENCHMARKS}:
-        spec = get_benchmark(source)
-        # As published (weather has one repeated and one skipped timestamp); the protocol cuts by row.
-        frame = read_series_csv(locate(spec.name, data_dir, download), check_time=False)
-        return split_frame(frame, seq_len, horizon, spec.split, spec.name)
-    path = Path(source)
-    if path.suffix.lower() not in (".csv", ".gz") and not path.exists():
-        get_benchmark(str(source))  # raises the "unknown dataset" error with the list of names
-    frame = read_series_csv(path)
-    return split_frame(frame, seq_len, horizon, "ratio", path.stem.removesuffix(".csv"))

@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
-from samformer.covariates import ChannelSpec, load_dataset_with_roles
-from samformer.data import SplitData, load_dataset
+from samformer.covariates import ChannelSpec
+from samformer.data import SplitData
 from samformer.datasets import BENCHMARKS, get_benchmark
+from samformer.loading import load_dataset
 from samformer.model import SAMformer, create_model, variant_uses_sam
 from samformer.train import EpochCallback, TrainConfig, TrainResult, fit, seed_everything
 
@@ -76,10 +77,9 @@ def execute(
     `checkpoint` and `resume` are passed to `fit`: checkpoint every epoch, continue from one.
     """
     cfg = spec.train_config()
-    if data is None and spec.channels.is_default:
-        data = load_dataset(spec.dataset, spec.seq_len, spec.horizon, data_dir=data_dir)
-    elif data is None:
-        data = load_dataset_with_roles(spec.dataset, spec.channels, spec.seq_len, spec.horizon, data_dir=data_dir)
+    if data is None:
+        channels = None if spec.channels.is_default else spec.channels
+        data = load_dataset(spec.dataset, spec.seq_len, spec.horizon, data_dir=data_dir, channels=channels)
     seed_everything(spec.seed)
     model_options = dict(spec.model_options)
     if data.roles.targets is not None:

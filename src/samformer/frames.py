@@ -1,4 +1,4 @@
-"""DataFrames as users have them → one wide float frame on a regular time grid, and back.
+"""Internal: DataFrames as users have them → one wide float frame on a regular time grid, and back.
 
 Two layouts are accepted: wide (a DatetimeIndex or a date column, one numeric column per channel) and
 long (`unique_id, ds, y`, as Nixtla's neuralforecast). Both become the same wide frame, channels in

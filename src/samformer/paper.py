@@ -1,4 +1,4 @@
-"""The paper's reported test MSE (L = 512), for comparison tables. Source: REFERENCE.md.
+"""Internal: the paper's reported test MSE (L = 512), for comparison tables. Source: REFERENCE.md.
 
 SAMformer's row for every dataset; the vanilla Transformer (no SAM), σReparam and TSMixer only where
 the reference gives them (ETTh1). Values marked approximate there (electricity per horizon) are kept

@@ -2,9 +2,9 @@
 
 Every run trains in a Ray worker exactly as `samformer benchmark` trains it (`experiment.execute`,
 with `progress` off and a fixed number of torch threads) and sends its record back; the driver stores
-it with `benchmark.run_path` and `io.write_json` as soon as it arrives. So the run files have the
+it with `grid.run_path` and `io.write_json` as soon as it arrives. So the run files have the
 layout and content of `samformer benchmark` (only timings differ), `samformer table` reads either,
-and a restarted sweep skips what is stored (`benchmark.pending`). A task whose worker dies, or that
+and a restarted sweep skips what is stored (`grid.pending`). A task whose worker dies, or that
 fails with a transient error (`RETRIED`), is retried; one that still fails is reported at the end,
 after every other run has been stored.
 
@@ -31,9 +31,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from samformer.benchmark import iter_runs, pending, run_path
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec, execute
+from samformer.grid import iter_runs, pending, run_path
 from samformer.io import write_json
 
 # Failures worth another attempt: I/O and torch runtime errors (e.g. out of memory). Bad input
@@ -64,7 +64,7 @@ def _absolute_data_dir(data_dir: str | os.PathLike | None) -> str | None:
 def train_record(spec: RunSpec, data_dir: str | None, threads: int) -> dict[str, Any]:
     """Train `spec` in this process with `threads` torch threads; returns its result record.
 
-    The same steps as `benchmark._run_one` (which also writes the file): progress bar off, then `execute`.
+    The same steps as `grid._run_one` (which also writes the file): progress bar off, then `execute`.
     """
     torch.set_num_threads(threads)
     spec.train_options.setdefault("progress", False)

@@ -1,4 +1,4 @@
-"""`samformer benchmark` (run the grid, resumable) and `samformer table` (regenerate the table from run files)."""
+"""Internal: `samformer benchmark` (run the grid, resumable) and `samformer table` (regenerate the table from run files)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from samformer.benchmark import cells_as_json, grid, render_table, run_grid, summarise, summarise_tuned
 from samformer.commands.options import non_negative_float, positive_int
 from samformer.datasets import get_benchmark
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec
+from samformer.grid import cells_as_json, grid, render_table, run_grid, summarise, summarise_tuned
 from samformer.model import list_variants
 from samformer.paper import HORIZONS
 

@@ -21,10 +21,10 @@ import torch
 
 from samformer.analysis import attention_statistics, fixed_subset, sharpness
 from samformer.commands.options import positive_int
-from samformer.data import load_dataset
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec, execute
 from samformer.io import atomic_destination, write_json
+from samformer.loading import load_dataset
 from samformer.toy import METHOD_LABELS, StudyConfig, ToyConfig, run_toy_study
 
 if TYPE_CHECKING:

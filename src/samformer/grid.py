@@ -1,13 +1,21 @@
-"""The benchmark grid: one result file per run, written atomically, so a killed grid resumes.
+"""Internal: the grid runner behind `samformer benchmark` and `samformer table` — one result file per run.
 
-Layout: `OUT/<variant>/<dataset>/H<horizon>/seed<seed>.json`. A run whose file exists and is a
-complete, matching record is skipped; a corrupt or half-written file is reported, moved aside to
-`*.corrupt` and the run is done again — never silently used.
+Files are written atomically, so a killed grid resumes. Layout:
+`OUT/<variant>/<dataset>/H<horizon>/seed<seed>.json`, where `<dataset>` is a benchmark's name, or a
+CSV's name, `-` and the first 8 hex digits of the SHA-256 of its resolved path (two files both
+called data.csv never share a directory).
+A run whose file holds a complete record of the same full configuration (every training option, the
+model options, the dataset's resolved path and content hash) is skipped; a record of another
+configuration stops the grid before any training, with one line saying so; a corrupt, half-written
+or mistyped file is reported, moved aside to `*.corrupt` and the run is done again — never silently
+used. Records written by older versions lack some keys: those are compared with today's defaults,
+or not at all for the dataset's identity, and stay readable for tables.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -16,7 +24,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -24,17 +32,32 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from samformer.datasets import is_benchmark_name
+from samformer.errors import DataError, SamformerError
 from samformer.experiment import RunSpec, execute
 from samformer.io import write_json
+from samformer.loading import resolve_source, source_identity
 from samformer.paper import TRANSFORMER_MSE, TSMIXER_MSE, paper_mse
+from samformer.train import TrainConfig
 
-REQUIRED_KEYS = ("dataset", "horizon", "seq_len", "seed", "variant", "test_mse", "test_mae", "val_mse", "protocol")
+_TEXT_KEYS = ("dataset", "variant", "protocol")
+_INTEGER_KEYS = ("horizon", "seq_len", "seed")
+_METRIC_KEYS = ("test_mse", "test_mae", "val_mse")
+REQUIRED_KEYS = (*_TEXT_KEYS, *_INTEGER_KEYS, *_METRIC_KEYS)
+_DISPLAY_ONLY = {"progress"}  # training options that change nothing but what is printed
+
+
+def dataset_directory(dataset: str) -> str:
+    """The directory name of a dataset's runs: a benchmark's name, or a CSV's name and a hash of its resolved path."""
+    name = Path(dataset).stem.removesuffix(".csv")
+    if is_benchmark_name(dataset):
+        return name
+    return f"{name}-{hashlib.sha256(str(Path(dataset).resolve()).encode()).hexdigest()[:8]}"
 
 
 def run_path(out: Path, spec: RunSpec) -> Path:
     """Where the result of `spec` is stored under `out`."""
-    dataset = Path(spec.dataset).stem.removesuffix(".csv")
-    return Path(out) / spec.variant / dataset / f"H{spec.horizon}" / f"seed{spec.seed}.json"
+    return Path(out) / spec.variant / dataset_directory(spec.dataset) / f"H{spec.horizon}" / f"seed{spec.seed}.json"
 
 
 def grid(
@@ -67,23 +90,65 @@ def read_run(path: Path) -> dict[str, Any] | None:
     missing = [k for k in REQUIRED_KEYS if k not in record] if isinstance(record, dict) else list(REQUIRED_KEYS)
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}")
-    if not all(math.isfinite(record[k]) for k in ("test_mse", "test_mae", "val_mse")):
+    mistyped = [k for k in _TEXT_KEYS if not isinstance(record[k], str)]
+    mistyped += [k for k in _INTEGER_KEYS if not _is_integer(record[k])]
+    mistyped += [k for k in _METRIC_KEYS if not _is_number(record[k])]
+    if mistyped:
+        raise ValueError(f"{path} holds {', '.join(f'{k}={record[k]!r}' for k in mistyped)} (wrong type)")
+    if not all(math.isfinite(record[k]) for k in _METRIC_KEYS):
         raise ValueError(f"{path} holds non-finite metrics")
     return record
 
 
-def _matches(record: dict[str, Any], spec: RunSpec) -> bool:
-    return (record["horizon"], record["seed"], record["variant"], record["seq_len"]) == (
-        spec.horizon,
-        spec.seed,
-        spec.variant,
-        spec.seq_len,
-    )
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def pending(specs: list[RunSpec], out: Path, log=print) -> list[RunSpec]:
-    """The runs of `specs` not yet stored under `out`; corrupt files are reported and moved aside."""
-    todo = []
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def configuration_difference(record: dict[str, Any], spec: RunSpec, dataset: dict[str, str] | None) -> str | None:
+    """How a stored run's configuration differs from `spec` on `dataset` (its `source_identity`), or None if it matches.
+
+    Compared: horizon, look-back, seed, variant, every training option (those an older version did
+    not record count as today's defaults), the protocol label (which names model options and
+    channels) and the dataset's resolved path and content hash (when the record and the caller both
+    know them).
+    """
+    for key, wanted in {"horizon": spec.horizon, "seq_len": spec.seq_len, "seed": spec.seed, "variant": spec.variant}.items():
+        if record[key] != wanted:
+            return f"{key} {record[key]!r} there, {wanted!r} here"
+    stored = record.get("train_config")
+    if isinstance(stored, dict):
+        defaults = asdict(TrainConfig())
+        for key, wanted in json.loads(json.dumps(asdict(spec.train_config()))).items():
+            if key not in _DISPLAY_ONLY and stored.get(key, defaults.get(key)) != wanted:
+                return f"{key} {stored.get(key, defaults.get(key))!r} there, {wanted!r} here"
+    if record["protocol"] != spec.protocol():  # model options and channels are named in it
+        return f"protocol {record['protocol']} there, {spec.protocol()} here"
+    source = (record.get("data_protocol") or {}).get("source")
+    if dataset and isinstance(source, dict):
+        for key in ("path", "sha256"):
+            if source.get(key) != dataset[key]:
+                return f"dataset {key} {source.get(key)!r} there, {dataset[key]!r} here"
+    return None
+
+
+def _dataset_identity(dataset: str, data_dir: str | os.PathLike | None) -> dict[str, str] | None:
+    """The `source_identity` of a local dataset file; None when it is not here yet (it is compared once it is)."""
+    try:
+        return source_identity(resolve_source(dataset, data_dir, download=False))
+    except DataError:
+        return None
+
+
+def pending(specs: list[RunSpec], out: Path, log=print, data_dir: str | os.PathLike | None = None) -> list[RunSpec]:
+    """The runs of `specs` not yet stored under `out`; corrupt files are reported and moved aside.
+
+    Raises a `SamformerError` if a run of another configuration is stored where one of `specs` goes.
+    """
+    todo, identities = [], {}
     for spec in specs:
         path = run_path(out, spec)
         try:
@@ -92,8 +157,14 @@ def pending(specs: list[RunSpec], out: Path, log=print) -> list[RunSpec]:
             log(f"samformer: warning: {exc}; moved to {path.name}.corrupt and the run will be redone")
             os.replace(path, path.with_name(path.name + ".corrupt"))
             record = None
-        if record is None or not _matches(record, spec):
+        if record is None:
             todo.append(spec)
+            continue
+        if spec.dataset not in identities:
+            identities[spec.dataset] = _dataset_identity(spec.dataset, data_dir)
+        difference = configuration_difference(record, spec, identities[spec.dataset])
+        if difference:
+            raise SamformerError(f"a different configuration is stored at {path} ({difference}); use another --out or remove it")
     return todo
 
 
@@ -125,7 +196,7 @@ def run_grid(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    todo = pending(specs, out, log=lambda m: print(m, file=sys.stderr))
+    todo = pending(specs, out, log=lambda m: print(m, file=sys.stderr), data_dir=data_dir)
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="benchmark runs", unit="run", disable=not progress)
     try:

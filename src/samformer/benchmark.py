@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from samformer.experiment import RunSpec, execute
-from samformer.io import write_json
+from samformer.files import write_json
 from samformer.paper import TRANSFORMER_MSE, TSMIXER_MSE, paper_mse
 
 REQUIRED_KEYS = ("dataset", "horizon", "seq_len", "seed", "variant", "test_mse", "test_mae", "val_mse", "protocol")

@@ -21,7 +21,7 @@ from typing import Literal
 from tqdm.auto import tqdm
 
 from samformer.errors import DataError
-from samformer.io import atomic_destination
+from samformer.files import atomic_destination
 
 SplitKind = Literal["ett_hour", "ett_minute", "ratio"]
 

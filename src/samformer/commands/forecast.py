@@ -17,8 +17,8 @@ from pathlib import Path
 
 from samformer.commands.options import add_training_options, positive_int, run_spec_from_args
 from samformer.errors import SamformerError
+from samformer.files import atomic_destination
 from samformer.frames import read_csv, to_wide
-from samformer.io import atomic_destination
 
 
 def _quantiles(text: str) -> tuple[float, ...]:

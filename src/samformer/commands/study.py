@@ -24,7 +24,7 @@ from samformer.commands.options import positive_int
 from samformer.data import load_dataset
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec, execute
-from samformer.io import atomic_destination, write_json
+from samformer.files import atomic_destination, write_json
 from samformer.toy import METHOD_LABELS, StudyConfig, ToyConfig, run_toy_study
 
 if TYPE_CHECKING:

@@ -30,13 +30,13 @@ from tqdm.auto import tqdm
 
 from samformer.covariates import ChannelSpec
 from samformer.data import SplitData, StandardScaler, Windows
-from samformer.errors import DataError, ModelFileError
+from samformer.errors import DataError, ModelFileError, SamformerError
 from samformer.files import atomic_directory
 from samformer.frames import check_missing, future_index, to_wide
 from samformer.logs import MetricsLogger
 from samformer.metrics import QuantileLoss
 from samformer.model import SAMformer, SAMformerConfig
-from samformer.modelfile import load_model, save_model
+from samformer.modelfile import check_model_destination, load_model, save_model
 from samformer.predictor import Predictor
 from samformer.quantile import QuantileSAMformer, check_quantiles, conformal_offsets
 from samformer.schema import SCHEMA_FORMAT, Channels, FrameSchema
@@ -393,10 +393,12 @@ class Forecaster:
         """Save to directory `path`: weights as safetensors, everything else as JSON (no pickle).
 
         The directory is written whole beside `path` and then renamed into place, so a failure leaves
-        what was there intact. Refuses a directory that already has content unless `overwrite` is set.
+        what was there intact. Refuses a directory that already has content unless `overwrite` is set,
+        and even then one holding anything but a saved model's files.
         The training device is not saved: it is chosen when loading.
         """
         self._check_fitted()
+        check_model_destination(path, overwrite)
         net = self.net_.net if isinstance(self.net_, QuantileSAMformer) else self.net_
         schema = self.schema_.replace(model_options=self.model_options, train_config=asdict(self.train_config))
         with atomic_directory(path, overwrite=overwrite) as tmp:
@@ -421,6 +423,8 @@ class Forecaster:
         schema = FrameSchema.from_dict(config["forecaster"], net.config, f"{path}/config.json")
         train_options = {k: v for k, v in schema.train_config.items() if k in _TRAIN_OPTIONS}
         if device is not None:
+            if resolve_device(device).type not in ("cpu", "cuda"):
+                raise SamformerError(f"device {device!r} cannot run a forecaster; use auto, cpu, cuda or cuda:N")
             train_options["device"] = device
         try:
             options = {"quantiles": schema.quantiles, "freq": schema.freq, "model_options": schema.model_options}

@@ -24,6 +24,7 @@ from samformer.model import SAMformer, SAMformerConfig
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+MODEL_FILES = (WEIGHTS_FILE, CONFIG_FILE)  # everything a saved model directory holds
 FORMAT_VERSION = 1
 MAX_DIMENSION = 2**20  # largest n_channels, seq_len, horizon, d_model or value_dim a saved model may declare
 _DIMENSIONS = ("n_channels", "seq_len", "horizon", "d_model", "value_dim")
@@ -45,6 +46,28 @@ def safetensors_bytes(state: dict[str, torch.Tensor], metadata: dict[str, str]) 
     if len(canonical) != n:
         raise RuntimeError("safetensors header changed length when its metadata was sorted")
     return blob[:8] + canonical + blob[8 + n :]
+
+
+def check_model_destination(directory: str | os.PathLike, overwrite: bool) -> None:
+    """Raise FileExistsError unless `directory` may receive a saved model as a unit.
+
+    It may if it is absent or empty, or, with `overwrite`, if it holds nothing but a model's files
+    (other files are never deleted to make room).
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise FileExistsError(f"{directory} exists and is not a directory; choose another path")
+    present = sorted(p.name for p in directory.iterdir())
+    if present and not overwrite:
+        raise FileExistsError(f"{directory} already exists and is not empty; choose another path or pass overwrite=True (--overwrite)")
+    others = [name for name in present if name not in MODEL_FILES]
+    if others:
+        raise FileExistsError(
+            f"{directory} holds files other than a saved model ({', '.join(others[:3])}); overwrite replaces only a model "
+            "directory: move them or choose another path"
+        )
 
 
 def save_model(directory: str | os.PathLike, model: SAMformer, extra: dict[str, Any] | None = None, overwrite: bool = False) -> Path:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,9 @@ from samformer.model import SAMformer, SAMformerConfig
 from samformer.modelfile import check_model_destination, load_model, save_model
 from samformer.predictor import Predictor
 from samformer.quantile import QuantileSAMformer, check_quantiles, conformal_offsets
-from samformer.schema import SCHEMA_FORMAT, Channels, FrameSchema
+from samformer.schema import Channels, FrameSchema
 from samformer.train import TrainConfig, TrainResult, fit, resolve_device, seed_everything
 
-FORECASTER_FORMAT = SCHEMA_FORMAT
 _MODEL_OPTIONS = {f.name for f in fields(SAMformerConfig)} - {"n_channels", "seq_len", "horizon"}
 _TRAIN_OPTIONS = {f.name for f in fields(TrainConfig)}
 
@@ -66,7 +66,7 @@ class Backtest:
         return self.metrics.groupby(level="channel", sort=False).mean()
 
 
-def _fitted_attribute(name: str, get: Any, doc: str) -> property:
+def _fitted_attribute(name: str, get: Callable[[FrameSchema], Any], doc: str) -> property:
     """A read-only view `name` of the fitted schema; AttributeError before fitting (as an unset attribute would be)."""
 
     def read(self: Forecaster) -> Any:

@@ -130,9 +130,10 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
             raise ModelFileError(f"{path} is missing: {directory} is not a saved samformer model directory")
     try:
         config = read_json(config_path)
-    except (json.JSONDecodeError, UnicodeDecodeError, DataError) as exc:
-        reason = str(exc).replace("\n", " ")
-        raise ModelFileError(f"{config_path} is not valid JSON ({reason}); re-save the model") from None
+    except DataError as exc:  # too large or too deeply nested
+        raise ModelFileError(str(exc)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{config_path} is not valid JSON ({exc}); re-save the model") from None
     # The version first: another version's config may hold fields this one cannot read.
     if not isinstance(config, dict):
         raise ModelFileError(f"{config_path} is not a samformer config (a JSON object is expected); re-save the model")

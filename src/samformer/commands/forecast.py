@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from samformer.commands.options import add_training_options, positive_int, run_spec_from_args
@@ -95,10 +98,33 @@ def _load(model_dir: str, device: str | None = None):
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an --out file that exists (without --overwrite), is a directory, or cannot be created, before any work."""
+    if out.is_dir():
+        raise SamformerError(f"{str(out)!r} is a directory; --out takes the path of a file")
     if out.exists() and not overwrite:
         raise SamformerError(f"{out} already exists; choose another --out or pass --overwrite")
     if not out.parent.is_dir():
         raise SamformerError(f"cannot write {out}: directory {out.parent} does not exist")
+    _check_writable(out.parent)
+
+
+def _check_writable(directory: Path) -> None:
+    """Refuse a directory in which no file can be created (read-only, permissions, a pseudo file system)."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise SamformerError(f"cannot write to {str(directory)!r} ({exc.strerror or exc}); choose a writable --out") from None
+
+
+@contextmanager
+def _writing(out: Path) -> Iterator[Path]:
+    """`files.atomic_destination(out)`, with a failing write (full disk, ...) reported in one line."""
+    try:
+        with atomic_destination(out) as tmp:
+            yield tmp
+    except OSError as exc:
+        raise SamformerError(f"cannot write {str(out)!r} ({exc.strerror or exc}); nothing was written, choose another --out") from None
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -110,6 +136,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         check_model_destination(out, args.overwrite)
     except FileExistsError as exc:
         raise SamformerError(str(exc).replace("overwrite=True (--overwrite)", "--overwrite")) from None
+    _check_writable(next(p for p in (out.parent, *out.parents) if p.exists()))  # "/" or "." at the latest
     frame = read_csv(args.csv)
     spec = run_spec_from_args(args, args.csv, args.horizon, args.seed)
     options = {"seed": args.seed, **spec.train_options}
@@ -152,7 +179,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     forecaster = _load(args.model, args.device)
     future = None if args.future_csv is None else read_csv(args.future_csv)
     forecast = forecaster.predict(read_csv(args.csv), future_df=future)
-    with atomic_destination(out) as tmp:
+    with _writing(out) as tmp:
         forecast.to_csv(tmp, index=forecaster.layout_ == "wide", index_label="date")
     print(
         json.dumps(
@@ -188,7 +215,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             if actual is not None and forecaster.future_columns_:
                 future = actual[forecaster.future_columns_]
             figure = _plot(plots.plot_forecast, forecaster.predict(history, future_df=future), history=history, actual=actual)
-    with atomic_destination(out) as tmp:
+    with _writing(out) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
     print(json.dumps({"out": str(out), "kind": args.kind}))
     return 0
@@ -202,6 +229,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         forecaster.export_onnx(out, overwrite=args.overwrite)
     except ImportError as exc:
         raise SamformerError(str(exc)) from None
+    except OSError as exc:
+        raise SamformerError(f"cannot write {str(out)!r} ({exc.strerror or exc}); nothing was written, choose another --out") from None
     print(json.dumps({"out": str(out), "input": ["batch", forecaster.seq_len, len(forecaster.columns_)]}))
     return 0
 

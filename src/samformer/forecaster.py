@@ -185,14 +185,14 @@ class Forecaster:
         """
         spec = channels if channels is not None else _channel_spec(target, past_covariates, future_covariates, calendar)
         frame, freq, layout = to_wide(df, self.freq, "the training frame")
-        roles = Channels.from_spec(frame, spec)
-        frame = roles.model_frame(frame[roles.user_columns])
+        inputs = Channels.from_spec(frame, spec)
+        frame = inputs.model_frame(frame[inputs.user_columns])
         values = np.ascontiguousarray(frame.to_numpy())  # (T, D), NaN where missing; one layout, so statistics repeat bit for bit
-        check_missing(values, list(roles.columns), self.seq_len, "the training frame")
+        check_missing(values, list(inputs.columns), self.seq_len, "the training frame")
         train_end = self._train_rows(len(frame), val_size)
         scaler = StandardScaler.fit(values[:train_end], ignore_nan=True)
         options = {"quantiles": self.quantiles, "model_options": self.model_options, "train_config": asdict(self.train_config)}
-        schema = FrameSchema(self.horizon, self.seq_len, roles, scaler, freq, layout, **options)
+        schema = FrameSchema(self.horizon, self.seq_len, inputs, scaler, freq, layout, **options)
         data = self._split_data(schema, values, frame.index, train_end)
         seed_everything(self.train_config.seed)
         net = self._build_net(schema)
@@ -205,7 +205,7 @@ class Forecaster:
             offsets = conformal_offsets(*self._validation_forecasts(Predictor(net, schema), data), self.quantiles)
         self.schema_ = schema.replace(history=result.history, interval_offsets=offsets)
         self.net_ = net
-        self._context = frame[roles.user_columns].iloc[-self.seq_len :]
+        self._context = frame[inputs.user_columns].iloc[-self.seq_len :]
         return self
 
     def _train_rows(self, n: int, val_size: int | float) -> int:

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from samformer.io import write_json
+from samformer.files import write_json
 from samformer.loading import load_dataset
 from samformer.model import SAMformer
 from samformer.train import TrainConfig, build_optimizer, train_step

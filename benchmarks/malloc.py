@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 
-from samformer.io import write_json
+from samformer.files import write_json
 
 CHILD = """
 import json, resource, sys, time, torch

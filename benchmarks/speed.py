@@ -43,7 +43,7 @@ import torch
 
 from samformer.allocator import keep_freed_memory
 from samformer.data import Windows
-from samformer.io import write_json
+from samformer.files import write_json
 from samformer.loading import load_dataset
 from samformer.model import SAMformer
 from samformer.train import CompiledForwardBackward, TrainConfig, build_optimizer, forward_backward, train_step

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from samformer.io import write_json
+from samformer.files import write_json
 
 CHILD = """
 import gc, json, sys, time

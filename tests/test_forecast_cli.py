@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 
 import numpy as np
@@ -159,3 +161,41 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, tmp_path, model_dir, argv, 
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert re.search(message, err), err
     assert not (tmp_path / "o").exists() and not (tmp_path / "f.csv").exists()
+
+
+UNWRITABLE = "/proc"  # no regular file can be created there, even by root
+
+
+def _dir(t):
+    (t / "d").mkdir(exist_ok=True)
+    return t / "d"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (lambda t, m: ["predict", "--model", m / "m", "--csv", m / "recent.csv", "--out", _dir(t), "--overwrite"], "is a directory"),
+        (lambda t, m: ["plot", "training", "--model", m / "m", "--out", _dir(t), "--overwrite"], "is a directory"),
+        (lambda t, m: ["export-onnx", "--model", m / "m", "--out", _dir(t), "--overwrite"], "is a directory"),
+        (lambda t, m: ["predict", "--model", m / "m", "--csv", m / "recent.csv", "--out", f"{UNWRITABLE}/f.csv"], "cannot write to"),
+        (lambda t, m: ["export-onnx", "--model", m / "m", "--out", f"{UNWRITABLE}/m.onnx"], "cannot write to"),
+        (lambda t, m: ["fit", "--csv", m / "train.csv", "--horizon", "6", "--out", f"{UNWRITABLE}/m", *FAST], "cannot write to"),
+    ],
+)
+def test_unwritable_outputs_are_refused_before_any_work_in_one_line(capsys, tmp_path, model_dir, argv, message):
+    if not os.path.isdir(UNWRITABLE):
+        pytest.skip(f"{UNWRITABLE} is not mounted here")
+    code, out, err = run(capsys, *argv(tmp_path, model_dir))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and re.search(message, err), err
+    assert "epoch" not in out + err  # refused before training
+    assert not (tmp_path / "d").exists() or list((tmp_path / "d").iterdir()) == []
+
+
+def test_a_full_disk_while_writing_the_forecast_is_one_line_and_leaves_no_file(capsys, tmp_path, model_dir, monkeypatch):
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    code, _, err = run(capsys, "predict", "--model", model_dir / "m", "--csv", model_dir / "recent.csv", "--out", tmp_path / "f.csv")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "No space left on device" in err, err
+    assert list(tmp_path.iterdir()) == []

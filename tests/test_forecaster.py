@@ -329,7 +329,7 @@ def test_tampered_or_incompatible_directories_are_refused(tmp_path, tamper, mess
 
 def test_a_consistent_but_rewritten_config_is_still_checked_against_the_weights(tmp_path):
     # an edit that recomputes the config checksum (deliberate, not accidental) still cannot mismatch the weights
-    from samformer.io import config_sha256
+    from samformer.modelfile import config_sha256
 
     fitted(make_frame(200, 2)).save(tmp_path / "m")
 

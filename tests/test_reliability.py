@@ -31,8 +31,8 @@ from samformer.checkpoint import CHECKPOINT_FILE, read_checkpoint
 from samformer.cli import main
 from samformer.data import split_frame
 from samformer.errors import CheckpointError
-from samformer.io import load_model, save_model
 from samformer.model import RevIN
+from samformer.modelfile import load_model, save_model
 from samformer.train import seed_everything
 
 from .conftest import make_frame
@@ -395,7 +395,7 @@ def test_a_nan_epoch_is_never_checkpointed(tmp_path):
 
 def test_atomically_written_files_get_the_usual_permissions(tmp_path):
     # mkstemp creates 0600 files; a result or model must be as readable as any file the user writes.
-    from samformer.io import write_json
+    from samformer.files import write_json
 
     previous = os.umask(0o022)
     try:
@@ -406,7 +406,7 @@ def test_atomically_written_files_get_the_usual_permissions(tmp_path):
 
 
 def test_write_json_creates_missing_directories_only_when_asked(tmp_path):
-    from samformer.io import read_json, write_json
+    from samformer.files import read_json, write_json
 
     target = tmp_path / "a" / "b" / "result.json"
     with pytest.raises(FileNotFoundError):

@@ -24,7 +24,7 @@ from samformer.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from samformer.cli import main
 from samformer.data import Windows, check_time_index, read_series_csv, split_frame, validate_frame
 from samformer.experiment import RunSpec, execute
-from samformer.io import config_sha256, load_model, save_model
+from samformer.modelfile import config_sha256, load_model, save_model
 
 from .conftest import make_frame
 

@@ -27,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from samformer.errors import CheckpointError
-from samformer.io import atomic_destination
+from samformer.files import atomic_destination
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "samformer-checkpoint"
@@ -125,7 +125,7 @@ def save_checkpoint(
 def remove_partial_files(directory: str | os.PathLike) -> list[Path]:
     """Delete the temporary files a killed write left in `directory` (only those of samformer's own files).
 
-    `io.atomic_destination` writes `.NAME.<random>.tmp` beside NAME; SIGKILL skips its clean-up.
+    `files.atomic_destination` writes `.NAME.<random>.tmp` beside NAME; SIGKILL skips its clean-up.
     """
     removed = []
     for name in PARTIAL_FILE_TARGETS:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from tqdm.auto import tqdm
 
 from samformer.errors import DataError
-from samformer.io import atomic_destination
+from samformer.files import atomic_destination
 
 if TYPE_CHECKING:
     from samformer.data import SplitKind

@@ -5,6 +5,9 @@ A thin estimator: frames are validated and put on a regular grid by `samformer.f
 forecast by `model.SAMformer` (or `quantile.QuantileSAMformer` for intervals). Missing values (NaN, or
 timestamps absent from the grid) are masked out of the loss and out of RevIN's statistics.
 
+The fitted state besides the weights is one `samformer.schema.FrameSchema` (`schema_`), and the
+conversion of the network's outputs back to original units is `samformer.predictor.Predictor`.
+
 Targets and covariates (`fit(df, target=..., past_covariates=..., future_covariates=..., calendar=...)`)
 follow `samformer.covariates`: every model input is a channel of the attention, only the targets are
 forecast and scored, and a known-future covariate's token ends at the horizon's end, so `predict` then
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -25,18 +29,20 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from samformer.covariates import ChannelSpec, calendar_features
-from samformer.data import ChannelRoles, SplitData, StandardScaler, Windows
-from samformer.errors import DataError, ModelFileError
+from samformer.covariates import ChannelSpec
+from samformer.data import SplitData, StandardScaler, Windows
+from samformer.errors import DataError, ModelFileError, SamformerError
+from samformer.files import atomic_directory
 from samformer.frames import check_missing, future_index, to_wide
-from samformer.io import load_model, save_model
 from samformer.logs import MetricsLogger
 from samformer.metrics import QuantileLoss
 from samformer.model import SAMformer, SAMformerConfig
-from samformer.quantile import QuantileSAMformer, apply_offsets, check_quantiles, conformal_offsets
+from samformer.modelfile import check_model_destination, load_model, save_model
+from samformer.predictor import Predictor
+from samformer.quantile import QuantileSAMformer, check_quantiles, conformal_offsets
+from samformer.schema import Channels, FrameSchema
 from samformer.train import TrainConfig, TrainResult, fit, resolve_device, seed_everything
 
-FORECASTER_FORMAT = 2  # 2 added targets and covariates; format 1 (every channel a target) still loads
 _MODEL_OPTIONS = {f.name for f in fields(SAMformerConfig)} - {"n_channels", "seq_len", "horizon"}
 _TRAIN_OPTIONS = {f.name for f in fields(TrainConfig)}
 
@@ -60,6 +66,17 @@ class Backtest:
         return self.metrics.groupby(level="channel", sort=False).mean()
 
 
+def _fitted_attribute(name: str, get: Callable[[FrameSchema], Any], doc: str) -> property:
+    """A read-only view `name` of the fitted schema; AttributeError before fitting (as an unset attribute would be)."""
+
+    def read(self: Forecaster) -> Any:
+        if self.schema_ is None:
+            raise AttributeError(f"{name} is set by fit(df) or Forecaster.load(path); this Forecaster is not fitted yet")
+        return get(self.schema_)
+
+    return property(read, doc=doc)
+
+
 class Forecaster:
     """Fit SAMformer on a DataFrame and forecast the next `horizon` steps with timestamps.
 
@@ -76,8 +93,23 @@ class Forecaster:
         log_dir: directory for per-epoch metrics (`metrics.csv`, and TensorBoard events when the
             `tensorboard` package is installed).
         **train_options: `TrainConfig` fields (lr, batch_size, epochs, patience, sam, rho, seed, device,
-            progress, ...); the defaults are the paper's protocol.
+            progress, ...); the defaults are the paper's protocol. The device is used for fitting and
+            forecasting and is not saved with the model.
+
+    After fitting, `schema_` holds the fitted state (channels and roles, scaler, frequency, layout,
+    calibration, history) and `net_` the network; `columns_`, `targets_`, `future_columns_`,
+    `calendar_columns_`, `ignored_columns_`, `freq_`, `layout_`, `scaler_`, `interval_offsets_` and
+    `history_` read from the schema.
     """
+
+    columns_ = _fitted_attribute("columns_", lambda s: list(s.channels.columns), "The model's input channels, in order.")
+    targets_ = _fitted_attribute("targets_", lambda s: list(s.channels.targets), "The channels forecast.")
+    future_columns_ = _fitted_attribute("future_columns_", lambda s: list(s.channels.future), "Known-future covariates.")
+    calendar_columns_ = _fitted_attribute("calendar_columns_", lambda s: list(s.channels.calendar), "Calendar features.")
+    ignored_columns_ = _fitted_attribute("ignored_columns_", lambda s: list(s.channels.ignored), "Columns not used.")
+    freq_ = _fitted_attribute("freq_", lambda s: s.freq, "The pandas frequency of the data.")
+    layout_ = _fitted_attribute("layout_", lambda s: s.layout, '"wide" or "long": the layout of the training frame.')
+    scaler_ = _fitted_attribute("scaler_", lambda s: s.scaler, "The standard scaler of the input channels.")
 
     def __init__(
         self,
@@ -106,13 +138,22 @@ class Forecaster:
         self.horizon, self.seq_len = horizon, seq_len
         self.quantiles: tuple[float, ...] | None = quantiles
         self.calibrate = calibrate
-        self.interval_offsets_: np.ndarray | None = None  # (D_targets, Q), original units, added to the quantiles
         self.freq = freq
         self.model_options = dict(model_options or {})
         self.log_dir = log_dir
         self.train_config = TrainConfig(**train_options)
+        self.schema_: FrameSchema | None = None
         self.net_: SAMformer | QuantileSAMformer | None = None
-        self.history_: list[dict[str, Any]] = []
+
+    @property
+    def interval_offsets_(self) -> np.ndarray | None:
+        """Calibration offsets (D_targets, Q) in original units added to the quantiles; None if uncalibrated."""
+        return None if self.schema_ is None else self.schema_.interval_offsets
+
+    @property
+    def history_(self) -> list[dict[str, Any]]:
+        """One record of metrics per training epoch (empty before fitting)."""
+        return [] if self.schema_ is None else self.schema_.history
 
     # ----------------------------------------------------------------- fitting
     def fit(
@@ -143,14 +184,33 @@ class Forecaster:
                 the four arguments above.
         """
         spec = channels if channels is not None else _channel_spec(target, past_covariates, future_covariates, calendar)
-        frame, self.freq_, self.layout_ = to_wide(df, self.freq, "the training frame")
-        self._set_roles(frame, spec)
-        frame = self._model_frame(frame[self._user_columns()])
-        values = np.ascontiguousarray(
-            frame.to_numpy()
-        )  # (T, D), NaN where missing; one memory layout, so that statistics repeat bit for bit
-        check_missing(values, self.columns_, self.seq_len, "the training frame")
-        L, H, n = self.seq_len, self.horizon, len(frame)
+        frame, freq, layout = to_wide(df, self.freq, "the training frame")
+        inputs = Channels.from_spec(frame, spec)
+        frame = inputs.model_frame(frame[inputs.user_columns])
+        values = np.ascontiguousarray(frame.to_numpy())  # (T, D), NaN where missing; one layout, so statistics repeat bit for bit
+        check_missing(values, list(inputs.columns), self.seq_len, "the training frame")
+        train_end = self._train_rows(len(frame), val_size)
+        scaler = StandardScaler.fit(values[:train_end], ignore_nan=True)
+        options = {"quantiles": self.quantiles, "model_options": self.model_options, "train_config": asdict(self.train_config)}
+        schema = FrameSchema(self.horizon, self.seq_len, inputs, scaler, freq, layout, **options)
+        data = self._split_data(schema, values, frame.index, train_end)
+        seed_everything(self.train_config.seed)
+        net = self._build_net(schema)
+        callbacks = (MetricsLogger(self.log_dir),) if self.log_dir is not None else ()
+        criterion = QuantileLoss(self.quantiles) if self.quantiles else None
+        result: TrainResult = fit(net, data, self.train_config, callbacks, criterion=criterion)
+        net.cpu().eval()
+        offsets = None
+        if self.quantiles and self.calibrate:
+            offsets = conformal_offsets(*self._validation_forecasts(Predictor(net, schema), data), self.quantiles)
+        self.schema_ = schema.replace(history=result.history, interval_offsets=offsets)
+        self.net_ = net
+        self._context = frame[inputs.user_columns].iloc[-self.seq_len :]
+        return self
+
+    def _train_rows(self, n: int, val_size: int | float) -> int:
+        """How many of `n` rows come before the validation part; refuses too few for a window or the horizon."""
+        L, H = self.seq_len, self.horizon
         n_val = _count_rows(val_size, n, "val_size")
         train_end = n - n_val
         if n_val < H:
@@ -160,72 +220,37 @@ class Forecaster:
                 f"the training frame has {n} rows: {train_end} before validation, too few for seq_len={L} + horizon={H}; "
                 f"use a shorter seq_len or horizon, a smaller val_size, or a longer series"
             )
-        self.scaler_ = StandardScaler.fit(values[:train_end], ignore_nan=True)
-        series, mask = self._scaled(values)
+        return train_end
+
+    def _split_data(self, schema: FrameSchema, values: np.ndarray, index: pd.Index, train_end: int) -> SplitData:
+        """The scaled series (T, D) cut for `train.fit`: train rows, then validation windows."""
+        L, n = self.seq_len, len(values)
+        series, mask = _scaled(schema.scaler, values)
         borders = {"train": (0, train_end), "val": (train_end - L, n), "test": (train_end - L, n)}
         masks = None if mask is None else {s: mask[a:b] for s, (a, b) in borders.items()}
         splits = (series[a:b] for a, b in borders.values())
-        data = SplitData(
-            "frame", self.columns_, L, H, *splits, self.scaler_, borders, frame.index, masks, self._roles()
-        )  # no test split of its own: `fit` scores the validation rows again, and that score is ignored
-        seed_everything(self.train_config.seed)
-        self.net_ = self._build_net(len(self.columns_))
-        callbacks = (MetricsLogger(self.log_dir),) if self.log_dir is not None else ()
-        criterion = QuantileLoss(self.quantiles) if self.quantiles else None
-        result: TrainResult = fit(self.net_, data, self.train_config, callbacks, criterion=criterion)
-        self.net_.cpu().eval()
-        self.history_ = result.history
-        self.interval_offsets_ = None
-        if self.quantiles and self.calibrate:
-            self.interval_offsets_ = conformal_offsets(*self._validation_forecasts(data), self.quantiles)
-        self._context = frame[self._user_columns()].iloc[-L:]
-        return self
+        columns = list(schema.channels.columns)
+        # no test split of its own: `fit` scores the validation rows again, and that score is ignored
+        return SplitData("frame", columns, L, self.horizon, *splits, schema.scaler, borders, index, masks, schema.channels.roles())
 
-    def _validation_forecasts(self, data: SplitData) -> tuple[np.ndarray, np.ndarray]:
+    def _validation_forecasts(self, predictor: Predictor, data: SplitData) -> tuple[np.ndarray, np.ndarray]:
         """Forecasts (N, H, D_targets[, Q]) of every validation window and what happened (N, H, D_targets), original units."""
         windows = data.windows("val")
-        targets = [self.columns_.index(c) for c in self.targets_]
-        mean, std = self.scaler_.mean[targets], self.scaler_.std[targets]
         forecasts, actuals = [], []
         for idx in torch.arange(len(windows)).split(self.train_config.eval_batch_size):
             x, y = windows.batch(idx)  # (B, D, L), (B, D_targets, H)
             masks = windows.batch_mask(idx)
-            forecasts.append(self._forecast_scaled(x, None if masks is None else masks[0]))
-            actual = y.transpose(1, 2).double().numpy() * std + mean  # (B, H, D_targets)
+            forecasts.append(self._run(predictor, x, None if masks is None else masks[0]))
+            actual = predictor.to_original_units(y.to(predictor.mean.device)).cpu().numpy()  # (B, H, D_targets)
             if masks is not None:
                 actual[~masks[1].transpose(1, 2).numpy()] = np.nan
             actuals.append(actual)
         return np.concatenate(forecasts), np.concatenate(actuals)
 
-    def _set_roles(self, frame: pd.DataFrame, spec: ChannelSpec) -> None:
-        """Record the model's input channels, targets and known-future inputs for `spec` on `frame`'s columns."""
-        selected, roles = spec.apply(frame)
-        given = {str(c) for c in frame.columns}
-        self.columns_ = [str(c) for c in selected.columns]
-        self.targets_ = self.columns_ if roles.targets is None else [self.columns_[i] for i in roles.targets]
-        self.calendar_columns_ = [c for c in self.columns_ if c not in given]
-        self.future_columns_ = [self.columns_[i] for i in roles.future if self.columns_[i] in given]
-        self.ignored_columns_ = [str(c) for c in frame.columns if str(c) not in self.columns_]
-
-    def _roles(self) -> ChannelRoles:
-        """The channel roles of the fitted columns (see `samformer.data.ChannelRoles`)."""
-        future = [*self.future_columns_, *self.calendar_columns_]
-        targets = None if self.targets_ == self.columns_ else tuple(self.columns_.index(c) for c in self.targets_)
-        return ChannelRoles(targets=targets, future=tuple(sorted(self.columns_.index(c) for c in future)))
-
-    def _user_columns(self) -> list[str]:
-        """The model's input channels that come from the user's frame (all but the calendar features)."""
-        return [c for c in self.columns_ if c not in self.calendar_columns_]
-
-    def _model_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """`frame` (the user's input columns) with the calendar features added, in the model's channel order."""
-        if not self.calendar_columns_:
-            return frame[self.columns_]
-        return pd.concat([frame, calendar_features(frame.index, self.calendar_columns_)], axis=1)[self.columns_]
-
-    def _build_net(self, n_channels: int) -> SAMformer | QuantileSAMformer:
+    def _build_net(self, schema: FrameSchema) -> SAMformer | QuantileSAMformer:
         n_out = self.horizon * (len(self.quantiles) if self.quantiles else 1)
-        net = SAMformer(n_channels, self.seq_len, n_out, target_channels=self._roles().targets, **self.model_options)
+        targets = schema.channels.roles().targets
+        net = SAMformer(len(schema.channels.columns), self.seq_len, n_out, target_channels=targets, **self.model_options)
         return QuantileSAMformer(net, self.quantiles) if self.quantiles else net
 
     # -------------------------------------------------------------- forecasting
@@ -253,7 +278,7 @@ class Forecaster:
             block.loc[dates, self.future_columns_] = self._future_values(future_df, dates)
         elif future_df is not None:
             raise DataError("this model was fitted without future_covariates, so future_df is not used; leave it out")
-        window = self._input_window(self._model_frame(block).to_numpy())  # (L, D)
+        window = self._input_window(self.schema_.channels.model_frame(block).to_numpy())  # (L, D)
         check_missing(window, self.columns_, self.seq_len, f"the last {self.seq_len} rows")
         pred = self._forecast(window[None])[0]  # (H, D_targets) or (H, D_targets, Q)
         return self._output(pred, dates)
@@ -285,7 +310,7 @@ class Forecaster:
         """Model inputs (L, D) from rows (L+H, D) of the model's columns: known-future channels end at the horizon's end."""
         L, H = self.seq_len, self.horizon
         window = block[:L].copy()
-        future = list(self._roles().future)
+        future = list(self.schema_.channels.roles().future)
         window[:, future] = block[H : L + H, future]
         return window
 
@@ -307,9 +332,9 @@ class Forecaster:
         origins = np.arange(first, n - H + 1, stride)
         if len(origins) == 0:
             raise DataError(f"no forecast origin between row {first} and row {n - H} (the last with {H} steps after it); start earlier")
-        values = self._model_frame(frame).to_numpy()  # (T, D)
-        series, mask = self._scaled(values)
-        windows = Windows(series, L, H, mask, self._roles())
+        values = self.schema_.channels.model_frame(frame).to_numpy()  # (T, D)
+        series, mask = _scaled(self.scaler_, values)
+        windows = Windows(series, L, H, mask, self.schema_.channels.roles())
         index = torch.from_numpy(origins - L)
         preds = []
         batches = index.split(self.train_config.eval_batch_size)
@@ -346,14 +371,14 @@ class Forecaster:
         if net.attention is None:
             raise DataError("this model has no attention block (model_options attention=False)")
         frame = self._context if df is None else self._inference_frame(df, "the frame")
-        values = self._model_frame(frame).to_numpy()  # (T, D)
-        series, mask = self._scaled(values)
-        if self._roles().future:  # known-future inputs end at the horizon's end: windows of L + H rows
+        values = self.schema_.channels.model_frame(frame).to_numpy()  # (T, D)
+        series, mask = _scaled(self.scaler_, values)
+        if self.schema_.channels.roles().future:  # known-future inputs end at the horizon's end: windows of L + H rows
             if len(values) < self.seq_len + self.horizon:
                 raise DataError(
                     f"this model has known-future inputs: pass a frame of at least seq_len + horizon = {self.seq_len + self.horizon} rows"
                 )
-            windows = Windows(series, self.seq_len, self.horizon, mask, self._roles())
+            windows = Windows(series, self.seq_len, self.horizon, mask, self.schema_.channels.roles())
             x, _ = windows.batch(slice(None))  # (N, D, L)
             m = None if mask is None else windows.batch_mask(slice(None))[0]
         else:
@@ -367,78 +392,53 @@ class Forecaster:
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Save to directory `path`: weights as safetensors, everything else as JSON (no pickle).
 
-        Refuses a directory that already has content unless `overwrite` is set.
+        The directory is written whole beside `path` and then renamed into place, so a failure leaves
+        what was there intact. Refuses a directory that already has content unless `overwrite` is set,
+        and even then one holding anything but a saved model's files.
+        The training device is not saved: it is chosen when loading.
         """
         self._check_fitted()
-        path = Path(path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
-            raise FileExistsError(f"{path} already exists and is not empty; choose another path or pass overwrite=True (--overwrite)")
+        check_model_destination(path, overwrite)
         net = self.net_.net if isinstance(self.net_, QuantileSAMformer) else self.net_
-        meta = {
-            "format": FORECASTER_FORMAT,
-            "horizon": self.horizon,
-            "seq_len": self.seq_len,
-            "quantiles": self.quantiles,
-            "interval_offsets": None if self.interval_offsets_ is None else self.interval_offsets_.tolist(),
-            "freq": self.freq_,
-            "layout": self.layout_,
-            "columns": self.columns_,
-            "targets": self.targets_,
-            "future_columns": self.future_columns_,
-            "calendar_columns": self.calendar_columns_,
-            "ignored_columns": self.ignored_columns_,
-            "scaler": {"mean": self.scaler_.mean.tolist(), "std": self.scaler_.std.tolist()},
-            "model_options": self.model_options,
-            "train_config": asdict(self.train_config),
-            "history": self.history_,
-        }
-        return save_model(path, net, extra={"forecaster": meta}, overwrite=True)
+        schema = self.schema_.replace(model_options=self.model_options, train_config=asdict(self.train_config))
+        with atomic_directory(path, overwrite=overwrite) as tmp:
+            save_model(tmp, net, extra={"forecaster": schema.to_dict()})
+        return Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Forecaster:
-        """Load a directory written by `save`; refuses one that is incomplete, altered or incompatible."""
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> Forecaster:
+        """Load a directory written by `save`; refuses one that is incomplete, altered or incompatible.
+
+        Args:
+            device: where to forecast ("cpu", "cuda", "auto", ...); default the `TrainConfig` default.
+                Whatever device the model was fitted on, it loads on any machine.
+        """
         net, config = load_model(path)
         if "forecaster" not in config:
-            raise ModelFileError(f"{path} holds a bare SAMformer (from `samformer train`?), not a Forecaster; use samformer.io.load_model")
+            raise ModelFileError(
+                f"{path} holds a bare SAMformer (from `samformer train`?), not a Forecaster; load it with samformer.modelfile.load_model"
+            )
         if "weights_sha256" not in config or "config_sha256" not in config:
             raise ModelFileError(f"{path}/config.json has no checksums; it was not written by Forecaster.save or was altered")
-        meta = config["forecaster"]
-        if meta.get("format") not in (1, FORECASTER_FORMAT):
-            found = meta.get("format")
-            raise ModelFileError(f"{path} uses forecaster format {found!r}; this samformer reads formats 1 to {FORECASTER_FORMAT}")
+        schema = FrameSchema.from_dict(config["forecaster"], net.config, f"{path}/config.json")
+        train_options = {k: v for k, v in schema.train_config.items() if k in _TRAIN_OPTIONS}
+        if device is not None:
+            if resolve_device(device).type not in ("cpu", "cuda"):
+                raise SamformerError(f"device {device!r} cannot run a forecaster; use auto, cpu, cuda or cuda:N")
+            train_options["device"] = device
         try:
-            options = {"quantiles": meta["quantiles"], "freq": meta["freq"], "model_options": meta["model_options"]}
-            self = cls(meta["horizon"], meta["seq_len"], **options, **meta["train_config"])
-            self.freq_, self.layout_, self.columns_ = meta["freq"], meta["layout"], list(meta["columns"])
-            self.targets_ = list(meta.get("targets", self.columns_))  # format 1: every channel a target
-            self.future_columns_ = list(meta.get("future_columns", []))
-            self.calendar_columns_ = list(meta.get("calendar_columns", []))
-            self.ignored_columns_ = list(meta.get("ignored_columns", []))
-            offsets = meta.get("interval_offsets")
-            self.interval_offsets_ = None if offsets is None else np.asarray(offsets, dtype=np.float64)
-            mean, std = np.asarray(meta["scaler"]["mean"], dtype=np.float64), np.asarray(meta["scaler"]["std"], dtype=np.float64)
-            self.history_ = list(meta["history"])
-        except (KeyError, TypeError, ValueError) as exc:
+            options = {"quantiles": schema.quantiles, "freq": schema.freq, "model_options": schema.model_options}
+            self = cls(schema.horizon, schema.seq_len, **options, **train_options)
+        except (TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}/config.json has an invalid forecaster section ({exc!r}); re-save the model") from None
-        D, Q = net.config.n_channels, len(self.quantiles or (None,))
-        named = set(self.targets_) | set(self.future_columns_) | set(self.calendar_columns_)
-        consistent = (
-            len(self.columns_) == D == mean.shape[0] == std.shape[0]
-            and named <= set(self.columns_)
-            and not set(self.targets_) & (set(self.future_columns_) | set(self.calendar_columns_))
-            and net.config.target_channels == self._roles().targets
-            and (self.interval_offsets_ is None or (Q > 1 and self.interval_offsets_.shape == (len(self.targets_), Q)))
-            and (self.interval_offsets_ is None or np.isfinite(self.interval_offsets_).all())
-            and net.config.seq_len == self.seq_len
-            and net.config.horizon == self.horizon * Q
-            and np.isfinite(mean).all()
-            and (std > 0).all()
-        )
-        if not consistent:
-            raise ModelFileError(f"{path}/config.json does not match its weights (channels, seq_len, horizon or scaler); re-save the model")
-        self.scaler_ = StandardScaler(mean, std)
+        self.schema_ = schema
         self.net_ = QuantileSAMformer(net, self.quantiles) if self.quantiles else net
         return self
+
+    def predictor(self, dtype: torch.dtype = torch.float64) -> Predictor:
+        """The fitted network with this forecaster's scaling and its inverse, as a torch module (see `samformer.predictor`)."""
+        self._check_fitted()
+        return Predictor(self.net_, self.schema_, dtype)
 
     def export_onnx(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Export the fitted network, scaling included, to ONNX (see `samformer.export.export_onnx`)."""
@@ -455,7 +455,7 @@ class Forecaster:
     def _inference_frame(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
         """`df` on the fitted grid, with the fitted channels in the fitted order."""
         frame, _, _ = to_wide(df, self.freq_, source)
-        needed = self._user_columns()
+        needed = self.schema_.channels.user_columns
         missing = [c for c in needed if c not in frame.columns]
         extra = [str(c) for c in frame.columns if c not in needed and c not in self.ignored_columns_]
         if missing or extra:
@@ -469,36 +469,24 @@ class Forecaster:
             raise DataError(f"{source} has {len(frame)} time steps, fewer than seq_len={self.seq_len}; give at least {self.seq_len}")
         return frame
 
-    def _scaled(self, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Standardised float32 series (T, D) with missing values set to 0, and its observed mask (None if complete)."""
-        observed = ~np.isnan(values)
-        scaled = np.ascontiguousarray(np.where(observed, self.scaler_.transform(values), 0.0), dtype=np.float32)
-        return torch.from_numpy(scaled), None if observed.all() else torch.from_numpy(observed)
-
     def _forecast(self, windows: np.ndarray) -> np.ndarray:
         """Forecasts in original units from raw windows (N, L, D) that may hold NaN."""
-        series, mask = self._scaled(windows.reshape(-1, windows.shape[-1]))
+        series, mask = _scaled(self.scaler_, windows.reshape(-1, windows.shape[-1]))
         x = series.view(windows.shape).transpose(1, 2)  # (N, L, D) -> (N, D, L)
         m = None if mask is None else mask.view(windows.shape).transpose(1, 2)
         return self._forecast_scaled(x, m)
 
     def _forecast_scaled(self, x: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
         """Forecasts of the targets in original units (N, H, D_targets[, Q]) from standardised inputs (N, D, L)."""
+        return self._run(self.predictor(), x, mask)
+
+    def _run(self, predictor: Predictor, x: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
+        """`predictor.forecast_scaled` on the configured device, as a float64 array (N, H, D_targets[, Q])."""
         device = resolve_device(self.train_config.device)
-        net = self.net_.to(device).eval()
+        predictor = predictor.to(device).eval()
         with torch.inference_mode():
-            kwargs = {} if mask is None else {"mask": mask.to(device)}
-            y = net.forward_channels_first(x.to(device), **kwargs).cpu().double().numpy()  # (N, D_targets, H[, Q])
-        y = np.moveaxis(y, 1, 2)  # (N, D_targets, H[, Q]) -> (N, H, D_targets[, Q])
-        targets = [self.columns_.index(c) for c in self.targets_]
-        mean, std = self.scaler_.mean[targets], self.scaler_.std[targets]
-        if y.ndim == 4:
-            mean, std = mean[:, None], std[:, None]
-        y = y * std + mean
-        if self.interval_offsets_ is not None:
-            median = self.quantiles.index(0.5)
-            y = apply_offsets(torch.from_numpy(y), torch.from_numpy(self.interval_offsets_), median).numpy()
-        return y
+            y = predictor.forecast_scaled(x.to(device), None if mask is None else mask.to(device))
+        return y.cpu().numpy()
 
     def _output(self, pred: np.ndarray, index: pd.DatetimeIndex, long: bool | None = None) -> pd.DataFrame:
         """One forecast (H, D_targets[, Q]) as a wide frame (or long, when fitted on long input)."""
@@ -560,3 +548,10 @@ def _count_rows(size: int | float, n: int, name: str) -> int:
     if size < 1:
         raise ValueError(f"{name} must be at least 1 row, got {size}")
     return size
+
+
+def _scaled(scaler: StandardScaler, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Standardised float32 series (T, D) with missing values set to 0, and its observed mask (None if complete)."""
+    observed = ~np.isnan(values)
+    scaled = np.ascontiguousarray(np.where(observed, scaler.transform(values), 0.0), dtype=np.float32)
+    return torch.from_numpy(scaled), None if observed.all() else torch.from_numpy(observed)

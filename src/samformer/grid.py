@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from samformer.datasets import is_benchmark_name
 from samformer.errors import DataError, SamformerError
 from samformer.experiment import RunSpec, execute
-from samformer.io import write_json
+from samformer.files import write_json
 from samformer.loading import resolve_source, source_identity
 from samformer.paper import TRANSFORMER_MSE, TSMIXER_MSE, paper_mse
 from samformer.train import TrainConfig

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from samformer.io import atomic_destination
+from samformer.files import atomic_destination
 
 
 class MetricsLogger:

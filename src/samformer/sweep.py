@@ -2,7 +2,7 @@
 
 Every run trains in a Ray worker exactly as `samformer benchmark` trains it (`experiment.execute`,
 with `progress` off and a fixed number of torch threads) and sends its record back; the driver stores
-it with `grid.run_path` and `io.write_json` as soon as it arrives. So the run files have the
+it with `grid.run_path` and `files.write_json` as soon as it arrives. So the run files have the
 layout and content of `samformer benchmark` (only timings differ), `samformer table` reads either,
 and a restarted sweep skips what is stored (`grid.pending`). A task whose worker dies, or that
 fails with a transient error (`RETRIED`), is retried; one that still fails is reported at the end,
@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec, execute
+from samformer.files import write_json
 from samformer.grid import iter_runs, pending, run_path
-from samformer.io import write_json
 
 # Failures worth another attempt: I/O and torch runtime errors (e.g. out of memory). Bad input
 # (SamformerError) and a diverging loss (FloatingPointError) would fail again, so they are not retried.

@@ -2,8 +2,8 @@
 
     samformer fit --csv FILE --horizon H --out MODEL_DIR [--quantiles 0.1,0.9] [--freq h] [--val-size 0.2]
                   [--target y [--mode S|MS]] [--past-covariates a,b] [--future-covariates c] [--calendar]
-    samformer predict --model MODEL_DIR --csv FILE [--future-csv FILE] --out forecast.csv
-    samformer plot {forecast,attention,training} --model MODEL_DIR [--csv FILE] --out figure.png
+    samformer predict --model MODEL_DIR --csv FILE [--future-csv FILE] --out forecast.csv [--device cpu]
+    samformer plot {forecast,attention,training} --model MODEL_DIR [--csv FILE] --out figure.png [--device cpu]
     samformer export-onnx --model MODEL_DIR --out model.onnx
 
 No command replaces an existing file or model directory without --overwrite.
@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from samformer.commands.options import add_training_options, positive_int, run_spec_from_args
 from samformer.errors import SamformerError
+from samformer.files import atomic_destination
 from samformer.frames import read_csv, to_wide
-from samformer.io import atomic_destination
+
+DEVICE_HELP = "where to run the model: auto (default), cpu, cuda or cuda:N; whatever it was fitted on"
 
 
 def _quantiles(text: str) -> tuple[float, ...]:
@@ -63,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--future-csv", default=None, help="values of the known-future covariates over the next horizon steps")
     predict.add_argument("--out", required=True, help="CSV file to write the forecast to")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    predict.add_argument("--device", default=None, help=DEVICE_HELP)
     predict.set_defaults(func=cmd_predict)
 
     plot = sub.add_parser("plot", help="draw a forecast, the channel-attention matrix or the training curves (PNG)")
@@ -73,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     plot.add_argument("--future-csv", default=None, help="forecast: known-future covariates over the horizon (not with --holdout)")
     plot.add_argument("--out", required=True, help="PNG file to write")
     plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    plot.add_argument("--device", default=None, help=DEVICE_HELP)
     plot.set_defaults(func=cmd_plot)
 
     export = sub.add_parser("export-onnx", help="export a saved forecaster (scaling included) to ONNX")
@@ -82,27 +89,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.set_defaults(func=cmd_export)
 
 
-def _load(model_dir: str):
+def _load(model_dir: str, device: str | None = None):
     from samformer.forecaster import Forecaster
 
     if not Path(model_dir).is_dir():
         raise SamformerError(f"{model_dir}: no such model directory; create one with `samformer fit`")
-    return Forecaster.load(model_dir)
+    return Forecaster.load(model_dir, device=device)
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an --out file that exists (without --overwrite), is a directory, or cannot be created, before any work."""
+    if out.is_dir():
+        raise SamformerError(f"{str(out)!r} is a directory; --out takes the path of a file")
     if out.exists() and not overwrite:
         raise SamformerError(f"{out} already exists; choose another --out or pass --overwrite")
     if not out.parent.is_dir():
         raise SamformerError(f"cannot write {out}: directory {out.parent} does not exist")
+    _check_writable(out.parent)
+
+
+def _check_writable(directory: Path) -> None:
+    """Refuse a directory in which no file can be created (read-only, permissions, a pseudo file system)."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise SamformerError(f"cannot write to {str(directory)!r} ({exc.strerror or exc}); choose a writable --out") from None
+
+
+@contextmanager
+def _writing(out: Path) -> Iterator[Path]:
+    """`files.atomic_destination(out)`, with a failing write (full disk, ...) reported in one line."""
+    try:
+        with atomic_destination(out) as tmp:
+            yield tmp
+    except OSError as exc:
+        raise SamformerError(f"cannot write {str(out)!r} ({exc.strerror or exc}); nothing was written, choose another --out") from None
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from samformer.forecaster import Forecaster
+    from samformer.modelfile import check_model_destination
 
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise SamformerError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+    try:
+        check_model_destination(out, args.overwrite)
+    except FileExistsError as exc:
+        raise SamformerError(str(exc).replace("overwrite=True (--overwrite)", "--overwrite")) from None
+    _check_writable(next(p for p in (out.parent, *out.parents) if p.exists()))  # "/" or "." at the latest
     frame = read_csv(args.csv)
     spec = run_spec_from_args(args, args.csv, args.horizon, args.seed)
     options = {"seed": args.seed, **spec.train_options}
@@ -142,10 +176,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out, args.overwrite)
-    forecaster = _load(args.model)
+    forecaster = _load(args.model, args.device)
     future = None if args.future_csv is None else read_csv(args.future_csv)
     forecast = forecaster.predict(read_csv(args.csv), future_df=future)
-    with atomic_destination(out) as tmp:
+    with _writing(out) as tmp:
         forecast.to_csv(tmp, index=forecaster.layout_ == "wide", index_label="date")
     print(
         json.dumps(
@@ -164,7 +198,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _check_out(out, args.overwrite)
-    forecaster = _load(args.model)
+    forecaster = _load(args.model, args.device)
     if args.kind == "training":
         figure = _plot(plots.plot_training, forecaster.history_)
     else:
@@ -181,7 +215,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             if actual is not None and forecaster.future_columns_:
                 future = actual[forecaster.future_columns_]
             figure = _plot(plots.plot_forecast, forecaster.predict(history, future_df=future), history=history, actual=actual)
-    with atomic_destination(out) as tmp:
+    with _writing(out) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
     print(json.dumps({"out": str(out), "kind": args.kind}))
     return 0
@@ -195,6 +229,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         forecaster.export_onnx(out, overwrite=args.overwrite)
     except ImportError as exc:
         raise SamformerError(str(exc)) from None
+    except OSError as exc:
+        raise SamformerError(f"cannot write {str(out)!r} ({exc.strerror or exc}); nothing was written, choose another --out") from None
     print(json.dumps({"out": str(out), "input": ["batch", forecaster.seq_len, len(forecaster.columns_)]}))
     return 0
 

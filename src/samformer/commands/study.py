@@ -23,7 +23,7 @@ from samformer.analysis import attention_statistics, fixed_subset, sharpness
 from samformer.commands.options import positive_int
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec, execute
-from samformer.io import atomic_destination, write_json
+from samformer.files import atomic_destination, write_json
 from samformer.loading import load_dataset
 from samformer.toy import METHOD_LABELS, StudyConfig, ToyConfig, run_toy_study
 

@@ -14,7 +14,8 @@ from samformer.checkpoint import CHECKPOINT_FILE, remove_partial_files
 from samformer.commands.options import add_training_options, positive_int, run_spec_from_args
 from samformer.errors import SamformerError
 from samformer.experiment import execute
-from samformer.io import read_json, save_model, write_json
+from samformer.files import read_json, write_json
+from samformer.modelfile import save_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,10 +1,11 @@
 """k SAMformers of identical shapes held as one set of parameters with a leading model axis.
 
-`StackedSAMformer` keeps every parameter of the k models in one flat (k, P) tensor (P = one model's
-parameter count); each named parameter is a (k, *shape) view of it. A step's optimizer work (SAM's
-per-model gradient norm, Adam) is then a handful of operations on (k, P) tensors, and the forward pass
-computes all k models with batched products over the model axis, each model on its own batch:
-inputs (k, B, D, L) -> forecasts (k, B, D_targets, H).
+`StackedSAMformer` keeps every parameter of the k models in one flat tensor, each named parameter a
+contiguous (k, *shape) block of it (contiguous, so that casts and products read it at full speed; a
+(k, P) layout made each weight a strided view, 4x slower to cast). The optimizer's work (SAM's per-model
+gradient norm, Adam) is a few operations over all blocks, and the forward pass computes all k models with
+batched products over the model axis, each model on its own batch: inputs (k, B, D, L) -> forecasts
+(k, B, D_targets, H).
 
 Two passes compute the same function as `SAMformer.forward_channels_first`:
 - `forward`: the plain modules' computation (RevIN, attention, residual, forecaster, RevIN⁻¹) with a
@@ -36,10 +37,12 @@ RevinStats = tuple[torch.Tensor, torch.Tensor]
 
 
 class StackedSAMformer(nn.Module):
-    """k SAMformers with one configuration, as one (k, P) parameter tensor `flat`.
+    """k SAMformers with one configuration, as one flat parameter tensor `flat`.
 
-    Built from k `SAMformer`s (their current weights are copied); `model(j)` gives model j back as an
-    ordinary `SAMformer`. σReparam models are not supported (their power-iteration state is per model).
+    `flat` holds each named parameter of all k models as one contiguous (k, *shape) block, the blocks in
+    the order of `SAMformer.named_parameters()`; `params()` gives them as views. Built from k `SAMformer`s
+    (their current weights are copied); `model(j)` gives model j back as an ordinary `SAMformer`.
+    σReparam models are not supported (their power-iteration state is per model).
     """
 
     def __init__(self, models: Sequence[SAMformer]) -> None:
@@ -56,21 +59,28 @@ class StackedSAMformer(nn.Module):
         self.names = [name for name, _ in template.named_parameters()]
         self.shapes = [p.shape for _, p in template.named_parameters()]
         self.sizes = [math.prod(shape) for shape in self.shapes]
-        flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in models])  # (k, P)
-        self.flat = nn.Parameter(flat)
+        self.k = len(models)
+        blocks = [torch.stack([p.detach() for p in same]).reshape(-1) for same in zip(*(m.parameters() for m in models))]
+        self.flat = nn.Parameter(torch.cat(blocks))  # (k·P,): one (k, *shape) block per named parameter
         self.scale = 1.0 / math.sqrt(config.d_model)
         self._targets = None if config.target_channels is None else list(config.target_channels)
         self._fuse: bool | None = template._fuse
 
     def __len__(self) -> int:
-        return self.flat.shape[0]
+        return self.k
+
+    def blocks(self, flat: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Each named parameter as a (k, *shape) view of `flat` (default: the stack's own), in `names` order.
+
+        Any tensor laid out like `flat` (its gradient, Adam's moments) is viewed the same way.
+        """
+        flat = self.flat if flat is None else flat
+        pieces = flat.split([self.k * size for size in self.sizes])
+        return [piece.view(self.k, *shape) for piece, shape in zip(pieces, self.shapes, strict=True)]
 
     def params(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Each named parameter as a (k, *shape) view of `flat` (default: the stack's own)."""
-        flat = self.flat if flat is None else flat
-        k = flat.shape[0]
-        pieces = flat.split(self.sizes, dim=1)  # (k, P) -> (k, size) each
-        return {name: piece.view(k, *shape) for name, piece, shape in zip(self.names, pieces, self.shapes, strict=True)}
+        """`blocks` by parameter name."""
+        return dict(zip(self.names, self.blocks(flat), strict=True))
 
     def state_dict_of(self, j: int) -> dict[str, torch.Tensor]:
         """Model j's weights as a `SAMformer` state dict (copies)."""
@@ -82,10 +92,16 @@ class StackedSAMformer(nn.Module):
         model.load_state_dict(self.state_dict_of(j))
         return model
 
+    def select(self, flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """A tensor laid out like `flat` with only the models at `index` (1-d), in that order."""
+        return torch.cat([block.index_select(0, index).reshape(-1) for block in self.blocks(flat)])
+
     @torch.no_grad()
     def keep(self, index: torch.Tensor) -> None:
         """Keep only the models at `index` (a 1-d index tensor), in that order."""
-        self.flat = nn.Parameter(self.flat.index_select(0, index))
+        flat = self.select(self.flat, index)
+        self.k = len(index)
+        self.flat = nn.Parameter(flat)
 
     @contextmanager
     def plain_modules(self) -> Iterator[StackedSAMformer]:
@@ -173,8 +189,8 @@ class StackedSAMformer(nn.Module):
 
     def mse_and_gradients(
         self, z: torch.Tensor, stats: RevinStats | None, y: torch.Tensor, y_mask: torch.Tensor | None, dtype: torch.dtype
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each model's MSE (k,) at the current weights and its gradient as a (k, P) tensor, by the fused pass.
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Each model's MSE (k,) at the current weights and its gradient as `blocks` (k, *shape), by the fused pass.
 
         z, stats: from `standardize`; y (k, B, Dt, H) targets; y_mask their observed-value mask or None.
         """
@@ -185,8 +201,7 @@ class StackedSAMformer(nn.Module):
         core = partial(_fused_mse, eps=_REVIN_EPS if a is not None else 0.0, scale=self.scale, targets=index, dtype=dtype)
         dims = _in_dims(z, mean, std, y, y_mask, count, a, b, *weights)
         loss, grads = vmap(core, in_dims=dims)(z.to(dtype), mean, std, y, y_mask, count, a, b, *weights)
-        flat_grad = torch.cat([g.reshape(len(self), -1) for g in grads], dim=1)  # (k, P)
-        return loss, flat_grad
+        return loss, list(grads)  # in `fused`'s order, which is `names` order
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ class _Run:
     generator: torch.Generator
     best_val: float = math.inf
     best_epoch: int = 0
-    best_state: torch.Tensor | None = None  # (P,) flat weights of the best epoch
+    best_state: list[torch.Tensor] | None = None  # the weights of the best epoch, one tensor per parameter
     stale: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
@@ -47,11 +47,11 @@ class _Run:
         cfg = self.cfg
         return cfg.lr if cfg.lr_schedule == "constant" else cosine_restart_lr(epoch, cfg.lr, cfg.min_lr, cfg.restart_period)
 
-    def record(self, epoch: int, val_mse: float, flat: torch.Tensor) -> bool:
-        """Early stopping after 0-based `epoch` with weights `flat` (P,); True when this run is over."""
+    def record(self, epoch: int, val_mse: float, weights: list[torch.Tensor]) -> bool:
+        """Early stopping after 0-based `epoch` with `weights` (one tensor per parameter); True when this run is over."""
         if val_mse < self.best_val:
             self.best_val, self.best_epoch, self.stale = val_mse, epoch + 1, 0
-            self.best_state = flat.detach().clone()
+            self.best_state = [w.detach().clone() for w in weights]
         else:
             self.stale += 1
         return self.stale >= self.cfg.patience or epoch + 1 == self.cfg.epochs
@@ -77,7 +77,7 @@ def check_stack(models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[Tra
 
 
 def loss_and_gradients(stack: StackedSAMformer, x: torch.Tensor, y: torch.Tensor, masks: tuple | None, precision: str):
-    """A function giving each model's loss (k,) and gradient (k, P) at the current weights on batch (x, y).
+    """A function giving each model's loss (k,) and gradient (as the stack's blocks) at the current weights on batch (x, y).
 
     x (k, B, D, L), y (k, B, Dt, H); `masks` = (input, target) masks of those shapes, or None. The inputs are
     standardised once for both of SAM's passes. Fused pass where a single model takes it, else autograd.
@@ -88,7 +88,7 @@ def loss_and_gradients(stack: StackedSAMformer, x: torch.Tensor, y: torch.Tensor
         dtype = torch.bfloat16 if precision == "bf16" else stack.flat.dtype
         return lambda: stack.mse_and_gradients(z, stats, y, y_mask, dtype)
 
-    def autograd_pass() -> tuple[torch.Tensor, torch.Tensor]:
+    def autograd_pass() -> tuple[torch.Tensor, list[torch.Tensor]]:
         with autocast(x.device, precision):
             pred = stack.forward_standardized(z, stats)
         diff = pred.float() - y.float()  # as metrics.mse / masked_mse
@@ -97,8 +97,8 @@ def loss_and_gradients(stack: StackedSAMformer, x: torch.Tensor, y: torch.Tensor
         else:
             diff = torch.where(y_mask, diff, 0.0)
             loss = diff.square().flatten(1).sum(dim=1) / y_mask.flatten(1).sum(dim=1).clamp(min=1)
-        (grad,) = torch.autograd.grad(loss.sum(), stack.flat)  # model j's loss reaches only row j
-        return loss.detach(), grad
+        (grad,) = torch.autograd.grad(loss.sum(), stack.flat)  # model j's loss reaches only model j's weights
+        return loss.detach(), stack.blocks(grad)
 
     return autograd_pass
 
@@ -117,12 +117,12 @@ def train_epoch(stack: StackedSAMformer, optimizer: StackedSAM, windows: Windows
         if masks is not None:
             masks = tuple(m.view(*per_model, *m.shape[1:]) for m in masks)
         passes = loss_and_gradients(stack, x, y, masks, precision)
-        loss, grad = passes()
+        loss, grads = passes()
         if optimizer.sam:
-            backup = optimizer.perturb(grad)
-            _, grad = passes()
+            backup = optimizer.perturb(grads)
+            _, grads = passes()
             optimizer.restore(backup)
-        optimizer.adam_step(grad)
+        optimizer.adam_step(grads)
         loss_sum += loss * idx.shape[1]
     return loss_sum / len(windows)
 
@@ -154,10 +154,11 @@ def fit_stacked(models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[Tra
         val = evaluate_stacked(stack, val_w, cfgs[0].eval_batch_size, precision)
         seconds = time.perf_counter() - epoch_start
         leaving = []
+        params = stack.blocks()
         for i, run in enumerate(live):
             record = {"epoch": epoch + 1, "lr": lrs[i], "train_loss": train_loss[i], "val_mse": val["mse"][i], "val_mae": val["mae"][i]}
             run.history.append({**record, "seconds": seconds})
-            if run.record(epoch, val["mse"][i], stack.flat[i]):
+            if run.record(epoch, val["mse"][i], [p[i] for p in params]):
                 run.seconds = time.perf_counter() - started
                 leaving.append(i)
         if leaving:
@@ -165,9 +166,7 @@ def fit_stacked(models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[Tra
             alive = [alive[i] for i in keep]
             if not alive:
                 break
-            index = torch.tensor(keep, device=device)
-            stack.keep(index)
-            optimizer.keep(index)
+            optimizer.keep(torch.tensor(keep, device=device))  # the models left leave the stack
     return _finish(models, runs, test_w, cfgs[0])
 
 
@@ -184,9 +183,11 @@ def _finish(models: Sequence[SAMformer], runs: list[_Run], test_w: Windows, cfg:
     """Restore each model's best weights, score all of them on the test split together, build the results."""
     final = StackedSAMformer(models)
     with torch.no_grad():
+        params = final.blocks()
         for j, run in enumerate(runs):
             if run.best_state is not None:
-                final.flat[j].copy_(run.best_state)
+                for p, best in zip(params, run.best_state, strict=True):
+                    p[j].copy_(best)
     for j, model in enumerate(models):
         model.load_state_dict(final.state_dict_of(j))
     test = evaluate_stacked(final, test_w, cfg.eval_batch_size, cfg.precision)

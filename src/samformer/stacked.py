@@ -11,8 +11,8 @@ Two passes compute the same function as `SAMformer.forward_channels_first`:
 - `forward`: the plain modules' computation (RevIN, attention, residual, forecaster, RevIN⁻¹) with a
   model axis, differentiated by autograd; every variant (value_dim, attention=False, revin=False,
   target_channels);
-- `mse_and_gradients`: `samformer.fused`'s autograd-free pass mapped over the model axis by
-  `torch.func.vmap`, taken where a single model would take it (`SAMformer._fused`).
+- `mse_and_gradients`: `samformer.fused`'s autograd-free pass with a model axis (`stacked_fused`), taken
+  where a single model would take it (`SAMformer._fused`).
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 
 import torch
 from torch import nn
-from torch.func import vmap
 
+from samformer import stacked_fused
 from samformer.errors import SamformerError
-from samformer.fused import _forward, mse_loss_and_gradients
 from samformer.model import RevIN, SAMformer, SAMformerConfig, _to_autocast_dtype
 
 # RevIN's statistics have no parameters: one instance standardises the inputs of every model (its affine is unused).
@@ -60,7 +58,7 @@ class StackedSAMformer(nn.Module):
         self.shapes = [p.shape for _, p in template.named_parameters()]
         self.sizes = [math.prod(shape) for shape in self.shapes]
         self.k = len(models)
-        blocks = [torch.stack([p.detach() for p in same]).reshape(-1) for same in zip(*(m.parameters() for m in models))]
+        blocks = [torch.stack([p.detach() for p in same]).reshape(-1) for same in zip(*(m.parameters() for m in models), strict=True)]
         self.flat = nn.Parameter(torch.cat(blocks))  # (k·P,): one (k, *shape) block per named parameter
         self.scale = 1.0 / math.sqrt(config.d_model)
         self._targets = None if config.target_channels is None else list(config.target_channels)
@@ -179,13 +177,11 @@ class StackedSAMformer(nn.Module):
         return (*affine, *(p[n] for n in names), p["forecaster.weight"], p["forecaster.bias"])
 
     def fused_forecast(self, z: torch.Tensor, stats: RevinStats | None, dtype: torch.dtype) -> torch.Tensor:
-        """`forward_standardized` by `samformer.fused`'s pass over the model axis (no graph); products in `dtype`."""
+        """`forward_standardized` by `samformer.fused`'s pass with a model axis (no graph); products in `dtype`."""
         a, b, *weights = self._fused_params()
         mean, std = stats if stats is not None else (None, None)
-        index = None if self._targets is None else torch.tensor(self._targets, device=z.device)
-        core = partial(_fused_forward, eps=_REVIN_EPS if a is not None else 0.0, scale=self.scale, targets=index, dtype=dtype)
-        dims = _in_dims(z, mean, std, a, b, *weights)
-        return vmap(core, in_dims=dims)(z.to(dtype), mean, std, a, b, *weights)
+        eps = _REVIN_EPS if a is not None else 0.0
+        return stacked_fused.forward(z.to(dtype), mean, std, a, b, eps, *weights, self.scale, self._target_index(z), dtype)[0]
 
     def mse_and_gradients(
         self, z: torch.Tensor, stats: RevinStats | None, y: torch.Tensor, y_mask: torch.Tensor | None, dtype: torch.dtype
@@ -197,30 +193,15 @@ class StackedSAMformer(nn.Module):
         a, b, *weights = self._fused_params()
         mean, std = stats if stats is not None else (None, None)
         count = y[0].numel() if y_mask is None else y_mask.flatten(1).sum(1, dtype=y.dtype).clamp(min=1)  # per model
-        index = None if self._targets is None else torch.tensor(self._targets, device=z.device)
-        core = partial(_fused_mse, eps=_REVIN_EPS if a is not None else 0.0, scale=self.scale, targets=index, dtype=dtype)
-        dims = _in_dims(z, mean, std, y, y_mask, count, a, b, *weights)
-        loss, grads = vmap(core, in_dims=dims)(z.to(dtype), mean, std, y, y_mask, count, a, b, *weights)
-        return loss, list(grads)  # in `fused`'s order, which is `names` order
+        eps = _REVIN_EPS if a is not None else 0.0
+        data = (z.to(dtype), mean, std, y, y_mask, count, a, b, eps)
+        loss, grads = stacked_fused.mse_loss_and_gradients(*data, *weights, self.scale, self._target_index(z), dtype)
+        return loss, [g for g in grads if g is not None]  # in `fused`'s order, which is `names` order
+
+    def _target_index(self, z: torch.Tensor) -> torch.Tensor | None:
+        return None if self._targets is None else torch.tensor(self._targets, device=z.device)
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """x Wᵀ + b per model: (k, N, in) @ (k, in, out) + (k, 1, out) -> (k, N, out)."""
     return torch.baddbmm(bias[:, None, :], x, weight.transpose(1, 2))
-
-
-def _in_dims(*tensors: torch.Tensor | int | None) -> tuple[int | None, ...]:
-    """vmap's in_dims: 0 for tensors with a model axis, None for absent arguments and plain numbers."""
-    return tuple(0 if isinstance(t, torch.Tensor) else None for t in tensors)
-
-
-def _fused_forward(z, mean, std, a, b, wq, bq, wk, bk, wv, bv, wf, bf, *, eps, scale, targets, dtype):
-    """One model's forecast by `fused._forward` (vmapped over the model axis by `fused_forecast`)."""
-    return _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)[0]
-
-
-def _fused_mse(z, mean, std, y, y_mask, count, a, b, wq, bq, wk, bk, wv, bv, wf, bf, *, eps, scale, targets, dtype):
-    """One model's loss and gradients by `fused.mse_loss_and_gradients` (vmapped by `mse_and_gradients`);
-    without RevIN no gradient of its affine map, rather than None (vmap returns tensors only)."""
-    loss, grads = mse_loss_and_gradients(z, mean, std, y, y_mask, count, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
-    return loss, tuple(g for g in grads if g is not None)

@@ -119,9 +119,9 @@ def train_epoch(stack: StackedSAMformer, optimizer: StackedSAM, windows: Windows
         passes = loss_and_gradients(stack, x, y, masks, precision)
         loss, grads = passes()
         if optimizer.sam:
-            backup = optimizer.perturb(grads)
+            optimizer.perturb(grads)
             _, grads = passes()
-            optimizer.restore(backup)
+            optimizer.restore()
         optimizer.adam_step(grads)
         loss_sum += loss * idx.shape[1]
     return loss_sum / len(windows)

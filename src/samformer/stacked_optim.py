@@ -36,14 +36,19 @@ class StackedSAM:
         self.exp_avg = torch.zeros_like(flat, memory_format=torch.contiguous_format)
         self.exp_avg_sq = torch.zeros_like(self.exp_avg)
         self.step = torch.zeros((), dtype=torch.float32, device=flat.device)  # as torch.optim.Adam keeps it; shared, as all step together
+        self._spare: torch.Tensor | None = None  # holds w + ε between `perturb` and `restore`, else scratch
 
     def set_lr(self, lrs: Sequence[float]) -> None:
         """This epoch's learning rate of each model."""
         self.lr = list(lrs)
 
     @torch.no_grad()
-    def perturb(self, grads: list[torch.Tensor]) -> torch.Tensor:
-        """Move every model to w + ε from its gradient `grads` (the stack's blocks); returns an exact copy of w for `restore`."""
+    def perturb(self, grads: list[torch.Tensor]) -> None:
+        """Move every model to w + ε from its gradient `grads` (the stack's blocks), until `restore`.
+
+        w + ε is written to a second buffer that the stack's parameter then points to, so w itself is
+        kept untouched (no copy of it taken, none written back: two passes over the weights fewer).
+        """
         stack, k = self.stack, len(self.stack)
         params = stack.blocks()
         adaptive = bool(self.adaptive.any())
@@ -52,16 +57,17 @@ class StackedSAM:
             direction = torch.where(_per_model(self.adaptive, p), p.abs() * g, g) if adaptive else g
             norms.append(torch.linalg.vector_norm(direction.reshape(k, -1), dim=1))  # (k,): ‖g‖ of this parameter, per model
         scale = self.rho / (torch.linalg.vector_norm(torch.stack(norms), dim=0) + 1e-12)  # (k,): each model's own ‖g‖
-        backup = stack.flat.detach().clone()
-        for p, g in zip(params, grads, strict=True):
+        if self._spare is None or self._spare.shape != stack.flat.shape:
+            self._spare = torch.empty_like(stack.flat.data)
+        for p, g, out in zip(params, grads, stack.blocks(self._spare), strict=True):
             eps = torch.where(_per_model(self.adaptive, p), g * p * p, g) if adaptive else g
-            p.addcmul_(eps, _per_model(scale, p))
-        return backup
+            torch.addcmul(p, eps, _per_model(scale, p), out=out)  # w + ε, as SAM adds ε = g · scale to w
+        self._spare, stack.flat.data = stack.flat.data, self._spare
 
     @torch.no_grad()
-    def restore(self, backup: torch.Tensor) -> None:
-        """Back to w exactly."""
-        self.stack.flat.copy_(backup)
+    def restore(self) -> None:
+        """Back to w exactly (the buffer that holds it again)."""
+        self._spare, self.stack.flat.data = self.stack.flat.data, self._spare
 
     @torch.no_grad()
     def adam_step(self, grads: list[torch.Tensor]) -> None:

@@ -28,10 +28,15 @@ from samformer import stacked_fused
 from samformer.errors import SamformerError
 from samformer.model import RevIN, SAMformer, SAMformerConfig, _to_autocast_dtype
 
+RevinStats = tuple[torch.Tensor, torch.Tensor]
 # RevIN's statistics have no parameters: one instance standardises the inputs of every model (its affine is unused).
 _REVIN = RevIN(1)
-_STANDARDIZE, _REVIN_EPS = _REVIN.standardize, _REVIN.eps
-RevinStats = tuple[torch.Tensor, torch.Tensor]
+_REVIN_EPS = _REVIN.eps
+
+
+def standardize_inputs(x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, RevinStats]:
+    """`RevIN.standardize` of inputs (N, D, L): (x − mean) / std and the (mean, std), each (N, D, 1)."""
+    return _REVIN.standardize(x, mask)
 
 
 class StackedSAMformer(nn.Module):
@@ -126,7 +131,7 @@ class StackedSAMformer(nn.Module):
         if not self.config.revin:
             return SAMformer._missing_as_zero(x, mask), None
         flat_mask = None if mask is None else mask.reshape(k * B, D, L)
-        z, (mean, std) = _STANDARDIZE(x.reshape(k * B, D, L), flat_mask)
+        z, (mean, std) = standardize_inputs(x.reshape(k * B, D, L), flat_mask)
         return z.view(k, B, D, L), (mean.view(k, B, D, 1), std.view(k, B, D, 1))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

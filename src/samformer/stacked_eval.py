@@ -6,7 +6,7 @@ import torch
 
 from samformer.data import Windows
 from samformer.model import SAMformer
-from samformer.stacked import _STANDARDIZE, StackedSAMformer
+from samformer.stacked import StackedSAMformer, standardize_inputs
 from samformer.train import EVAL_ROWS, Precision, autocast
 
 
@@ -15,7 +15,7 @@ def stacked_forecast(stack: StackedSAMformer, x: torch.Tensor, mask: torch.Tenso
     """Every model's forecast (k, B, Dt, H) of the same inputs x (B, D, L), by the pass a single model would take."""
     k = len(stack)
     if stack.config.revin:
-        z, (mean, std) = _STANDARDIZE(x, mask)  # statistics of the inputs: the same for every model
+        z, (mean, std) = standardize_inputs(x, mask)  # statistics of the inputs: the same for every model
         stats = (mean.expand(k, *mean.shape), std.expand(k, *std.shape))
     else:
         z, stats = SAMformer._missing_as_zero(x, mask), None

@@ -31,8 +31,8 @@ import torch
 from samformer.data import SplitData, load_dataset
 from samformer.io import write_json
 from samformer.model import SAMformer
-from samformer.stacked_fit import fit_stacked
-from samformer.train import TrainConfig, TrainResult, fit, seed_everything
+from samformer.stacked_fit import fit_stacked, seeded_models
+from samformer.train import TrainConfig, TrainResult, fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import HORIZON, SEQ_LEN, flops_per_window, fused_flops_per_window, matmul_peaks
@@ -53,11 +53,7 @@ def cpu_name() -> str:
 
 def build_models(data: SplitData, cfgs: list[TrainConfig]) -> list[SAMformer]:
     """Each model as its own run builds it: seed everything, then the constructor."""
-    models = []
-    for cfg in cfgs:
-        seed_everything(cfg.seed)
-        models.append(SAMformer(data.n_channels, SEQ_LEN, HORIZON))
-    return models
+    return seeded_models(lambda: SAMformer(data.n_channels, SEQ_LEN, HORIZON), [cfg.seed for cfg in cfgs])
 
 
 def median_epoch_s(results: list[TrainResult]) -> float:

@@ -13,7 +13,7 @@ from samformer.data import ChannelRoles, SplitData, load_dataset, split_frame
 from samformer.errors import SamformerError, ShapeError
 from samformer.fused import MSEPass
 from samformer.stacked import StackedSAMformer
-from samformer.stacked_fit import fit_stacked
+from samformer.stacked_fit import fit_stacked, seeded_models
 from samformer.train import TrainConfig, fit, seed_everything
 
 from .conftest import make_frame
@@ -106,6 +106,14 @@ def test_model_j_comes_back_as_an_ordinary_samformer() -> None:
         back = stack.model(j)
         assert isinstance(back, SAMformer) and back.config == model.config
         assert max_weight_diff(back, model) == 0.0
+
+
+def test_seeded_models_are_the_models_separate_runs_create() -> None:
+    models = seeded_models(lambda: SAMformer(3, L, H, d_model=6), [4, 7])
+    for seed, model in zip([4, 7], models, strict=True):
+        seed_everything(seed)
+        assert max_weight_diff(model, SAMformer(3, L, H, d_model=6)) == 0.0
+    assert max_weight_diff(models[0], models[1]) > 0  # different seeds, different initial weights
 
 
 def test_a_stack_keeps_the_chosen_models_in_order() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from samformer.model import SAMformer
 from samformer.stacked import StackedSAMformer
 from samformer.stacked_eval import evaluate_stacked
 from samformer.stacked_optim import StackedSAM
-from samformer.train import TrainConfig, TrainResult, autocast, cosine_restart_lr, resolve_device
+from samformer.train import TrainConfig, TrainResult, autocast, cosine_restart_lr, resolve_device, seed_everything
 
 # Settings every model of a stack must share: its batches line up, it runs in one precision on one device.
 SHARED_SETTINGS = ("batch_size", "precision", "device", "eval_batch_size")
@@ -55,6 +55,15 @@ class _Run:
         else:
             self.stale += 1
         return self.stale >= self.cfg.patience or epoch + 1 == self.cfg.epochs
+
+
+def seeded_models(build: Callable[[], SAMformer], seeds: Iterable[int]) -> list[SAMformer]:
+    """One model per seed, each created as its own run creates it: `seed_everything(seed)`, then `build()`."""
+    models = []
+    for seed in seeds:
+        seed_everything(seed)
+        models.append(build())
+    return models
 
 
 def check_stack(models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[TrainConfig]) -> None:

@@ -186,12 +186,14 @@ def test_bf16_stacked_forecast_is_each_models_bf16_forecast() -> None:
         torch.testing.assert_close(forecast.float(), expected.float(), rtol=0.05, atol=0.05)  # bf16: 8 bits of mantissa
 
 
-def test_bf16_stacked_training_follows_separate_bf16_training() -> None:
+@pytest.mark.parametrize("name", ["default", "value_dim"])  # the fused pass, and autograd under autocast
+def test_bf16_stacked_training_follows_separate_bf16_training(name: str) -> None:
     """bf16 products round alike but accumulate in another order in batched products: the same path, not the same bits."""
+    options = VARIANTS[name]
     cfgs = [TrainConfig(epochs=1, batch_size=16, progress=False, precision="bf16", **s) for s in SETTINGS]
     data = split_frame(make_frame(500), L, H)
-    initial = [build(c.seed, {}, None, torch.float32) for c in cfgs]
-    singles, single_results, stacked, results = separate_and_stacked(data, cfgs, {}, None, dtype=torch.float32)
+    initial = [build(c.seed, options, None, torch.float32) for c in cfgs]
+    singles, single_results, stacked, results = separate_and_stacked(data, cfgs, options, None, dtype=torch.float32)
     for start, single, result, model, stacked_result in zip(initial, singles, single_results, stacked, results, strict=True):
         moved_alone = torch.cat([(p - p0).flatten() for p, p0 in zip(single.parameters(), start.parameters(), strict=True)])
         moved_stacked = torch.cat([(p - p0).flatten() for p, p0 in zip(model.parameters(), start.parameters(), strict=True)])

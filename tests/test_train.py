@@ -11,7 +11,7 @@ import torch
 
 from samformer import SAMformer, TrainConfig, evaluate, fit, load_dataset
 from samformer.data import Windows, split_frame
-from samformer.train import cosine_restart_lr, seed_everything
+from samformer.train import cosine_restart_lr, score_test, seed_everything
 
 from .conftest import make_frame
 
@@ -72,7 +72,8 @@ def test_short_run_on_etth1_lowers_the_validation_loss(data_dir):
     seed_everything(0)
     model = SAMformer(data.n_channels, 96, 24)
     before = evaluate(model, data.windows("val"))["mse"]
-    result = fit(model, data, TrainConfig(epochs=2, batch_size=128, progress=False))
+    cfg = TrainConfig(epochs=2, batch_size=128, progress=False)
+    result = score_test(model, data, cfg, fit(model, data, cfg))
     assert result.val_mse < 0.8 * before
     assert math.isfinite(result.test_mse)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import warnings
@@ -134,3 +135,16 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, when):
         fallback, _ = _trained_weights(compile_=True)
     for name, value in eager.items():
         torch.testing.assert_close(fallback[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_fit_needs_no_test_split_and_never_reads_it():
+    data = split_frame(make_frame(300), 24, 6)
+    weights = []
+    for test in (data.test, None):  # a SplitData without a test split trains exactly as with one
+        seed_everything(0)
+        model = SAMformer(3, 24, 6)
+        result = fit(model, dataclasses.replace(data, test=test), TrainConfig(epochs=2, batch_size=16, progress=False))
+        assert result.test_mse is None and result.test_mae is None  # scoring the test split is the runner's job
+        weights.append(model.state_dict())
+    for name, value in weights[0].items():
+        torch.testing.assert_close(weights[1][name], value, rtol=0, atol=0, msg=name)

@@ -7,11 +7,13 @@ import math
 import shutil
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
 from samformer import SAMformer, TrainConfig, evaluate, fit, load_dataset
 from samformer.data import Windows, split_frame
+from samformer.errors import ConfigError, SamformerError
 from samformer.train import cosine_restart_lr, score_test, seed_everything
 
 from .conftest import make_frame
@@ -148,3 +150,36 @@ def test_fit_needs_no_test_split_and_never_reads_it():
         weights.append(model.state_dict())
     for name, value in weights[0].items():
         torch.testing.assert_close(weights[1][name], value, rtol=0, atol=0, msg=name)
+
+
+# option -> (bad value, what the message must say is accepted)
+BAD_TRAIN_OPTIONS = {
+    "batch_size": (32.5, "an integer >= 1"),
+    "epochs": ("2", "an integer >= 1"),
+    "patience": (0, "an integer >= 1"),
+    "lr": (-1e-3, "a finite number > 0"),
+    "rho": (math.nan, "a finite number >= 0"),
+    "weight_decay": (-0.1, "a finite number >= 0"),
+    "min_lr": (math.inf, "a finite number >= 0"),
+    "seed": (1.5, "an integer"),
+    "sam": (1, "True or False"),
+    "precision": ("fp16", "'fp32' or 'bf16'"),
+    "lr_schedule": ("linear", "'cosine-restarts' or 'constant'"),
+    "device": (None, "auto, cpu, cuda or cuda:N"),
+}
+
+
+@pytest.mark.parametrize("option", list(BAD_TRAIN_OPTIONS))
+def test_a_bad_train_option_is_refused_naming_it_and_what_is_accepted(option):
+    value, accepted = BAD_TRAIN_OPTIONS[option]
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**{option: value})
+    message = str(info.value)
+    assert f"{option}={value!r}" in message and accepted in message and "\n" not in message
+    assert isinstance(info.value, SamformerError)
+
+
+def test_every_bad_train_option_is_named_at_once_and_good_values_of_any_numeric_type_pass():
+    with pytest.raises(ConfigError, match=r"lr=0 .*; epochs=0 "):
+        TrainConfig(lr=0, epochs=0)
+    TrainConfig(lr=1, rho=0, batch_size=np.int64(8), device=torch.device("cpu"))  # an int lr, a NumPy batch size

@@ -9,6 +9,7 @@ not score the test split: the experiment runner does (`score_test`).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import random
 import time
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from samformer import distributed
 from samformer.checkpoint import LoopState, load_checkpoint, run_fingerprint, save_checkpoint
 from samformer.data import SplitData, Windows
-from samformer.errors import SamformerError, ShapeError
+from samformer.errors import ConfigError, SamformerError, ShapeError
 from samformer.evaluation import EVAL_ROWS, evaluate, evaluate_split
 from samformer.model import SAMformer
 from samformer.sam import SAM
@@ -88,23 +89,46 @@ class TrainConfig:
     compile: bool = False  # torch.compile the loss (forward + backward); falls back to eager if unavailable
 
     def __post_init__(self) -> None:
-        checks = {
-            "lr": self.lr > 0,
-            "batch_size": self.batch_size >= 1,
-            "epochs": self.epochs >= 1,
-            "patience": self.patience >= 1,
-            "rho": self.rho >= 0,
-            "weight_decay": self.weight_decay >= 0,
-            "restart_period": self.restart_period >= 1,
-            "eval_batch_size": self.eval_batch_size >= 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
+        bad = [
+            f"{name}={getattr(self, name)!r} out of range: must be {accepted}"
+            for name, (ok, accepted) in _FIELD_RULES.items()
+            if not ok(getattr(self, name))
+        ]
         if bad:
-            raise ValueError(", ".join(f"{n}={getattr(self, n)!r}" for n in bad) + " out of range: must be positive")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
-        if self.lr_schedule not in ("cosine-restarts", "constant"):
-            raise ValueError(f"lr_schedule must be 'cosine-restarts' or 'constant', got {self.lr_schedule!r}")
+            raise ConfigError("; ".join(bad))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_POSITIVE_INT = (lambda v: _is_int(v) and v >= 1, "positive (an integer >= 1)")
+_NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "non-negative (a finite number >= 0)")
+_BOOL = (lambda v: isinstance(v, bool), "True or False")
+# TrainConfig field -> (whether a value is accepted, what is accepted)
+_FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lr": (lambda v: _is_number(v) and v > 0, "positive (a finite number > 0)"),
+    "batch_size": _POSITIVE_INT,
+    "epochs": _POSITIVE_INT,
+    "patience": _POSITIVE_INT,
+    "sam": _BOOL,
+    "rho": _NON_NEGATIVE,
+    "adaptive": _BOOL,
+    "weight_decay": _NON_NEGATIVE,
+    "lr_schedule": (lambda v: v in ("cosine-restarts", "constant"), "'cosine-restarts' or 'constant'"),
+    "restart_period": _POSITIVE_INT,
+    "min_lr": _NON_NEGATIVE,
+    "seed": (_is_int, "an integer"),
+    "device": (lambda v: isinstance(v, (str, torch.device)), "a device name (auto, cpu, cuda or cuda:N)"),
+    "precision": (lambda v: v in ("fp32", "bf16"), "'fp32' or 'bf16'"),
+    "eval_batch_size": _POSITIVE_INT,
+    "progress": _BOOL,
+    "compile": _BOOL,
+}
 
 
 @dataclass

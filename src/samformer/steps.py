@@ -36,7 +36,7 @@ Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Te
 Masks = tuple[torch.Tensor, torch.Tensor]  # (input, target) observed-value masks
 Pass = Callable[[], torch.Tensor]  # loss at the current weights; gradients added to `.grad`
 # step(windows, batch indices) -> (the batch's pass, the weight of its loss in the epoch's loss sum)
-Step = Callable[[Windows, torch.Tensor], tuple[Pass, "float | torch.Tensor"]]
+Step = Callable[[Windows, torch.Tensor], tuple[Pass, float | torch.Tensor]]
 Update = Callable[[Pass], torch.Tensor]  # one optimisation step from a pass; returns the loss at w
 
 

@@ -224,9 +224,10 @@ def _set_learning_rate(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch
     return lr
 
 
-def _train_epoch(windows: Windows, step: Step, update: Update, cfg: TrainConfig, generator: torch.Generator, bar: tqdm) -> float:
+def _train_epoch(
+    windows: Windows, step: Step, update: Update, batch_size: int, generator: torch.Generator, device: torch.device, bar: tqdm
+) -> float:
     """One pass over the training windows in a fresh random order; returns the mean training loss."""
-    device, batch_size = resolve_device(cfg.device), cfg.batch_size
     order = torch.randperm(len(windows), generator=generator).to(device)
     loss_sum = torch.zeros((), device=device)
     for index in order.split(batch_size):  # global batches; under torch.distributed each rank trains on its shard
@@ -270,7 +271,7 @@ class _Checkpoints:
             save_checkpoint(self.path, self.model, self.optimizer, self.generator, loop, self.fingerprint)
 
 
-def _validation_record(model, val_w, cfg: TrainConfig, criterion, epoch: int, lr: float, train_loss: float) -> tuple[dict[str, Any], float]:
+def _epoch_record(model, val_w, cfg: TrainConfig, criterion, epoch: int, lr: float, train_loss: float) -> tuple[dict[str, Any], float]:
     """The epoch's record (before callbacks) and its early-stopping score."""
     if not math.isfinite(train_loss):
         raise FloatingPointError(
@@ -313,7 +314,8 @@ def fit(
     step, update = build_step(model, device, cfg.precision, criterion, cfg.compile), optimizer_update(optimizer)
     generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: all draw the same permutation
     saver = _Checkpoints(checkpoint, model, optimizer, generator, cfg, data) if checkpoint is not None else None
-    loop = (saver.resume() if saver is not None and resume else None) or LoopState(0, math.inf, 0, 0, False)
+    fresh = LoopState(epoch=0, best_val=math.inf, best_epoch=0, stale=0, finished=False)
+    loop = (saver.resume() if saver is not None and resume else None) or fresh
     seconds_before, first_epoch = loop.train_seconds, (cfg.epochs if loop.finished else loop.epoch)
     steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
     quiet = not cfg.progress or not distributed.is_main()  # one bar, on rank 0
@@ -322,8 +324,8 @@ def fit(
     for epoch in range(first_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
         lr = _set_learning_rate(optimizer, cfg, epoch)
-        train_loss = _train_epoch(train_w, step, update, cfg, generator, bar)
-        record, score = _validation_record(model, val_w, cfg, criterion, epoch, lr, train_loss)
+        train_loss = _train_epoch(train_w, step, update, cfg.batch_size, generator, device, bar)
+        record, score = _epoch_record(model, val_w, cfg, criterion, epoch, lr, train_loss)
         for callback in callbacks:
             callback(model, record)
         record["seconds"] = time.perf_counter() - epoch_start

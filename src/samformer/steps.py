@@ -1,4 +1,4 @@
-"""The loss-and-gradient passes of training, chosen once per run (nanoGPT's habit), not per batch.
+"""Internal: the loss-and-gradient passes of training, chosen once per run (nanoGPT's habit), not per batch.
 
 A *pass* is a function of no arguments: it computes the loss on one batch at the current weights, adds
 its gradients to the parameters' `.grad` and returns the detached loss. SAM calls the same pass twice

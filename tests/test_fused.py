@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
 
 import samformer.steps
 from samformer import SAMformer
+from samformer.errors import ConfigError
 from samformer.fused import MSEPass
 from samformer.train import TrainConfig, build_optimizer, forward_backward, train_step
 
@@ -147,3 +149,15 @@ def test_onnx_export_of_the_fused_pass_serves_any_batch_size(tmp_path):
     (got,) = ort.InferenceSession(str(path)).run(None, {"x": x.numpy()})
     assert got.shape == expected.shape == (5, 6, 16)
     assert abs(got - expected).max() < 1e-4
+
+
+def test_the_fused_switch_is_a_runtime_choice_not_part_of_the_saved_config():
+    x_small, x_large = torch.zeros(1, D, L), torch.zeros(2, D, L)  # H = 8: B·D = 5 < H, then 10 ≥ H
+    rules = {"auto": (False, True), True: (True, True), False: (False, False)}
+    for fused, expected in rules.items():
+        model = SAMformer(D, L, H, fused=fused)
+        assert (model.uses_fused(x_small), model.uses_fused(x_large)) == expected, fused
+        assert "fused" not in dataclasses.asdict(model.config)
+    assert not SAMformer(D, L, H, fused=True, value_dim=4).uses_fused(x_large), "layers that cannot fuse never do"
+    with pytest.raises(ConfigError, match="fused must be 'auto', True or False"):
+        SAMformer(D, L, H, fused="yes")

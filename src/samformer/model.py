@@ -244,8 +244,8 @@ class SAMformer(nn.Module):
         fused: Fused = "auto",
     ) -> None:
         super().__init__()
-        if fused not in ("auto", True, False):
-            raise ValueError(f"fused must be 'auto', True or False, got {fused!r}")
+        if not (fused == "auto" or isinstance(fused, bool)):
+            raise ConfigError(f"fused must be 'auto', True or False, got {fused!r}")
         cfg = SAMformerConfig(n_channels, seq_len, horizon, d_model, value_dim, attention, revin, sigma_reparam, init, target_channels)
         self.config = cfg
         self.revin = RevIN(n_channels) if revin else None

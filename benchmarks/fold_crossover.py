@@ -5,7 +5,7 @@
 The fused pass (`samformer.fused`) forms Wf Wv once per batch: H × L × L multiply-adds forward and twice
 that backward, whatever the batch. The plain modules map each of the B·D channel rows through the (L, L)
 value weight instead: B·D × L × L forward and twice that backward. So folding should win when H < B·D.
-`SAMformer._fused` folds when H ≤ B·D; this script measures both paths at the paper's batch of 32
+`SAMformer.uses_fused` folds when H ≤ B·D; this script measures both paths at the paper's batch of 32
 (bf16, SAM, the default training step of each) for ETTh1 (D = 7, B·D = 224) and weather (D = 21,
 B·D = 672) at every benchmark horizon, in interleaved rounds, and prints ms per step. The last stdout
 line is one JSON object.
@@ -38,7 +38,7 @@ def step_ms(dataset: str, horizon: int, data_dir: str | None) -> dict[str, float
     for path in ("fold", "modules"):
         torch.manual_seed(0)
         model = SAMformer(data.n_channels, SEQ_LEN, horizon).train()
-        model._fuse = path == "fold"
+        model.fused = path == "fold"
         runs[path] = (model, build_optimizer(model, TrainConfig()))
     times: dict[str, list[float]] = {path: [] for path in runs}
     for round_ in range(ROUNDS + 1):  # round 0 warms up
@@ -62,7 +62,7 @@ def main() -> None:
         for horizon in (96, 192, 336, 720):
             ms = step_ms(dataset, horizon, args.data_dir)
             faster = min(ms, key=ms.get)
-            chosen = "fold" if horizon <= BATCH * n_channels else "modules"  # SAMformer._fused's rule
+            chosen = "fold" if horizon <= BATCH * n_channels else "modules"  # SAMformer.uses_fused's rule
             rows.append({"dataset": dataset, "horizon": horizon, "rows": BATCH * n_channels, **ms, "faster": faster, "chosen": chosen})
             print(
                 f"{dataset:<10}{horizon:>5}{BATCH * n_channels:>6}  {ms['fold']:>8.2f}{ms['modules']:>11.2f}  {faster:<7} {chosen}",

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import torch
 
-from samformer.data import SplitData, load_dataset
-from samformer.io import write_json
+from samformer.data import SplitData
+from samformer.files import write_json
+from samformer.loading import load_dataset
 from samformer.model import SAMformer
 from samformer.stacked_fit import fit_stacked, seeded_models
 from samformer.train import TrainConfig, TrainResult, fit

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from samformer import distributed
 from samformer.data import split_frame
 from samformer.model import SAMformer
-from samformer.train import TrainConfig, fit, seed_everything
+from samformer.train import TrainConfig, fit, score_test, seed_everything
 from tests.conftest import make_frame
 
 # Ratio split at L=16, H=4 and B=8: 603 rows give 403 training windows, so each epoch ends with a
@@ -65,7 +65,7 @@ def _train(case: str, batch_size: int = BATCH, epochs: int = 2) -> tuple[SAMform
     seed_everything(0)
     model = SAMformer(3, SEQ_LEN, HORIZON, sigma_reparam=options.pop("sigma_reparam", False))
     cfg = TrainConfig(lr=1e-3, batch_size=batch_size, epochs=epochs, patience=10, seed=0, device="cpu", progress=False, **options)
-    return model, fit(model, data, cfg)
+    return model, score_test(model, data, cfg, fit(model, data, cfg))  # the test split shared by the ranks too
 
 
 def _worker(out: str) -> None:
@@ -82,7 +82,8 @@ def _worker(out: str) -> None:
 def _torchrun(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
     """`torchrun --standalone --nproc-per-node 2 ARGS` (it picks a free port itself); fails with its stderr."""
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # this checkout's package and tests (not whichever samformer the environment has installed)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     done = subprocess.run([*launch, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
     assert done.returncode == 0, f"torchrun exited with {done.returncode}:\n{done.stderr[-4000:]}"
     return done

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
 
-import samformer.train
+import samformer.steps
 from samformer import SAMformer
+from samformer.errors import ConfigError
 from samformer.fused import MSEPass
 from samformer.train import TrainConfig, build_optimizer, forward_backward, train_step
 
@@ -25,8 +27,8 @@ def models(options: dict, seed: int = 0) -> tuple[SAMformer, SAMformer]:
         for p in fused.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3 + (1.0 if p.ndim == 1 and p.shape[0] == D else 0.0))
     plain = copy.deepcopy(fused)
-    plain._fuse = False
-    assert fused._fused(torch.zeros(B, D, L))
+    plain.fused = False
+    assert fused.uses_fused(torch.zeros(B, D, L))
     return fused, plain
 
 
@@ -75,7 +77,7 @@ def test_the_direct_pass_accumulates_and_skips_frozen_parameters():
 @pytest.mark.parametrize("options, masked", OPTIONS[:3])
 def test_training_steps_through_the_direct_pass_follow_autograd(options, masked, sam, monkeypatch):
     passes = []
-    monkeypatch.setattr(samformer.train, "MSEPass", lambda *args: passes.append(MSEPass(*args)) or passes[-1])
+    monkeypatch.setattr(samformer.steps, "MSEPass", lambda *args: passes.append(MSEPass(*args)) or passes[-1])
     fused, plain = models(options)
     cfg = TrainConfig(sam=sam, rho=0.5, lr=1e-2)
     optimizers = build_optimizer(fused, cfg), build_optimizer(plain, cfg)
@@ -110,7 +112,7 @@ def test_the_path_follows_the_batch_and_the_forecast_does_not():
     torch.manual_seed(0)
     model = SAMformer(D, L, H)  # H = 8: folding pays from B·D = 8 rows, i.e. from B = 2 windows of D = 5
     x = torch.randn(6, D, L) * 2 + 1
-    assert not model._fused(x[:1]) and model._fused(x[:2]) and model._fused(x)
+    assert not model.uses_fused(x[:1]) and model.uses_fused(x[:2]) and model.uses_fused(x)
     with torch.no_grad():
         one_by_one = torch.cat([model.forward_channels_first(x[i : i + 1]) for i in range(len(x))])  # the modules
         together = model.forward_channels_first(x)  # the fused pass
@@ -125,10 +127,10 @@ def test_second_derivatives_need_the_plain_modules_and_get_them():
     with pytest.raises(RuntimeError):  # never a silently wrong Hessian: the first gradient has no graph back to the weights
         torch.autograd.grad(grad.sum(), weight)
     with fused.plain_modules():
-        assert not fused._fused(x)
+        assert not fused.uses_fused(x)
         grad = torch.autograd.grad(((fused.forward_channels_first(x) - y) ** 2).mean(), weight, create_graph=True)[0]
     assert torch.autograd.grad(grad.sum(), weight)[0].abs().sum() > 0
-    assert fused._fused(x), "the block restores the fused pass"
+    assert fused.uses_fused(x), "the block restores the fused pass"
 
 
 def test_onnx_export_of_the_fused_pass_serves_any_batch_size(tmp_path):
@@ -136,14 +138,26 @@ def test_onnx_export_of_the_fused_pass_serves_any_batch_size(tmp_path):
     pytest.importorskip("onnx")
     torch.manual_seed(0)
     model = SAMformer(16, 24, 6).eval()  # traced at batch 2: B·D = 32 ≥ H, so the export records the fused pass
-    assert model._fused(torch.zeros(2, 16, 24))
+    assert model.uses_fused(torch.zeros(2, 16, 24))
     path = tmp_path / "m.onnx"
     axes = {"x": {0: "batch"}, "y": {0: "batch"}}
     torch.onnx.export(model, (torch.randn(2, 24, 16),), str(path), input_names=["x"], output_names=["y"], dynamic_axes=axes, dynamo=False)
     x = torch.randn(5, 24, 16)
-    model._fuse = False  # the reference: the plain modules
+    model.fused = False  # the reference: the plain modules
     with torch.no_grad():
         expected = model(x).numpy()
     (got,) = ort.InferenceSession(str(path)).run(None, {"x": x.numpy()})
     assert got.shape == expected.shape == (5, 6, 16)
     assert abs(got - expected).max() < 1e-4
+
+
+def test_the_fused_switch_is_a_runtime_choice_not_part_of_the_saved_config():
+    x_small, x_large = torch.zeros(1, D, L), torch.zeros(2, D, L)  # H = 8: B·D = 5 < H, then 10 ≥ H
+    rules = {"auto": (False, True), True: (True, True), False: (False, False)}
+    for fused, expected in rules.items():
+        model = SAMformer(D, L, H, fused=fused)
+        assert (model.uses_fused(x_small), model.uses_fused(x_large)) == expected, fused
+        assert "fused" not in dataclasses.asdict(model.config)
+    assert not SAMformer(D, L, H, fused=True, value_dim=4).uses_fused(x_large), "layers that cannot fuse never do"
+    with pytest.raises(ConfigError, match="fused must be 'auto', True or False"):
+        SAMformer(D, L, H, fused="yes")

@@ -243,8 +243,8 @@ def test_fused_forward_gives_the_plain_forward_and_gradients(options, masked):
     randomise(fused)
     plain = SAMformer(D, L, H, d_model=6, **options).double()
     plain.load_state_dict(fused.state_dict())
-    plain._fuse = False
-    assert fused._fused(torch.zeros(B, D, L))
+    plain.fused = False
+    assert fused.uses_fused(torch.zeros(B, D, L))
     x = (torch.randn(B, L + 3, D, dtype=torch.float64) * 3 + 2).transpose(1, 2)[..., :L]  # strided, like a window view
     mask = torch.rand(B, D, L) > 0.3 if masked else None
     n_out = len(options.get("target_channels", range(D)))
@@ -266,7 +266,7 @@ def test_fused_forward_gives_the_plain_forward_and_gradients(options, masked):
 def test_bf16_gradients_are_the_fp32_gradients_to_bf16_accuracy(revin):
     torch.manual_seed(0)
     model = SAMformer(D, 64, H, revin=revin)
-    assert model._fused(torch.zeros(16, D, 64)), "the fused pass is the one under test"
+    assert model.uses_fused(torch.zeros(16, D, 64)), "the fused pass is the one under test"
     x, target = torch.randn(16, D, 64) * 3 + 2, torch.randn(16, D, H)
     grads = []
     for precision in (None, torch.bfloat16):

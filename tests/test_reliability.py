@@ -33,7 +33,7 @@ from samformer.data import split_frame
 from samformer.errors import CheckpointError
 from samformer.model import RevIN
 from samformer.modelfile import load_model, save_model
-from samformer.train import seed_everything
+from samformer.train import score_test, seed_everything
 
 from .conftest import make_frame
 
@@ -109,7 +109,7 @@ def train(data, cfg: TrainConfig, checkpoint: Path | None = None, resume: bool =
         if record["epoch"] == stop_at:
             raise Interrupt
 
-    return model, fit(model, data, cfg, (crash,), checkpoint=checkpoint, resume=resume)
+    return model, score_test(model, data, cfg, fit(model, data, cfg, (crash,), checkpoint=checkpoint, resume=resume))
 
 
 RESUME_CASES = {
@@ -346,7 +346,8 @@ def test_training_on_extreme_scales_and_a_constant_channel_stays_finite():
     data = split_frame(frame, 24, 6)
     seed_everything(0)
     model = SAMformer(4, 24, 6)
-    result = fit(model, data, TrainConfig(epochs=2, batch_size=16, progress=False))
+    cfg = TrainConfig(epochs=2, batch_size=16, progress=False)
+    result = score_test(model, data, cfg, fit(model, data, cfg))
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert all(math.isfinite(v) for v in (result.val_mse, result.test_mse, result.test_mae))
     assert all(math.isfinite(h["train_loss"]) for h in result.history)

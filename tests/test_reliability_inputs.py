@@ -360,11 +360,11 @@ API_CASES = {
     ),
     "zero batch size": (
         lambda root, runs: lambda: TrainConfig(batch_size=0),
-        "ValueError",
+        "ConfigError",
         r"batch_size=0 out of range",
         r"must be positive",
     ),
-    "fp16 precision": (lambda root, runs: lambda: TrainConfig(precision="fp16"), "ValueError", r"precision", r"'fp32' or 'bf16'"),
+    "fp16 precision": (lambda root, runs: lambda: TrainConfig(precision="fp16"), "ConfigError", r"precision", r"'fp32' or 'bf16'"),
     "zero channels": (lambda root, runs: lambda: SAMformer(0, 48, 12), "ValueError", r"n_channels", r"positive integer"),
     "model does not fit data": (
         lambda root, runs: unfitting_model(),

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from samformer import SAMformer
-from samformer.data import ChannelRoles, SplitData, load_dataset, split_frame
+from samformer.data import ChannelRoles, SplitData, split_frame
 from samformer.errors import SamformerError, ShapeError
 from samformer.fused import MSEPass
+from samformer.loading import load_dataset
 from samformer.stacked import StackedSAMformer
 from samformer.stacked_fit import fit_stacked, seeded_models
-from samformer.train import TrainConfig, fit, seed_everything
+from samformer.train import TrainConfig, fit, score_test, seed_everything
 
 from .conftest import make_frame
 
@@ -44,7 +45,7 @@ def build(seed: int, options: dict, fuse: bool | None, dtype: torch.dtype = torc
     """A model created as a separate run creates it: seed everything, then the constructor."""
     seed_everything(seed)
     model = SAMformer(n_channels, L, H, d_model=6, **options).to(dtype)
-    model._fuse = fuse  # False: the plain modules under autograd, True: the fused pass
+    model.fused = "auto" if fuse is None else fuse  # False: the plain modules under autograd, True: the fused pass
     return model
 
 
@@ -55,7 +56,7 @@ def max_weight_diff(a: SAMformer, b: SAMformer) -> float:
 def separate_and_stacked(data: SplitData, cfgs: list[TrainConfig], options: dict, fuse: bool | None, dtype=torch.float64):
     """Each config trained alone by `train.fit`, and all of them together by `fit_stacked`."""
     singles = [build(c.seed, options, fuse, dtype) for c in cfgs]
-    single_results = [fit(m, data, c) for m, c in zip(singles, cfgs, strict=True)]
+    single_results = [score_test(m, data, c, fit(m, data, c)) for m, c in zip(singles, cfgs, strict=True)]
     stacked = [build(c.seed, options, fuse, dtype) for c in cfgs]
     return singles, single_results, stacked, fit_stacked(stacked, data, cfgs)
 
@@ -75,7 +76,7 @@ def test_stacked_forward_is_each_models_forward(name: str, fuse: bool) -> None:
     for m in (None, mask):
         expected = torch.stack([model.forward_channels_first(x[j], mask=None if m is None else m[j]) for j, model in enumerate(models)])
         torch.testing.assert_close(stack.forward(x, m), expected, rtol=0, atol=1e-12)
-        if stack.fused(x):
+        if stack.uses_fused(x):
             torch.testing.assert_close(stack.fused_forecast(*stack.standardize(x, m), torch.float64), expected, rtol=0, atol=1e-12)
 
 
@@ -181,7 +182,7 @@ def test_bf16_stacked_forecast_is_each_models_bf16_forecast() -> None:
         expected = torch.stack([model.forward_channels_first(x[j]) for j, model in enumerate(models)])
         plain = stack.forward(x)
     fused = stack.fused_forecast(*stack.standardize(x), torch.bfloat16)
-    assert stack.fused(x) and fused.dtype == torch.float32  # products in bf16, the forecast in the weights' precision
+    assert stack.uses_fused(x) and fused.dtype == torch.float32  # products in bf16, the forecast in the weights' precision
     for forecast in (plain, fused):
         torch.testing.assert_close(forecast.float(), expected.float(), rtol=0.05, atol=0.05)  # bf16: 8 bits of mantissa
 
@@ -217,7 +218,7 @@ def test_stacked_training_is_separate_training_on_etth1(data_dir) -> None:
         seed_everything(cfg.seed)
         singles.append(SAMformer(data.n_channels, 512, 96))
         stacked.append(copy.deepcopy(singles[-1]))
-        results_single.append(fit(singles[-1], data, cfg))
+        results_single.append(score_test(singles[-1], data, cfg, fit(singles[-1], data, cfg)))
     results = fit_stacked(stacked, data, cfgs)
     x, _ = data.windows("test").batch(slice(0, 256))
     for single, result, model, stacked_result in zip(singles, results_single, stacked, results, strict=True):

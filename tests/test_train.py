@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
 from samformer import SAMformer, TrainConfig, evaluate, fit, load_dataset
 from samformer.data import Windows, split_frame
-from samformer.train import cosine_restart_lr, seed_everything
+from samformer.errors import ConfigError, SamformerError
+from samformer.train import cosine_restart_lr, score_test, seed_everything
 
 from .conftest import make_frame
 
@@ -72,7 +75,8 @@ def test_short_run_on_etth1_lowers_the_validation_loss(data_dir):
     seed_everything(0)
     model = SAMformer(data.n_channels, 96, 24)
     before = evaluate(model, data.windows("val"))["mse"]
-    result = fit(model, data, TrainConfig(epochs=2, batch_size=128, progress=False))
+    cfg = TrainConfig(epochs=2, batch_size=128, progress=False)
+    result = score_test(model, data, cfg, fit(model, data, cfg))
     assert result.val_mse < 0.8 * before
     assert math.isfinite(result.test_mse)
 
@@ -133,3 +137,49 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, when):
         fallback, _ = _trained_weights(compile_=True)
     for name, value in eager.items():
         torch.testing.assert_close(fallback[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_fit_needs_no_test_split_and_never_reads_it():
+    data = split_frame(make_frame(300), 24, 6)
+    weights = []
+    for test in (data.test, None):  # a SplitData without a test split trains exactly as with one
+        seed_everything(0)
+        model = SAMformer(3, 24, 6)
+        result = fit(model, dataclasses.replace(data, test=test), TrainConfig(epochs=2, batch_size=16, progress=False))
+        assert result.test_mse is None and result.test_mae is None  # scoring the test split is the runner's job
+        weights.append(model.state_dict())
+    for name, value in weights[0].items():
+        torch.testing.assert_close(weights[1][name], value, rtol=0, atol=0, msg=name)
+
+
+# option -> (bad value, what the message must say is accepted)
+BAD_TRAIN_OPTIONS = {
+    "batch_size": (32.5, "an integer >= 1"),
+    "epochs": ("2", "an integer >= 1"),
+    "patience": (0, "an integer >= 1"),
+    "lr": (-1e-3, "a finite number > 0"),
+    "rho": (math.nan, "a finite number >= 0"),
+    "weight_decay": (-0.1, "a finite number >= 0"),
+    "min_lr": (math.inf, "a finite number >= 0"),
+    "seed": (1.5, "an integer"),
+    "sam": (1, "True or False"),
+    "precision": ("fp16", "'fp32' or 'bf16'"),
+    "lr_schedule": ("linear", "'cosine-restarts' or 'constant'"),
+    "device": (None, "auto, cpu, cuda or cuda:N"),
+}
+
+
+@pytest.mark.parametrize("option", list(BAD_TRAIN_OPTIONS))
+def test_a_bad_train_option_is_refused_naming_it_and_what_is_accepted(option):
+    value, accepted = BAD_TRAIN_OPTIONS[option]
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**{option: value})
+    message = str(info.value)
+    assert f"{option}={value!r}" in message and accepted in message and "\n" not in message
+    assert isinstance(info.value, SamformerError)
+
+
+def test_every_bad_train_option_is_named_at_once_and_good_values_of_any_numeric_type_pass():
+    with pytest.raises(ConfigError, match=r"lr=0 .*; epochs=0 "):
+        TrainConfig(lr=0, epochs=0)
+    TrainConfig(lr=1, rho=0, batch_size=np.int64(8), device=torch.device("cpu"))  # an int lr, a NumPy batch size

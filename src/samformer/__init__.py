@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from samformer.data import SplitData, Windows
     from samformer.datasets import BENCHMARKS
-    from samformer.errors import DataError, ModelFileError, SamformerError, ShapeError
+    from samformer.errors import ConfigError, DataError, ModelFileError, SamformerError, ShapeError
+    from samformer.evaluation import evaluate
     from samformer.forecaster import Backtest, Forecaster
     from samformer.loading import load_dataset
     from samformer.model import SAMformer, SAMformerConfig, create_model, list_variants
     from samformer.reparam import SigmaReparamLinear
     from samformer.sam import SAM
-    from samformer.train import TrainConfig, TrainResult, evaluate, fit
+    from samformer.train import TrainConfig, TrainResult, fit
 
 __version__ = "0.1.0"
 
@@ -27,18 +28,20 @@ _SOURCES = {
     **dict.fromkeys(["SplitData", "Windows"], "samformer.data"),
     "load_dataset": "samformer.loading",
     "BENCHMARKS": "samformer.datasets",
-    **dict.fromkeys(["DataError", "ModelFileError", "SamformerError", "ShapeError"], "samformer.errors"),
+    **dict.fromkeys(["ConfigError", "DataError", "ModelFileError", "SamformerError", "ShapeError"], "samformer.errors"),
+    "evaluate": "samformer.evaluation",
     **dict.fromkeys(["Backtest", "Forecaster"], "samformer.forecaster"),
     **dict.fromkeys(["SAMformer", "SAMformerConfig", "create_model", "list_variants"], "samformer.model"),
     "SigmaReparamLinear": "samformer.reparam",
     "SAM": "samformer.sam",
-    **dict.fromkeys(["TrainConfig", "TrainResult", "evaluate", "fit"], "samformer.train"),
+    **dict.fromkeys(["TrainConfig", "TrainResult", "fit"], "samformer.train"),
 }
 
 __all__ = [
     "BENCHMARKS",
     "SAM",
     "Backtest",
+    "ConfigError",
     "DataError",
     "Forecaster",
     "ModelFileError",

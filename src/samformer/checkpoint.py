@@ -44,7 +44,7 @@ class LoopState:
     best_val: float  # best validation MSE so far (inf before any)
     best_epoch: int  # 1-based epoch of `best_val`, 0 before any
     stale: int  # epochs since `best_val` improved
-    finished: bool  # early stopping fired or the last epoch ran: only the test evaluation is left
+    finished: bool  # early stopping fired or the last epoch ran: only restoring the best weights is left
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0  # training time spent so far, across processes
     best_state: dict[str, torch.Tensor] | None = None  # weights of `best_epoch`

@@ -19,3 +19,7 @@ class ModelFileError(SamformerError):
 
 class CheckpointError(SamformerError):
     """A training checkpoint that cannot be resumed: damaged, foreign, or written by a run with other settings."""
+
+
+class ConfigError(SamformerError):
+    """A setting out of its accepted type or range (a training option, a variant name, ...)."""

@@ -16,7 +16,7 @@ from samformer.data import SplitData
 from samformer.datasets import BENCHMARKS, get_benchmark
 from samformer.loading import load_dataset
 from samformer.model import SAMformer, create_model, variant_uses_sam
-from samformer.train import EpochCallback, TrainConfig, TrainResult, fit, seed_everything
+from samformer.train import EpochCallback, TrainConfig, TrainResult, fit, score_test, seed_everything
 
 PAPER_PROTOCOL = "paper"
 # Options that do not change what is trained or how (so a run with them is still the paper's protocol).
@@ -72,7 +72,8 @@ def execute(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
 ) -> tuple[SAMformer, TrainResult, dict[str, Any]]:
-    """Train one run; returns the model (best weights), the result and a JSON-ready record.
+    """Train one run and score it on the test split; returns the model (best weights), the result and a
+    JSON-ready record.
 
     `checkpoint` and `resume` are passed to `fit`: checkpoint every epoch, continue from one.
     """
@@ -85,7 +86,7 @@ def execute(
     if data.roles.targets is not None:
         model_options["target_channels"] = data.roles.targets
     model = create_model(spec.variant, data.n_channels, spec.seq_len, spec.horizon, **model_options)
-    result = fit(model, data, cfg, callbacks, checkpoint=checkpoint, resume=resume)
+    result = score_test(model, data, cfg, fit(model, data, cfg, callbacks, checkpoint=checkpoint, resume=resume))
     record = {
         "dataset": data.name,
         "horizon": spec.horizon,

@@ -31,20 +31,48 @@ directly for the MSE loss, with the inputs standardised once per batch for both 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.autograd.function import once_differentiable
 
 
-def _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+class FusedWeights(NamedTuple):
+    """SAMformer's parameters as the fused pass reads them (built by `SAMformer.fused_weights`).
+
+    The gradients `_backward` returns come in the same structure (None where a weight is None).
+    """
+
+    a: torch.Tensor | None  # RevIN's affine weight (D,), None without RevIN
+    b: torch.Tensor | None  # RevIN's affine bias (D,), None without RevIN
+    wq: torch.Tensor  # query weight (d, L)
+    bq: torch.Tensor  # (d,)
+    wk: torch.Tensor  # key weight (d, L)
+    bk: torch.Tensor  # (d,)
+    wv: torch.Tensor  # value weight (L, L)
+    bv: torch.Tensor  # (L,)
+    wf: torch.Tensor  # forecaster weight (H, L)
+    bf: torch.Tensor  # (H,)
+
+
+class FusedSettings(NamedTuple):
+    """The constants of one fused pass."""
+
+    eps: float  # RevIN's eps (0.0 without RevIN)
+    scale: float  # 1 / √d, the attention's score scale
+    targets: torch.Tensor | None  # indices of the forecast channels, or None for all
+    dtype: torch.dtype  # precision of the large matrix products
+
+
+def _forward(z, mean, std, w: FusedWeights, s: FusedSettings):
     """The forecast, the attention and the tensors the backward pass needs (see the module docstring)."""
-    d, H, master = wq.shape[0], wf.shape[0], wf.dtype
+    a, b, eps, targets, dtype = w.a, w.b, s.eps, s.targets, s.dtype
+    d, H, master = w.wq.shape[0], w.wf.shape[0], w.wf.dtype
     B, D, L = z.shape
-    top = torch.cat([wq, wk, wf]).to(dtype)  # (2d + H, L)
-    wf_low, wv_low = top[2 * d :], wv.to(dtype)
+    top = torch.cat([w.wq, w.wk, w.wf]).to(dtype)  # (2d + H, L)
+    wf_low, wv_low = top[2 * d :], w.wv.to(dtype)
     weight = torch.cat([top, wf_low @ wv_low])  # W = [Wq; Wk; Wf; Wf Wv]: (2d + 2H, L), in the low precision
-    bias = torch.cat([bq, bk, bf, wf @ bv])  # (2d + 2H,)
+    bias = torch.cat([w.bq, w.bk, w.bf, w.wf @ w.bv])  # (2d + 2H,)
     projected = torch.mm(z.reshape(B * D, L), weight.T).view(B, D, -1)  # (B·D, L) @ (L, 2d + 2H), low precision
     if a is not None:
         row_sums = weight.sum(dim=1, dtype=master)  # (2d + 2H,): W 1, of the weights the product used
@@ -52,7 +80,7 @@ def _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, tar
     else:
         row_sums, out = None, projected + bias  # (B, D, 2d + 2H), in the weights' precision
     queries, keys, direct, values = out.split([d, d, H, H], dim=-1)
-    attn = torch.softmax(torch.bmm(queries, keys.transpose(1, 2)) * scale, dim=-1)  # (B, D, D)
+    attn = torch.softmax(torch.bmm(queries, keys.transpose(1, 2)) * s.scale, dim=-1)  # (B, D, D)
     rows, direct_t = (attn, direct) if targets is None else (attn[:, targets], direct[:, targets])
     y = torch.baddbmm(direct_t, rows, values)  # (B, Dt, H) + (B, Dt, D) @ (B, D, H)
     centred = k = denom = None
@@ -64,15 +92,15 @@ def _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, tar
         forecast = torch.addcmul(mean_t, centred, k)
     else:
         forecast = y
-    return forecast, attn, (z, projected, queries, keys, values, attn, centred, k, denom, a, b, row_sums, wf, wf_low, wv_low, bv)
+    return forecast, attn, (z, projected, queries, keys, values, attn, centred, k, denom, a, b, row_sums, w.wf, wf_low, wv_low, w.bv)
 
 
-def _backward(saved, grad, scale, targets, dtype, eps, sizes):
-    """Gradients of the loss with respect to RevIN's affine (a, b; None without RevIN) and to the weights and
-    biases (wq, bq, wk, bk, wv, bv, wf, bf), given `grad`, the loss's gradient with respect to the forecast
-    (B, Dt, H), and what `_forward` saved."""
+def _backward(saved, grad, s: FusedSettings) -> FusedWeights:
+    """Gradients of the loss with respect to every weight (RevIN's affine: None without RevIN), given `grad`,
+    the loss's gradient with respect to the forecast (B, Dt, H), and what `_forward` saved."""
     z, projected, queries, keys, values, attn, centred, k, denom, a, b, row_sums, wf, wf_low, wv_low, bv = saved
-    d, H = sizes
+    scale, targets, dtype = s.scale, s.targets, s.dtype
+    d, H = queries.shape[-1], wf.shape[0]
     master = wf.dtype
     B, D, L = z.shape
     grad_a = grad_b = None
@@ -116,38 +144,34 @@ def _backward(saved, grad, scale, targets, dtype, eps, sizes):
     grad_wv = (wf_low.T @ grad_folded_low).to(master)  # (L, H) @ (H, L) -> (L, L)
     grad_wf = torch.addr(grad_wf, grad_bfolded, bv).add_(grad_folded_low @ wv_low.T)  # + (H, L) @ (L, L)
     grad_bv = grad_bfolded @ wf  # (H,) @ (H, L) -> (L,)
-    return grad_a, grad_b, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv, grad_wf, grad_bf
+    return FusedWeights(grad_a, grad_b, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv, grad_wf, grad_bf)
 
 
 class _AttendAndForecast(torch.autograd.Function):
-    """Inputs: z (no gradient), the RevIN statistics and affine (or None), the attention and forecaster weights."""
+    """Inputs: z (no gradient), the RevIN statistics (or None), the settings, then the `FusedWeights` one by one
+    (autograd tracks only tensors passed directly)."""
 
     @staticmethod
-    def forward(ctx: Any, z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
-        forecast, attn, saved = _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
+    def forward(ctx: Any, z, mean, std, settings: FusedSettings, *weights):
+        forecast, attn, saved = _forward(z, mean, std, FusedWeights(*weights), settings)
         ctx.mark_non_differentiable(attn)
         ctx.save_for_backward(*saved)
-        ctx.scale, ctx.targets, ctx.dtype, ctx.eps, ctx.sizes = scale, targets, dtype, eps, (wq.shape[0], wf.shape[0])
+        ctx.settings = settings
         return forecast, attn
 
     @staticmethod
     @once_differentiable  # the backward's intermediates carry no graph: second derivatives need the plain modules
     def backward(ctx: Any, grad, _grad_attn):  # grad: (B, Dt, H)
-        grads = _backward(ctx.saved_tensors, grad, ctx.scale, ctx.targets, ctx.dtype, ctx.eps, ctx.sizes)
-        grad_a, grad_b, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv, grad_wf, grad_bf = grads
-        # one gradient per input of `forward`: z, mean, std, a, b, eps, the weights and biases, scale, targets, dtype
-        return (
-            None, None, None, grad_a, grad_b, None, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv,
-            grad_wf, grad_bf, None, None, None,
-        )  # fmt: skip
+        grads = _backward(ctx.saved_tensors, grad, ctx.settings)
+        return None, None, None, None, *grads  # z, mean, std and the settings get none
 
 
 def attend_and_forecast(
     z: torch.Tensor,
     stats: tuple[torch.Tensor, torch.Tensor] | None,
-    revin: torch.nn.Module | None,
-    attention: torch.nn.Module,
-    forecaster: torch.nn.Linear,
+    weights: FusedWeights,
+    eps: float,
+    scale: float,
     targets: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SAMformer from standardised inputs to the forecast, as one autograd node.
@@ -156,9 +180,9 @@ def attend_and_forecast(
         z: inputs (B, D, L): RevIN-standardised ((x − mean) / std, no affine map) or, without RevIN,
             the inputs themselves. Carries no gradient.
         stats: RevIN's (mean, std), each (B, D, 1), or None without RevIN (no inverse applied).
-        revin: the `RevIN` layer (its affine weight and bias, each (D,), and eps), or None.
-        attention: a `ChannelAttention` with plain linear query, key and value maps (values L → L).
-        forecaster: the shared linear forecaster L → H.
+        weights: the model's weights (`SAMformer.fused_weights`): RevIN's affine (or None), plain linear
+            query, key and value maps (values L → L) and the shared linear forecaster L → H.
+        eps: RevIN's eps (0.0 without RevIN). scale: the attention's score scale 1 / √d.
         targets: indices of the channels to forecast, or None for all.
 
     Returns the forecast (B, D_targets, H) and the attention matrix (B, D, D). Under autocast the
@@ -167,33 +191,28 @@ def attend_and_forecast(
     device_type = z.device.type
     dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else z.dtype
     mean, std = stats if stats is not None else (None, None)
-    a, b, eps = (revin.weight, revin.bias, revin.eps) if revin is not None else (None, None, 0.0)
     index = None if targets is None else torch.tensor(targets, device=z.device)
-    q, k, v = attention.query, attention.key, attention.value
-    inputs = (
-        z.to(dtype), mean, std, a, b, eps, q.weight, q.bias, k.weight, k.bias, v.weight, v.bias,
-        forecaster.weight, forecaster.bias, attention.scale, index, dtype,
-    )  # fmt: skip
+    settings = FusedSettings(eps, scale, index, dtype)
     with torch.autocast(device_type, enabled=False):
         if torch.is_grad_enabled() and not torch.jit.is_tracing():
-            return _AttendAndForecast.apply(*inputs)
-        forecast, attn, _ = _forward(*inputs)  # no graph to record (evaluation, inference, ONNX export)
+            return _AttendAndForecast.apply(z.to(dtype), mean, std, settings, *weights)
+        forecast, attn, _ = _forward(z.to(dtype), mean, std, weights, settings)  # no graph to record (evaluation, inference, ONNX export)
         return forecast, attn
 
 
-def mse_loss_and_gradients(z, mean, std, y, y_mask, count, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+def mse_loss_and_gradients(z, mean, std, y, y_mask, count, weights: FusedWeights, settings: FusedSettings):
     """The MSE of the forecast from standardised inputs `z` against `y` (observed entries only, with a
-    `y_mask`; `count` of them), and its gradients with respect to (a, b, wq, bq, wk, bk, wv, bv, wf, bf).
+    `y_mask`; `count` of them), and its gradients with respect to `weights` (a `FusedWeights`).
 
     A function of tensors and constants only, so that `torch.compile` can fuse it whole (`MSEPass`'s `core`).
     """
-    forecast, _, saved = _forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
+    forecast, _, saved = _forward(z, mean, std, weights, settings)
     diff = forecast - y  # (B, D_targets, H)
     if y_mask is not None:
         diff = torch.where(y_mask, diff, 0.0)
     flat = diff.reshape(-1)
     loss = torch.dot(flat, flat) / count
-    return loss, _backward(saved, diff * (2 / count), scale, targets, dtype, eps, (wq.shape[0], wf.shape[0]))
+    return loss, _backward(saved, diff * (2 / count), settings)
 
 
 class MSEPass:
@@ -207,7 +226,7 @@ class MSEPass:
     the same pass again after moving the weights.
 
     Args:
-        model: a `SAMformer` whose forward pass on `x` is fused (`model._fused(x)`).
+        model: a `SAMformer` whose forward pass on `x` is fused (`model.uses_fused(x)`).
         x: inputs (B, D, L). y: targets (B, D_targets, H).
         dtype: the precision of the large matrix products (e.g. torch.bfloat16; the weights' dtype for full precision).
         mask: (input, target) observed-value masks, shaped like x and y, or None.
@@ -221,31 +240,26 @@ class MSEPass:
         y: torch.Tensor,
         dtype: torch.dtype,
         mask: tuple[torch.Tensor, torch.Tensor] | None = None,
-        core: Callable[..., tuple[torch.Tensor, tuple]] = mse_loss_and_gradients,
+        core: Callable[..., tuple[torch.Tensor, FusedWeights]] = mse_loss_and_gradients,
     ) -> None:
         x_mask, y_mask = (None, None) if mask is None else mask
-        revin, attention, forecaster = model.revin, model.attention, model.forecaster
-        if revin is not None:
-            z, (mean, std) = revin.standardize(x, x_mask)
-        else:
-            z, mean, std = model._missing_as_zero(x.detach(), x_mask), None, None
+        z, stats = model.standardize_inputs(x.detach(), x_mask)
+        mean, std = (None, None) if stats is None else stats
         count = y.numel() if y_mask is None else y_mask.sum(dtype=y.dtype).clamp(min=1)
-        targets = None if model._targets is None else torch.tensor(model._targets, device=z.device)
+        targets = model.config.target_channels
         self.core = core
         self.data = (z.to(dtype), mean, std, y, y_mask, count)
-        self.constants = (attention.scale, targets, dtype)
-        q, k, v = attention.query, attention.key, attention.value
-        affine = (None, None) if revin is None else (revin.weight, revin.bias)
-        self.eps = 0.0 if revin is None else revin.eps
-        # in the order `_backward` returns their gradients
-        self.params = (*affine, q.weight, q.bias, k.weight, k.bias, v.weight, v.bias, forecaster.weight, forecaster.bias)
+        self.weights = model.fused_weights()
+        eps = 0.0 if model.revin is None else model.revin.eps
+        self.settings = FusedSettings(
+            eps, model.attention.scale, None if targets is None else torch.tensor(targets, device=z.device), dtype
+        )
 
     @torch.no_grad()
     def __call__(self) -> torch.Tensor:
         """The loss at the current weights (a 0-d tensor); its gradients are added to the parameters' `.grad`."""
-        a, b, *weights = self.params
-        loss, grads = self.core(*self.data, a, b, self.eps, *weights, *self.constants)
-        for param, grad in zip(self.params, grads, strict=True):
+        loss, grads = self.core(*self.data, self.weights, self.settings)
+        for param, grad in zip(self.weights, grads, strict=True):
             if param is not None and param.requires_grad:
                 if param.grad is None:
                     param.grad = grad

@@ -15,17 +15,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from samformer.errors import ShapeError
-from samformer.fused import attend_and_forecast
+from samformer.errors import ConfigError, ShapeError
+from samformer.fused import FusedWeights, attend_and_forecast
 from samformer.reparam import SigmaReparamLinear
 
 Init = Literal["torch", "keras"]
+Fused = Literal["auto"] | bool
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,11 @@ class RevIN(nn.Module):
             mean, std, weight, bias = mean[:, channels], std[:, channels], weight[channels], bias[channels]
         scale = std / (weight[:, None] + self.eps**2)  # (B, D, 1): one multiply-add over (B, D, H)
         return torch.addcmul(mean - bias[:, None] * scale, y, scale)
+
+
+def missing_as_zero(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Inputs without RevIN: missing values (mask False) set to 0, the mean of standardised data; row-major."""
+    return torch.where(mask, x, 0.0) if mask is not None else x.contiguous()  # see RevIN.standardize
 
 
 def _to_autocast_dtype(x: torch.Tensor) -> torch.Tensor:
@@ -219,6 +225,10 @@ class SAMformer(nn.Module):
         init: "torch" (nn.Linear defaults) or "keras" (Glorot-uniform kernels, zero biases, as TF).
         target_channels: indices of the channels to forecast (modes S/MS and covariates); the other
             channels are inputs the targets attend to. None forecasts every channel (mode M).
+        fused: whether the forward pass runs `samformer.fused.attend_and_forecast` (same function,
+            fewer operations): "auto" when it pays (H ≤ B·D), True whenever the layers allow it, False
+            never. A runtime choice like timm's `fused_attn`: not part of `config`, not saved; the
+            attribute `fused` may be changed at any time (see `uses_fused`, `plain_modules`).
 
     Input `(batch, seq_len, n_channels)`; output `(batch, horizon, n_channels)`, or
     `(batch, horizon, len(target_channels))`.
@@ -236,15 +246,18 @@ class SAMformer(nn.Module):
         sigma_reparam: bool = False,
         init: Init = "torch",
         target_channels: tuple[int, ...] | list[int] | None = None,
+        fused: Fused = "auto",
     ) -> None:
         super().__init__()
+        if not (fused == "auto" or isinstance(fused, bool)):
+            raise ConfigError(f"fused must be 'auto', True or False, got {fused!r}")
         cfg = SAMformerConfig(n_channels, seq_len, horizon, d_model, value_dim, attention, revin, sigma_reparam, init, target_channels)
         self.config = cfg
         self.revin = RevIN(n_channels) if revin else None
         self.attention = ChannelAttention(cfg) if attention else None
         self.forecaster = _linear(seq_len, horizon, cfg, reparam=False)
         self._targets = None if cfg.target_channels is None else list(cfg.target_channels)
-        self._fuse: bool | None = None  # None: `_fused` decides per batch; True/False forces (benchmarks, tests)
+        self.fused: Fused = fused
 
     @classmethod
     def from_config(cls, cfg: SAMformerConfig | dict) -> SAMformer:
@@ -261,18 +274,16 @@ class SAMformer(nn.Module):
         RevIN they are set to 0, the mean of standardised data.
         """
         targets = self._targets
-        if self._fused(x):
-            if self.revin is not None:
-                z, stats = self.revin.standardize(x, mask)
-            else:
-                z, stats = self._missing_as_zero(x, mask), None
-            y, attn = attend_and_forecast(z, stats, self.revin, self.attention, self.forecaster, targets)
+        if self.uses_fused(x):
+            z, stats = self.standardize_inputs(x, mask)
+            eps = 0.0 if self.revin is None else self.revin.eps
+            y, attn = attend_and_forecast(z, stats, self.fused_weights(), eps, self.attention.scale, targets)
             return (y, attn) if return_attention else y
         attn = None
         if self.revin is not None:
             x, stats = self.revin.normalize(x, mask)
         else:
-            x, stats = self._missing_as_zero(x, mask), None
+            x, stats = self.standardize_inputs(x, mask)
         x = _to_autocast_dtype(x)
         if self.attention is not None:
             attended, attn = self.attention(x)
@@ -284,26 +295,41 @@ class SAMformer(nn.Module):
             y = self.revin.denormalize(y, stats, targets)
         return (y, attn) if return_attention else y
 
-    @staticmethod
-    def _missing_as_zero(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Inputs without RevIN: missing values set to 0 (the mean of standardised data), row-major."""
-        return torch.where(mask, x, 0.0) if mask is not None else x.contiguous()  # see RevIN.standardize
+    def standardize_inputs(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """The fused pass's inputs z (B, D, L): RevIN-standardised without the affine map, and RevIN's
+        (mean, std); without RevIN, `x` with missing values set to 0 (the mean of standardised data), row-major,
+        and None."""
+        if self.revin is not None:
+            return self.revin.standardize(x, mask)
+        return missing_as_zero(x, mask), None
 
-    def _fused(self, x: torch.Tensor) -> bool:
+    def fused_weights(self) -> FusedWeights:
+        """The parameters as `samformer.fused` reads them (views of the parameters themselves, not copies)."""
+        att, revin = self.attention, self.revin
+        affine = (None, None) if revin is None else (revin.weight, revin.bias)
+        q, k, v, f = att.query, att.key, att.value, self.forecaster
+        return FusedWeights(*affine, q.weight, q.bias, k.weight, k.bias, v.weight, v.bias, f.weight, f.bias)
+
+    def can_fuse(self) -> bool:
+        """Whether the layers allow the fused pass: attention with plain linear maps and values L→L."""
+        att = self.attention
+        if att is None or att.output is not None:
+            return False
+        return all(type(m) is nn.Linear for m in (att.query, att.key, att.value, self.forecaster))
+
+    def uses_fused(self, x: torch.Tensor) -> bool:
         """Whether the forward pass on `x` (B, D, L) runs `samformer.fused.attend_and_forecast`.
 
-        It needs attention with plain linear maps and values L→L, and it pays when H ≤ B·D: the fused
-        pass folds the (L, L) value weight into the forecaster once per batch (H × L × L), the modules
-        map each of the B·D channel rows through it (B·D × L × L). Both compute the same function; at
-        the paper's batch of 32 on ETTh1 (B·D = 224) a bf16 SAM step took 10.3 ms folded and 11.8 ms
-        through the modules at H = 192, 29.1 and 12.5 ms at H = 720 (`benchmarks/fold_crossover.py`).
+        It needs layers that allow it (`can_fuse`) and `fused` not False; with `fused="auto"` it is taken
+        when it pays, H ≤ B·D: the fused pass folds the (L, L) value weight into the forecaster once per
+        batch (H × L × L), the modules map each of the B·D channel rows through it (B·D × L × L). Both
+        compute the same function (measured crossover: `benchmarks/fold_crossover.py`).
         """
-        att = self.attention
-        if att is None or att.output is not None or not all(type(m) is nn.Linear for m in (att.query, att.key, att.value, self.forecaster)):
+        if self.fused is False or not self.can_fuse():
             return False
-        if self._fuse is not None:
-            return self._fuse
-        return self.config.horizon <= x.shape[0] * x.shape[1]
+        return self.fused is True or self.config.horizon <= x.shape[0] * x.shape[1]
 
     @contextmanager
     def plain_modules(self) -> Iterator[SAMformer]:
@@ -312,11 +338,11 @@ class SAMformer(nn.Module):
         Same function; but autograd then records every operation, so second derivatives (the Hessian-vector
         products of `analysis.sharpness`) exist: the fused pass's hand-written backward is differentiable once.
         """
-        previous, self._fuse = self._fuse, False
+        previous, self.fused = self.fused, False
         try:
             yield self
         finally:
-            self._fuse = previous
+            self.fused = previous
 
     def forward(self, x: torch.Tensor, return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Forecast from `x` of shape (B, L, D); returns (B, H, D) [and the (B, D, D) attention]."""
@@ -379,13 +405,25 @@ class SAMformer(nn.Module):
         return model
 
 
-# Named variants: the paper's ablations. Each is (model overrides, whether SAM trains it).
-VARIANTS: dict[str, tuple[dict, bool]] = {
-    "samformer": ({}, True),
-    "no-sam": ({}, False),  # the paper's "Transformer": the same net trained without SAM
-    "sigma-reparam": ({"sigma_reparam": True}, False),  # σReparam instead of SAM
-    "linear": ({"attention": False}, True),  # no attention
-    "no-revin": ({"revin": False}, True),
+@dataclass(frozen=True)
+class Variant:
+    """A named model of the paper's ablations: `SAMformer` keyword overrides and how it is trained."""
+
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)  # SAMformer keyword arguments
+    uses_sam: bool = True  # trained with SAM (else plain Adam)
+    description: str = ""
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("samformer", {}, True, "the paper's model, trained with SAM"),
+        Variant("no-sam", {}, False, 'the paper\'s "Transformer": the same network trained without SAM'),
+        Variant("sigma-reparam", {"sigma_reparam": True}, False, "σReparam on the attention's maps instead of SAM"),
+        Variant("linear", {"attention": False}, True, "no attention: RevIN and the linear forecaster, with SAM"),
+        Variant("no-revin", {"revin": False}, True, "without RevIN, with SAM"),
+    )
 }
 
 
@@ -394,15 +432,18 @@ def list_variants() -> list[str]:
     return list(VARIANTS)
 
 
+def get_variant(name: str) -> Variant:
+    """The registered variant called `name`; a clear error naming the choices otherwise."""
+    if name not in VARIANTS:
+        raise ConfigError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
 def create_model(variant: str, n_channels: int, seq_len: int, horizon: int, **overrides) -> SAMformer:
     """Build a named variant (see `list_variants`); keyword overrides go to `SAMformer`."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    return SAMformer(n_channels, seq_len, horizon, **{**VARIANTS[variant][0], **overrides})
+    return SAMformer(n_channels, seq_len, horizon, **{**get_variant(variant).overrides, **overrides})
 
 
 def variant_uses_sam(variant: str) -> bool:
     """Whether the named variant is trained with SAM."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    return VARIANTS[variant][1]
+    return get_variant(variant).uses_sam

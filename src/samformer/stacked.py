@@ -12,7 +12,7 @@ Two passes compute the same function as `SAMformer.forward_channels_first`:
   model axis, differentiated by autograd; every variant (value_dim, attention=False, revin=False,
   target_channels);
 - `mse_and_gradients`: `samformer.fused`'s autograd-free pass with a model axis (`stacked_fused`), taken
-  where a single model would take it (`SAMformer._fused`).
+  where a single model would take it (`SAMformer.uses_fused`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from torch import nn
 
 from samformer import stacked_fused
 from samformer.errors import SamformerError
-from samformer.model import RevIN, SAMformer, SAMformerConfig, _to_autocast_dtype
+from samformer.model import RevIN, SAMformer, SAMformerConfig, _to_autocast_dtype, missing_as_zero
 
 RevinStats = tuple[torch.Tensor, torch.Tensor]
 # RevIN's statistics have no parameters: one instance standardises the inputs of every model (its affine is unused).
@@ -67,7 +67,7 @@ class StackedSAMformer(nn.Module):
         self.flat = nn.Parameter(torch.cat(blocks))  # (k·P,): one (k, *shape) block per named parameter
         self.scale = 1.0 / math.sqrt(config.d_model)
         self._targets = None if config.target_channels is None else list(config.target_channels)
-        self._fuse: bool | None = template._fuse
+        self.fused: bool | str = template.fused  # as `SAMformer.fused`: "auto", True or False
 
     def __len__(self) -> int:
         return self.k
@@ -109,27 +109,27 @@ class StackedSAMformer(nn.Module):
     @contextmanager
     def plain_modules(self) -> Iterator[StackedSAMformer]:
         """Within the block, training takes the autograd pass (`forward`), never the fused one."""
-        previous, self._fuse = self._fuse, False
+        previous, self.fused = self.fused, False
         try:
             yield self
         finally:
-            self._fuse = previous
+            self.fused = previous
 
-    def fused(self, x: torch.Tensor) -> bool:
+    def uses_fused(self, x: torch.Tensor) -> bool:
         """Whether a batch `x` (k, B, D, L) takes the fused pass: exactly when a single model would."""
         cfg = self.config
         if not cfg.attention or cfg.value_dim is not None:
             return False
-        if self._fuse is not None:
-            return self._fuse
-        return cfg.horizon <= x.shape[1] * x.shape[2]
+        if self.fused is False:
+            return False
+        return self.fused is True or cfg.horizon <= x.shape[1] * x.shape[2]
 
     def standardize(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, RevinStats | None]:
         """The inputs as the first layer sees them before RevIN's affine map: (x − mean) / std with RevIN,
         else with missing values set to 0; shapes (k, B, D, L) and, with RevIN, stats (k, B, D, 1) each."""
         k, B, D, L = x.shape
         if not self.config.revin:
-            return SAMformer._missing_as_zero(x, mask), None
+            return missing_as_zero(x, mask), None
         flat_mask = None if mask is None else mask.reshape(k * B, D, L)
         z, (mean, std) = standardize_inputs(x.reshape(k * B, D, L), flat_mask)
         return z.view(k, B, D, L), (mean.view(k, B, D, 1), std.view(k, B, D, 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from samformer.data import Windows
-from samformer.model import SAMformer
+from samformer.model import missing_as_zero
 from samformer.stacked import StackedSAMformer, standardize_inputs
 from samformer.train import EVAL_ROWS, Precision, autocast
 
@@ -18,9 +18,9 @@ def stacked_forecast(stack: StackedSAMformer, x: torch.Tensor, mask: torch.Tenso
         z, (mean, std) = standardize_inputs(x, mask)  # statistics of the inputs: the same for every model
         stats = (mean.expand(k, *mean.shape), std.expand(k, *std.shape))
     else:
-        z, stats = SAMformer._missing_as_zero(x, mask), None
+        z, stats = missing_as_zero(x, mask), None
     z = z.expand(k, *z.shape)  # (B, D, L) -> (k, B, D, L), no copy
-    if stack.fused(z):
+    if stack.uses_fused(z):
         dtype = torch.bfloat16 if precision == "bf16" else stack.flat.dtype
         return stack.fused_forecast(z, stats, dtype)
     with autocast(x.device, precision):

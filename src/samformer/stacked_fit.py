@@ -93,7 +93,7 @@ def loss_and_gradients(stack: StackedSAMformer, x: torch.Tensor, y: torch.Tensor
     """
     x_mask, y_mask = (None, None) if masks is None else masks
     z, stats = stack.standardize(x, x_mask)
-    if stack.fused(x):
+    if stack.uses_fused(x):
         dtype = torch.bfloat16 if precision == "bf16" else stack.flat.dtype
         return lambda: stack.mse_and_gradients(z, stats, y, y_mask, dtype)
 

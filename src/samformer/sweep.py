@@ -254,17 +254,39 @@ def run_search(
     failed trial up to `max_retries` times.
     """
     ray = import_ray()
-    from ray import tune
-
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     trials = search_trials(specs, space)
     todo = [(label, _absolute(spec)) for label, spec in trials if pending([spec], out / label, log=lambda m: print(m, file=sys.stderr))]
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-    data_dir = _absolute_data_dir(data_dir)
-    failed: list[str] = []
     bar = tqdm(total=len(trials), initial=len(trials) - len(todo), desc="search trials", unit="trial", disable=not progress)
+    created = connect(address, workers * threads) if todo else False
+    try:
+        failed = _run_trials(todo, out, _absolute_data_dir(data_dir), threads, workers, address, max_retries, bar) if todo else []
+    finally:
+        bar.close()
+        if created:
+            ray.shutdown()
+    _raise_failures(failed, len(todo))
+    labels = sorted({label for label, _ in trials})
+    best = _best_settings(out, labels)
+    write_json(out / SUMMARY_FILE, {"space": space, "selected_on": "val_mse", "best": best})
+    return SweepReport(len(trials), len(trials) - len(todo), len(todo), time.perf_counter() - started, best=best)
+
+
+def _run_trials(
+    todo: list[tuple[str, RunSpec]],
+    out: Path,
+    data_dir: str | None,
+    threads: int,
+    workers: int,
+    address: str | None,
+    max_retries: int,
+    bar: tqdm,
+) -> list[str]:
+    """Run the `todo` trials under Ray Tune, storing each run file as its trial reports; returns the failures."""
+    from ray import tune
 
     class _Store(tune.Callback):
         """Stores each trial's run file on the driver as soon as the trial reports."""
@@ -281,33 +303,23 @@ def run_search(
         record = train_record(spec, data_dir, threads)  # Tune runs each trial in its own directory: paths are absolute
         tune.report({"val_mse": record["val_mse"], "test_mse": record["test_mse"], "setting": label, "record": json.dumps(record)})
 
-    created = connect(address, workers * threads) if todo else False
-    try:
-        if todo:
-            tuner = tune.Tuner(
-                tune.with_resources(trainable, {"cpu": threads}),
-                param_space={"trial": tune.grid_search(list(range(len(todo))))},
-                tune_config=tune.TuneConfig(metric="val_mse", mode="min", max_concurrent_trials=workers if not address else None),
-                run_config=tune.RunConfig(
-                    name="search",
-                    storage_path=str(out / ".tune"),
-                    failure_config=tune.FailureConfig(max_failures=max_retries),
-                    callbacks=[_Store()],
-                    verbose=0,
-                ),
-            )
-            with contextlib.redirect_stdout(sys.stderr):  # Tune's notices; stdout keeps only the summary line
-                results = tuner.fit()
-            for result in results:
-                if result.error is not None:
-                    label, spec = todo[result.config["trial"]]
-                    failed.append(f"{_label(spec)} [{label}]: {_cause(result.error)}")
-    finally:
-        bar.close()
-        if created:
-            ray.shutdown()
-    _raise_failures(failed, len(todo))
-    labels = sorted({label for label, _ in trials})
-    best = _best_settings(out, labels)
-    write_json(out / SUMMARY_FILE, {"space": space, "selected_on": "val_mse", "best": best})
-    return SweepReport(len(trials), len(trials) - len(todo), len(todo), time.perf_counter() - started, best=best)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": threads}),
+        param_space={"trial": tune.grid_search(list(range(len(todo))))},
+        tune_config=tune.TuneConfig(metric="val_mse", mode="min", max_concurrent_trials=workers if not address else None),
+        run_config=tune.RunConfig(
+            name="search",
+            storage_path=str(out / ".tune"),
+            failure_config=tune.FailureConfig(max_failures=max_retries),
+            callbacks=[_Store()],
+            verbose=0,
+        ),
+    )
+    with contextlib.redirect_stdout(sys.stderr):  # Tune's notices; stdout keeps only the summary line
+        results = tuner.fit()
+    failed = []
+    for result in results:
+        if result.error is not None:
+            label, spec = todo[result.config["trial"]]
+            failed.append(f"{_label(spec)} [{label}]: {_cause(result.error)}")
+    return failed

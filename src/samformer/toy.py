@@ -265,7 +265,8 @@ def train_method(method: str, data: ToyData, study: StudyConfig, progress: bool 
     start = {"epoch": 0, "val_mse": evaluate(model, data.windows("val"))["mse"]}
     diagnostics(model, start)
     result = fit(model, data, cfg, tuple(callbacks))
-    return {"history": [start, *result.history], "test_mse_at_best": result.test_mse, "best_epoch": result.best_epoch}
+    test_mse = evaluate(model, data.windows("test"), cfg.eval_batch_size, cfg.precision)["mse"]  # device="cpu"
+    return {"history": [start, *result.history], "test_mse_at_best": test_mse, "best_epoch": result.best_epoch}
 
 
 def _series(history: list[dict[str, Any]], key: str) -> list[float | None]:

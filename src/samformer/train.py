@@ -1,20 +1,20 @@
 """The training loop: Adam (optionally inside SAM), early stopping on validation MSE, best-weight restore.
 
 The series of each split lives on the training device once; batches are gathered by index from it,
-so an epoch does no per-sample Python work. Evaluation runs under `torch.inference_mode`.
+so an epoch does no per-sample Python work. The loss-and-gradient pass of the run is chosen once,
+before the loop (`samformer.steps.build_step`); evaluation lives in `samformer.evaluation`. `fit` does
+not score the test split: the experiment runner does (`score_test`).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import random
 import time
-import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
-from functools import partial
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -24,17 +24,46 @@ from tqdm.auto import tqdm
 from samformer import distributed
 from samformer.checkpoint import LoopState, load_checkpoint, run_fingerprint, save_checkpoint
 from samformer.data import SplitData, Windows
-from samformer.errors import SamformerError, ShapeError
-from samformer.fused import MSEPass, mse_loss_and_gradients
-from samformer.metrics import masked_mse, mse
+from samformer.errors import ConfigError, SamformerError, ShapeError
+from samformer.evaluation import EVAL_ROWS, evaluate, evaluate_split
 from samformer.model import SAMformer
 from samformer.sam import SAM
+from samformer.steps import (
+    BatchPasses,
+    CompiledForwardBackward,
+    Criterion,
+    Precision,
+    Step,
+    Update,
+    autocast,
+    batch_loss,
+    build_step,
+    forward_backward,
+    optimizer_update,
+)
 
-Precision = Literal["fp32", "bf16"]
-EVAL_ROWS = 1 << 16  # at most this many (window, channel) rows per evaluation batch
+__all__ = [
+    "EVAL_ROWS",
+    "CompiledForwardBackward",
+    "Criterion",
+    "EpochCallback",
+    "Precision",
+    "TrainConfig",
+    "TrainResult",
+    "autocast",
+    "batch_loss",
+    "build_optimizer",
+    "cosine_restart_lr",
+    "evaluate",
+    "fit",
+    "forward_backward",
+    "resolve_device",
+    "score_test",
+    "seed_everything",
+    "train_step",
+]
+
 EpochCallback = Callable[[SAMformer, dict[str, Any]], None]
-# criterion(pred, target, target_mask | None) -> scalar loss; replaces MSE in training and early stopping
-Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 @dataclass
@@ -60,36 +89,62 @@ class TrainConfig:
     compile: bool = False  # torch.compile the loss (forward + backward); falls back to eager if unavailable
 
     def __post_init__(self) -> None:
-        checks = {
-            "lr": self.lr > 0,
-            "batch_size": self.batch_size >= 1,
-            "epochs": self.epochs >= 1,
-            "patience": self.patience >= 1,
-            "rho": self.rho >= 0,
-            "weight_decay": self.weight_decay >= 0,
-            "restart_period": self.restart_period >= 1,
-            "eval_batch_size": self.eval_batch_size >= 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
+        bad = [
+            f"{name}={getattr(self, name)!r} out of range: must be {accepted}"
+            for name, (ok, accepted) in _FIELD_RULES.items()
+            if not ok(getattr(self, name))
+        ]
         if bad:
-            raise ValueError(", ".join(f"{n}={getattr(self, n)!r}" for n in bad) + " out of range: must be positive")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
-        if self.lr_schedule not in ("cosine-restarts", "constant"):
-            raise ValueError(f"lr_schedule must be 'cosine-restarts' or 'constant', got {self.lr_schedule!r}")
+            raise ConfigError("; ".join(bad))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_POSITIVE_INT = (lambda v: _is_int(v) and v >= 1, "positive (an integer >= 1)")
+_NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "non-negative (a finite number >= 0)")
+_BOOL = (lambda v: isinstance(v, bool), "True or False")
+# TrainConfig field -> (whether a value is accepted, what is accepted)
+_FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lr": (lambda v: _is_number(v) and v > 0, "positive (a finite number > 0)"),
+    "batch_size": _POSITIVE_INT,
+    "epochs": _POSITIVE_INT,
+    "patience": _POSITIVE_INT,
+    "sam": _BOOL,
+    "rho": _NON_NEGATIVE,
+    "adaptive": _BOOL,
+    "weight_decay": _NON_NEGATIVE,
+    "lr_schedule": (lambda v: v in ("cosine-restarts", "constant"), "'cosine-restarts' or 'constant'"),
+    "restart_period": _POSITIVE_INT,
+    "min_lr": _NON_NEGATIVE,
+    "seed": (_is_int, "an integer"),
+    "device": (lambda v: isinstance(v, (str, torch.device)), "a device name (auto, cpu, cuda or cuda:N)"),
+    "precision": (lambda v: v in ("fp32", "bf16"), "'fp32' or 'bf16'"),
+    "eval_batch_size": _POSITIVE_INT,
+    "progress": _BOOL,
+    "compile": _BOOL,
+}
 
 
 @dataclass
 class TrainResult:
-    """What a training run produced (metrics on the standardised scale)."""
+    """What a training run produced (metrics on the standardised scale).
+
+    `fit` fills everything but the test scores, which `score_test` adds (the experiment runner calls it).
+    """
 
     val_mse: float
-    test_mse: float
-    test_mae: float
     best_epoch: int  # 1-based epoch whose weights were restored
     epochs_run: int
     train_seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    test_mse: float | None = None
+    test_mae: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,57 +176,6 @@ def cosine_restart_lr(epoch: int, base_lr: float, min_lr: float, period: int) ->
     return min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * t / period)) / 2
 
 
-def autocast(device: torch.device, precision: Precision):
-    """bf16 autocast context for `precision='bf16'`, else a no-op."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
-@torch.inference_mode()
-def evaluate(
-    model: SAMformer, windows: Windows, batch_size: int = 1024, precision: Precision = "fp32", criterion: Criterion | None = None
-) -> dict[str, float]:
-    """MSE and MAE over every window (no window dropped), accumulated in float64.
-
-    If `windows` has a mask, only observed targets count and missing inputs are masked in RevIN. With a
-    `criterion` (e.g. `metrics.QuantileLoss`), its mean is added as "loss", and MSE/MAE are those of
-    `criterion.point(pred)`.
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    sq_err = abs_err = loss_sum = 0.0
-    count = 0
-    # Wide panels: cap the channel rows per batch, so evaluating traffic (862 channels) at the default
-    # batch of 1024 windows does not hold gigabytes of activations. Sums are the same for any batch size.
-    n_channels = windows.batch(slice(0, 1))[0].shape[1]  # x is (1, D, L)
-    batch_size = max(1, min(batch_size, EVAL_ROWS // n_channels))
-    for start in range(0, len(windows), batch_size):
-        index = slice(start, start + batch_size)
-        x, y = windows.batch(index)
-        mask = windows.batch_mask(index)
-        with autocast(device, precision):
-            pred = model.forward_channels_first(x) if mask is None else model.forward_channels_first(x, mask=mask[0])
-        if criterion is not None:
-            y_mask = None if mask is None else mask[1]
-            weight = y.numel() if y_mask is None else y_mask.sum().item()
-            loss_sum += criterion(pred, y, y_mask).item() * weight
-            pred = criterion.point(pred)
-        diff = pred.float() - y
-        if mask is not None:
-            diff = torch.where(mask[1], diff, 0.0)
-        sq_err += diff.square().sum(dtype=torch.float64).item()
-        abs_err += diff.abs().sum(dtype=torch.float64).item()
-        count += diff.numel() if mask is None else int(mask[1].sum())
-    model.train(was_training)
-    count = max(count, 1)
-    metrics = {"mse": sq_err / count, "mae": abs_err / count}
-    if criterion is not None:
-        metrics["loss"] = loss_sum / count
-    return metrics
-
-
 def build_optimizer(model: SAMformer, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam, wrapped in SAM when `cfg.sam`.
 
@@ -186,103 +190,6 @@ def build_optimizer(model: SAMformer, cfg: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.Adam(params, **kwargs)
 
 
-def batch_loss(
-    model: SAMformer,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    mask: tuple[torch.Tensor, torch.Tensor] | None = None,
-    criterion: Criterion | None = None,
-) -> torch.Tensor:
-    """Loss on one batch: MSE by default; `mask` = (input, target) observed-value masks; `criterion` replaces MSE."""
-    if mask is None and criterion is None:
-        return mse(model.forward_channels_first(x), y)
-    x_mask, y_mask = (None, None) if mask is None else mask
-    pred = model.forward_channels_first(x, mask=x_mask)
-    return (criterion or masked_mse)(pred, y, y_mask)
-
-
-def forward_backward(
-    model: SAMformer,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    precision: Precision,
-    mask: tuple[torch.Tensor, torch.Tensor] | None = None,
-    criterion: Criterion | None = None,
-) -> torch.Tensor:
-    """Loss on a batch at the current weights, back-propagated into `.grad`; returns the detached loss.
-
-    Under bf16 the matrix products run in bf16 while the weights, their gradients and the loss stay fp32.
-    """
-    with autocast(x.device, precision):
-        loss = batch_loss(model, x, y, mask, criterion)
-    loss.backward()
-    return loss.detach()
-
-
-class CompiledForwardBackward:
-    """Training passes compiled by `torch.compile` (Inductor fuses the elementwise work around the
-    matrix products): for the MSE on a fused SAMformer, `fused.mse_loss_and_gradients` (the direct pass);
-    otherwise the loss, differentiated by autograd (`__call__`, like `forward_backward`).
-
-    Only batches shaped like the first one use the compiled code: the ragged last batch of an epoch
-    runs eagerly rather than paying for a second compilation. If the first compilation fails (no C++
-    compiler, unsupported platform or Python), a warning is issued and every call runs eagerly.
-    """
-
-    def __init__(self) -> None:
-        self.shape: torch.Size | None = None
-        self.failed = False
-        try:
-            self._loss = torch.compile(batch_loss, dynamic=False)
-            self._direct = torch.compile(mse_loss_and_gradients, dynamic=False)
-        except Exception as exc:  # torch.compile itself refuses (e.g. an unsupported Python)
-            self._fall_back(exc)
-
-    def _fall_back(self, exc: Exception) -> None:
-        self.failed = True
-        warnings.warn(f"torch.compile is unavailable here ({type(exc).__name__}: {exc}); training runs eagerly", stacklevel=3)
-
-    def _compiles(self, x: torch.Tensor) -> bool:
-        return not self.failed and (self.shape is None or x.shape == self.shape)
-
-    def direct_pass(self, model, x, y, dtype, mask=None) -> Callable[[], torch.Tensor]:
-        """`fused.MSEPass` on this batch, with its computation compiled."""
-        if not self._compiles(x):
-            return MSEPass(model, x, y, dtype, mask)
-        step = MSEPass(model, x, y, dtype, mask, core=self._direct)
-
-        def run() -> torch.Tensor:
-            try:
-                loss = step()
-            except Exception as exc:  # gradients are only added after the computation: nothing to undo
-                if self.shape is not None:
-                    raise
-                self._fall_back(exc)
-                step.core = mse_loss_and_gradients
-                return step()
-            self.shape = x.shape
-            return loss
-
-        return run
-
-    def __call__(self, model, x, y, precision, mask=None, criterion=None) -> torch.Tensor:
-        if not self._compiles(x):
-            return forward_backward(model, x, y, precision, mask, criterion)
-        first = self.shape is None
-        try:
-            with autocast(x.device, precision):
-                loss = self._loss(model, x, y, mask, criterion)
-            loss.backward()  # the backward graph is compiled on its first use
-        except Exception as exc:
-            if not first:
-                raise
-            model.zero_grad(set_to_none=True)  # gradients are empty between passes, so nothing is lost
-            self._fall_back(exc)
-            return forward_backward(model, x, y, precision, mask, criterion)
-        self.shape = x.shape
-        return loss.detach()
-
-
 def train_step(
     model: SAMformer,
     optimizer: torch.optim.Optimizer,
@@ -295,82 +202,86 @@ def train_step(
 ) -> torch.Tensor:
     """One optimisation step on a batch (two forward/backward passes under SAM); returns the loss at w.
 
-    `mask` and `criterion` are as in `batch_loss` (masks from `Windows.batch_mask`). The loss comes back
-    as a 0-d tensor, so a loop can sum it without a host synchronisation per step.
-    `forward_backward_fn` is `forward_backward`, a `CompiledForwardBackward`, or None for the fastest
-    eager passes: for the MSE on a SAMformer whose forward pass is fused, passes that skip autograd
-    (`fused.MSEPass`: the same loss and gradients, less overhead per operation, which is what small
-    batches pay for), else `forward_backward`. A `CompiledForwardBackward` compiles whichever applies.
+    `mask` and `criterion` are as in `batch_loss`; `forward_backward_fn` as in `steps.BatchPasses` (None:
+    the fastest eager passes). The loss comes back as a 0-d tensor, so a loop can sum it without a host
+    synchronisation per step. `fit` builds its passes and update once instead (`steps.build_step`).
     """
-    loss_and_grad: Callable[[], torch.Tensor]
-    direct = criterion is None and isinstance(model, SAMformer) and model._fused(x)
-    dtype = torch.bfloat16 if precision == "bf16" else x.dtype
-    if direct and forward_backward_fn is None:
-        loss_and_grad = MSEPass(model, x, y, dtype, mask)
-    elif direct and isinstance(forward_backward_fn, CompiledForwardBackward):
-        loss_and_grad = forward_backward_fn.direct_pass(model, x, y, dtype, mask)
+    loss_and_grad = BatchPasses(model, precision, criterion, forward_backward_fn)(x, y, mask)
+    return optimizer_update(optimizer)(loss_and_grad)
+
+
+def _check_sizes(model: SAMformer, data: SplitData) -> None:
+    sizes = {name: getattr(data, name, None) for name in ("n_channels", "seq_len", "horizon")}
+    wrong = [f"{n}={getattr(model.config, n)} vs {v}" for n, v in sizes.items() if v not in (None, getattr(model.config, n))]
+    if wrong:
+        raise ShapeError(f"the model does not fit the data (model vs data: {', '.join(wrong)}); build it from the data's sizes")
+
+
+def _set_learning_rate(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) -> float:
+    lr = cfg.lr if cfg.lr_schedule == "constant" else cosine_restart_lr(epoch, cfg.lr, cfg.min_lr, cfg.restart_period)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def _train_epoch(
+    windows: Windows, step: Step, update: Update, batch_size: int, generator: torch.Generator, device: torch.device, bar: tqdm
+) -> float:
+    """One pass over the training windows in a fresh random order; returns the mean training loss."""
+    order = torch.randperm(len(windows), generator=generator).to(device)
+    loss_sum = torch.zeros((), device=device)
+    for index in order.split(batch_size):  # global batches; under torch.distributed each rank trains on its shard
+        loss_and_grad, weight = step(windows, index)
+        loss_sum += update(loss_and_grad) * weight
+        bar.update()
+    return distributed.all_reduce_sum(loss_sum).item() / len(windows)
+
+
+def _track_best(loop: LoopState, model: SAMformer, score: float, record: dict[str, Any], patience: int) -> bool:
+    """Add the epoch's `record` to `loop`, keep the weights if `score` is the best so far; True to stop early."""
+    loop.history.append(record)
+    loop.epoch = record["epoch"]
+    score, improved = distributed.broadcast_object((score, score < loop.best_val))  # decided once, by rank 0
+    if improved:
+        loop.best_val, loop.best_epoch, loop.stale = score, loop.epoch, 0
+        loop.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     else:
-        loss_and_grad = partial(forward_backward_fn or forward_backward, model, x, y, precision, mask, criterion)
-    loss = loss_and_grad()
-    if isinstance(optimizer, SAM):
-        optimizer.first_step(zero_grad=True)
-        loss_and_grad()
-        optimizer.second_step(zero_grad=True)
-    else:
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return loss
+        loop.stale += 1
+    return loop.stale >= patience
 
 
-def _parallel_train_step(
-    parallel: distributed.DataParallelModel,
-    optimizer: torch.optim.Optimizer,
-    windows: Windows,
-    index: torch.Tensor,
-    precision: Precision,
-    criterion: Criterion | None,
-) -> torch.Tensor:
-    """`train_step` on this rank's shard of the global batch `index`; returns this rank's part of the
-    batch's summed loss (the parts add up, over ranks, to the batch's mean loss times its size).
+class _Checkpoints:
+    """Writes the loop's state after each epoch (on rank 0) and reads it back to resume (`samformer.checkpoint`)."""
 
-    Each rank's gradient is weighted by its share of the batch's loss terms before the all-reduce, so the
-    averaged gradient is the global-batch mean even when the shards differ in size (ragged last batch)
-    or in observed values (masks). A rank left without a window runs one window with weight 0, as
-    every rank must take part in each all-reduce.
-    """
-    local = distributed.shard(index)
-    masks = windows.batch_mask(index)
-    if masks is None:
-        share: float | torch.Tensor = len(local) / len(index)
-    else:
-        counts = masks[1].flatten(1).sum(1)  # (B,) observed targets per window
-        total = counts.sum()
-        share = torch.where(total > 0, counts.tensor_split(distributed.world_size())[distributed.rank()].sum() / total.clamp(min=1), 0.0)
-    if len(local) == 0:
-        local, share = index[:1], 0.0
-    parallel.share.weight = share
-    x, y = windows.batch(local)
-    loss = train_step(parallel, optimizer, x, y, precision, windows.batch_mask(local), criterion, forward_backward)  # type: ignore[arg-type]
-    return loss * (share * len(index))
+    def __init__(
+        self, path: str | os.PathLike, model: SAMformer, optimizer: torch.optim.Optimizer, generator: torch.Generator, cfg, data
+    ) -> None:
+        self.path, self.model, self.optimizer, self.generator = path, model, optimizer, generator
+        # every split the data hold identifies the run; a SplitData may come without a test split (test=None)
+        names = ("train", "val") if getattr(data, "test", "") is None else ("train", "val", "test")
+        self.fingerprint = run_fingerprint(model, cfg, tuple(data.windows(name) for name in names))
+
+    def resume(self) -> LoopState | None:
+        if not os.path.exists(self.path):
+            return None
+        return load_checkpoint(self.path, self.model, self.optimizer, self.generator, self.fingerprint)
+
+    def save(self, loop: LoopState) -> None:
+        if distributed.is_main():
+            save_checkpoint(self.path, self.model, self.optimizer, self.generator, loop, self.fingerprint)
 
 
-def _evaluate_split(model: SAMformer, windows: Windows, cfg: TrainConfig, criterion: Criterion | None) -> dict[str, float]:
-    """`evaluate`; under torch.distributed each rank scores a contiguous block and the sums are all-reduced."""
-    if not distributed.is_distributed():
-        return evaluate(model, windows, cfg.eval_batch_size, cfg.precision, criterion)
-    block = distributed.shard_windows(windows)
-    names = ("mse", "mae", "loss")
-    sums = torch.zeros(len(names) + 1, dtype=torch.float64, device=windows.series.device)
-    if block is not None:
-        count = distributed.target_count(block)
-        metrics = evaluate(model, block, cfg.eval_batch_size, cfg.precision, criterion)
-        sums = torch.tensor([metrics.get(n, 0.0) * count for n in names] + [count], dtype=torch.float64, device=sums.device)
-    distributed.all_reduce_sum(sums)
-    total = max(sums[-1].item(), 1.0)
-    metrics = {n: sums[i].item() / total for i, n in enumerate(names)}
-    if criterion is None:
-        del metrics["loss"]
-    return metrics
+def _epoch_record(model, val_w, cfg: TrainConfig, criterion, epoch: int, lr: float, train_loss: float) -> tuple[dict[str, Any], float]:
+    """The epoch's record (before callbacks) and its early-stopping score."""
+    if not math.isfinite(train_loss):
+        raise FloatingPointError(
+            f"training loss became {train_loss} in epoch {epoch + 1}; lower --lr or --rho, or check the data for extreme values"
+        )
+    val = evaluate_split(model, val_w, cfg.eval_batch_size, cfg.precision, criterion)
+    record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "val_mse": val["mse"], "val_mae": val["mae"]}
+    if criterion is not None:
+        record["val_loss"] = val["loss"]
+    return record, (val["mse"] if criterion is None else val["loss"])
 
 
 def fit(
@@ -382,97 +293,58 @@ def fit(
     resume: bool = False,
     criterion: Criterion | None = None,
 ) -> TrainResult:
-    """Train `model` on `data` with early stopping, restore the best weights, and score the test split.
+    """Train `model` on the train split of `data` with early stopping on its val split, and restore the best weights.
 
     Each callback is called after every epoch with the model and that epoch's record (a dict it may
     add entries to, e.g. diagnostics); the records form `TrainResult.history`. If `data` has masks,
     missing values are left out of the loss and of RevIN's statistics. A `criterion` (e.g.
-    `metrics.QuantileLoss`) replaces MSE as the training loss and as the early-stopping score.
+    `metrics.QuantileLoss`) replaces MSE as the training loss and as the early-stopping score. The test
+    split, if any, is not used (see `score_test`).
 
     With a `checkpoint` path, the full training state is written there (atomically) after every epoch;
     with `resume` too and a checkpoint present, training continues from it and ends exactly as an
     uninterrupted run would (see `samformer.checkpoint`).
     """
     started = time.perf_counter()
-    sizes = {name: getattr(data, name, None) for name in ("n_channels", "seq_len", "horizon")}
-    wrong = [f"{n}={getattr(model.config, n)} vs {v}" for n, v in sizes.items() if v not in (None, getattr(model.config, n))]
-    if wrong:
-        raise ShapeError(f"the model does not fit the data (model vs data: {', '.join(wrong)}); build it from the data's sizes")
+    _check_sizes(model, data)
     device = resolve_device(cfg.device)
     model.to(device).train()
-    train_w, val_w, test_w = (data.windows(s).to(device) for s in ("train", "val", "test"))
+    train_w, val_w = data.windows("train").to(device), data.windows("val").to(device)
     optimizer = build_optimizer(model, cfg)
-    parallel = distributed.DataParallelModel(model, device) if distributed.is_distributed() else None
-    if parallel is not None and cfg.compile:
-        warnings.warn("compile is not used under torch.distributed; training runs eagerly", stacklevel=2)
-    step_fn = CompiledForwardBackward() if cfg.compile and parallel is None else None
+    step, update = build_step(model, device, cfg.precision, criterion, cfg.compile), optimizer_update(optimizer)
     generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: all draw the same permutation
-
-    best_val, best_epoch, best_state, stale = math.inf, 0, None, 0
-    history: list[dict[str, Any]] = []
-    start_epoch, seconds_before = 0, 0.0
-    if checkpoint is not None:
-        fingerprint = run_fingerprint(model, cfg, (train_w, val_w, test_w))
-        if resume and os.path.exists(checkpoint):
-            loop = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint)
-            best_val, best_epoch, best_state, stale, history = loop.best_val, loop.best_epoch, loop.best_state, loop.stale, loop.history
-            start_epoch, seconds_before = (cfg.epochs if loop.finished else loop.epoch), loop.train_seconds
+    saver = _Checkpoints(checkpoint, model, optimizer, generator, cfg, data) if checkpoint is not None else None
+    fresh = LoopState(epoch=0, best_val=math.inf, best_epoch=0, stale=0, finished=False)
+    loop = (saver.resume() if saver is not None and resume else None) or fresh
+    seconds_before, first_epoch = loop.train_seconds, (cfg.epochs if loop.finished else loop.epoch)
     steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
     quiet = not cfg.progress or not distributed.is_main()  # one bar, on rank 0
     bar = tqdm(total=cfg.epochs * steps_per_epoch, desc=f"train {data.name}", unit="step", disable=quiet, leave=False)
-    bar.update(start_epoch * steps_per_epoch)
-    for epoch in range(start_epoch, cfg.epochs):
+    bar.update(first_epoch * steps_per_epoch)
+    for epoch in range(first_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
-        lr = cfg.lr if cfg.lr_schedule == "constant" else cosine_restart_lr(epoch, cfg.lr, cfg.min_lr, cfg.restart_period)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        order = torch.randperm(len(train_w), generator=generator).to(device)
-        loss_sum = torch.zeros((), device=device)
-        for idx in order.split(cfg.batch_size):  # global batches; under torch.distributed each rank trains on its shard
-            if parallel is None:
-                x, y = train_w.batch(idx)
-                loss_sum += train_step(model, optimizer, x, y, cfg.precision, train_w.batch_mask(idx), criterion, step_fn) * len(idx)
-            else:
-                loss_sum += _parallel_train_step(parallel, optimizer, train_w, idx, cfg.precision, criterion)
-            bar.update()
-        train_loss = distributed.all_reduce_sum(loss_sum).item() / len(train_w)
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(
-                f"training loss became {train_loss} in epoch {epoch + 1}; lower --lr or --rho, or check the data for extreme values"
-            )
-        val = _evaluate_split(model, val_w, cfg, criterion)
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "val_mse": val["mse"], "val_mae": val["mae"]}
-        if criterion is not None:
-            record["val_loss"] = val["loss"]
+        lr = _set_learning_rate(optimizer, cfg, epoch)
+        train_loss = _train_epoch(train_w, step, update, cfg.batch_size, generator, device, bar)
+        record, score = _epoch_record(model, val_w, cfg, criterion, epoch, lr, train_loss)
         for callback in callbacks:
             callback(model, record)
         record["seconds"] = time.perf_counter() - epoch_start
-        history.append(record)
-        bar.set_postfix(epoch=epoch + 1, train=f"{train_loss:.4f}", val=f"{val['mse']:.4f}")
-        score = val["mse"] if criterion is None else val["loss"]
-        score, improved = distributed.broadcast_object((score, score < best_val))  # decided once, by rank 0
-        if improved:
-            best_val, best_epoch, stale = score, epoch + 1, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-        stop = stale >= cfg.patience
-        if checkpoint is not None and distributed.is_main():
-            elapsed = seconds_before + time.perf_counter() - started
-            loop = LoopState(epoch + 1, best_val, best_epoch, stale, stop or epoch + 1 == cfg.epochs, history, elapsed, best_state)
-            save_checkpoint(checkpoint, model, optimizer, generator, loop, fingerprint)
+        bar.set_postfix(epoch=epoch + 1, train=f"{train_loss:.4f}", val=f"{record['val_mse']:.4f}")
+        stop = _track_best(loop, model, score, record, cfg.patience)
+        loop.finished, loop.train_seconds = stop or epoch + 1 == cfg.epochs, seconds_before + time.perf_counter() - started
+        if saver is not None:
+            saver.save(loop)
         if stop:
             break
     bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    test = _evaluate_split(model, test_w, cfg, criterion)
-    return TrainResult(
-        val_mse=best_val,
-        test_mse=test["mse"],
-        test_mae=test["mae"],
-        best_epoch=best_epoch,
-        epochs_run=len(history),
-        train_seconds=seconds_before + time.perf_counter() - started,
-        history=history,
-    )
+    if loop.best_state is not None:
+        model.load_state_dict(loop.best_state)
+    seconds = seconds_before + time.perf_counter() - started
+    return TrainResult(loop.best_val, loop.best_epoch, len(loop.history), seconds, loop.history)
+
+
+def score_test(model: SAMformer, data: SplitData, cfg: TrainConfig, result: TrainResult) -> TrainResult:
+    """`result` with the MSE and MAE of `model` on the test split of `data` (under torch.distributed, shared by the ranks)."""
+    device = next(model.parameters()).device
+    test = evaluate_split(model, data.windows("test").to(device), cfg.eval_batch_size, cfg.precision)
+    return replace(result, test_mse=test["mse"], test_mae=test["mae"])

@@ -38,11 +38,11 @@ from samformer.errors import DataError, ModelFileError, SamformerError
 from samformer.files import atomic_directory
 from samformer.frames import check_missing, check_observed_before, future_index, longest_gap, to_wide, unselected_text_columns
 from samformer.logs import MetricsLogger
+from samformer.lookback import Trial, lookback_candidates, search_lookback
 from samformer.metrics import QuantileLoss
 from samformer.model import SAMformer, SAMformerConfig
 from samformer.modelfile import check_model_destination, load_model, save_model
 from samformer.predictor import Predictor
-from samformer.lookback import Trial, lookback_candidates, search_lookback
 from samformer.quantile import QuantileSAMformer, calibrate, check_quantiles
 from samformer.schema import Channels, FrameSchema
 from samformer.train import TrainConfig, TrainResult, fit, resolve_device, seed_everything
@@ -151,7 +151,11 @@ class Forecaster:
     layout_ = _fitted_attribute("layout_", lambda s: s.layout, '"wide" or "long": the layout of the training frame.')
     scaler_ = _fitted_attribute("scaler_", lambda s: s.scaler, "The standard scaler of the input channels.")
     seq_len_ = _fitted_attribute("seq_len_", lambda s: s.seq_len, "The look-back used: the one given, or the one chosen.")
-    season_ = _fitted_attribute("season_", lambda s: s.season, "The seasonal period in steps (None: no season).")
+    season_ = _fitted_attribute(
+        "season_",
+        lambda s: s.season if s.season is not None else season_length(s.freq),  # format 2 models saved none
+        "The seasonal period in steps (None: no season).",
+    )
     selection_ = _fitted_attribute(
         "selection_",
         lambda s: pd.DataFrame(s.selection).set_index("seq_len") if s.selection else None,
@@ -258,7 +262,7 @@ class Forecaster:
             lookback_candidates(train_end, self.horizon, None)  # refuses a series too short for any look-back
         else:
             self._check_train_rows(len(frame), train_end, self.seq_len)
-        check_observed_before(values, list(inputs.columns), train_end)
+        check_observed_before(values, list(inputs.columns), train_end, "the training frame")
         scaler = StandardScaler.fit(values[:train_end], ignore_nan=True)
         season = self.season if self.season is not None else season_length(freq)
         options = {"quantiles": self.quantiles, "model_options": self.model_options, "train_config": asdict(self.train_config)}
@@ -276,7 +280,7 @@ class Forecaster:
         """The look-backs to search: `lookback_candidates`, less those shorter than a gap inside a channel."""
         candidates = lookback_candidates(prepared.train_end, self.horizon, prepared.schema.season)
         gap = max(end - start for start, end in map(longest_gap, (~np.isnan(prepared.values)).T))
-        return [L for L in candidates if L > gap] or candidates[-1:]  # none longer: the largest, refused by check_missing
+        return [L for L in candidates if gap < L] or candidates[-1:]  # none longer: the largest, refused by check_missing
 
     def _trial(self, prepared: _Prepared, seq_len: int, epochs: int) -> Trial[_Run]:
         """Train a network with look-back `seq_len` for at most `epochs` epochs (same seed every time)."""
@@ -320,7 +324,7 @@ class Forecaster:
     def _compare(self, point: np.ndarray, actuals: np.ndarray, values: np.ndarray, origins: np.ndarray) -> pd.DataFrame:
         """`skill_table` of point forecasts (N, H, D_targets) made at `origins` of `values` (T, D) against the baselines."""
         targets = self.schema_.channels.target_indices
-        baselines = baseline_forecasts(values[:, targets], origins, self.horizon, self.schema_.season)
+        baselines = baseline_forecasts(values[:, targets], origins, self.horizon, self.season_)
         return skill_table({"model": point, **baselines}, actuals, self.targets_, self.scaler_.std[targets])
 
     def _check_train_rows(self, n: int, train_end: int, seq_len: int) -> None:

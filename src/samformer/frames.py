@@ -177,15 +177,16 @@ def check_missing(values: np.ndarray, columns: list[str], seq_len: int, source: 
             )
 
 
-def check_observed_before(values: np.ndarray, columns: list[str], rows: int) -> None:
-    """Refuse a channel with no value in the first `rows` rows (the rows its scaling is fitted on)."""
-    seen = (~np.isnan(values[:rows])).any(axis=0)  # (D,)
-    unseen = [name for name, ok in zip(columns, seen, strict=True) if not ok]
-    if unseen:
-        raise DataError(
-            f"channel(s) {', '.join(map(repr, unseen))} have no value before the validation part (row {rows}); "
-            f"they start too late: drop them, or use a smaller val_size"
-        )
+def check_observed_before(values: np.ndarray, columns: list[str], rows: int, source: str) -> None:
+    """Refuse a channel with no value at all, or none in the first `rows` rows (those its scaling is fitted on)."""
+    for j, name in enumerate(columns):
+        if np.isnan(values[:, j]).all():
+            raise DataError(f"{source}: channel {name!r} has no values (all NaN); drop the column or fill it")
+        if np.isnan(values[:rows, j]).all():
+            raise DataError(
+                f"{source}: channel {name!r} has no value before the validation part (row {rows}); it starts too late: "
+                f"drop it, or use a smaller val_size"
+            )
 
 
 def longest_gap(observed: np.ndarray) -> tuple[int, int]:

@@ -4,9 +4,9 @@
 covariate, calendar feature, ignored); `FrameSchema` adds what fitting learnt (scaler, frequency,
 layout, calibration offsets, history) and the options it was fitted with. `FrameSchema.to_dict` is the
 `forecaster` section of a saved model's `config.json`; `FrameSchema.from_dict` reads formats 1 and 2
-and refuses, in one line, a section that is malformed or does not match the network. Keys added
-within format 2 (`interval_floor`, `season`, `selection`; per-step `interval_offsets`) are optional,
-so models saved before them still load.
+and refuses, in one line, a section that is malformed or does not match the network. Format 2's
+optional keys `interval_floor`, `season` and `selection` (with per-step `interval_offsets`) are written
+only when set, so a model saved before them is re-saved key for key.
 """
 
 from __future__ import annotations
@@ -91,13 +91,13 @@ class FrameSchema:
     freq: str
     layout: str  # "wide" or "long": the layout of the training input, and so of the forecasts
     quantiles: tuple[float, ...] | None = None
-    interval_offsets: np.ndarray | None = None  # (H, D_targets, Q) — or (D_targets, Q) before per-step calibration
-    interval_floor: np.ndarray | None = None  # (H, D_targets, Q): least distance of each level from the median
-    season: int | None = None  # seasonal period in steps (seasonal-naive baseline); None: none
-    selection: list[dict[str, Any]] = field(default_factory=list)  # the look-back search: seq_len, val_score, epochs, chosen
+    interval_offsets: np.ndarray | None = None  # (H, D_targets, Q) — or (D_targets, Q), saved before per-step calibration
     model_options: dict[str, Any] = field(default_factory=dict)
     train_config: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields, without RUNTIME_OPTIONS
     history: list[dict[str, Any]] = field(default_factory=list)
+    interval_floor: np.ndarray | None = None  # (H, D_targets, Q): least distance of each level from the median
+    season: int | None = None  # seasonal period in steps; None: derived from freq when read (models saved without it)
+    selection: list[dict[str, Any]] = field(default_factory=list)  # the look-back search: seq_len, val_score, epochs, chosen
 
     def replace(self, **changes: Any) -> FrameSchema:
         """A copy with `changes` applied."""
@@ -106,15 +106,12 @@ class FrameSchema:
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able form written into `config.json` (keys in a fixed order)."""
         ch = self.channels
-        return {
+        section = {
             "format": SCHEMA_FORMAT,
             "horizon": self.horizon,
             "seq_len": self.seq_len,
             "quantiles": None if self.quantiles is None else list(self.quantiles),
             "interval_offsets": None if self.interval_offsets is None else self.interval_offsets.tolist(),
-            "interval_floor": None if self.interval_floor is None else self.interval_floor.tolist(),
-            "season": self.season,
-            "selection": self.selection,
             "freq": self.freq,
             "layout": self.layout,
             "columns": list(ch.columns),
@@ -127,6 +124,11 @@ class FrameSchema:
             "train_config": {k: v for k, v in self.train_config.items() if k not in RUNTIME_OPTIONS},
             "history": self.history,
         }
+        added = {"interval_floor": self.interval_floor, "season": self.season, "selection": self.selection}
+        if any(v is not None and (not isinstance(v, list) or v) for v in added.values()):
+            floor = self.interval_floor
+            section.update(added, interval_floor=None if floor is None else floor.tolist())
+        return section
 
     @classmethod
     def from_dict(cls, meta: Any, network: SAMformerConfig, where: str) -> FrameSchema:

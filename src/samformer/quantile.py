@@ -162,7 +162,7 @@ def step_scale(median: np.ndarray, actuals: np.ndarray) -> np.ndarray:
 
 
 def _warn_if_few(n_windows: int, coverage: float) -> None:
-    needed = math.ceil(MIN_WINDOWS_PER_MISS / (1 - coverage))
+    needed = math.ceil(round(MIN_WINDOWS_PER_MISS / (1 - coverage), 9))  # round: 2 / (1 - 0.8) is 10.000000000000002
     if n_windows < needed:
         warnings.warn(
             f"only {n_windows} validation windows to calibrate the {coverage:.0%} intervals, fewer than {needed}: their "

@@ -106,3 +106,10 @@ def test_plots_without_matplotlib_say_how_to_install_it(capsys, tmp_path, monkey
     model.save(tmp_path / "m")
     code, _, err = run(capsys, "plot", "training", "--model", tmp_path / "m", "--out", tmp_path / "t.png")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "samformer[plot]" in err, err
+
+
+def test_a_series_that_starts_inside_the_validation_rows_is_refused():
+    wide = make_frame(300, 2)
+    wide.iloc[:270, 1] = np.nan  # c1 starts in the last 20 % (rows 240..299)
+    with pytest.raises(DataError, match=r"channel 'c1' has no value before the validation part \(row 240\).*smaller val_size"):
+        Forecaster(6, 24, **FAST).fit(wide)

@@ -222,7 +222,10 @@ class Forecaster:
     ) -> Forecaster:
         """Train on `df` (wide or long); the last `val_size` rows (a count, or a fraction) drive early stopping.
 
-        The scaler is fitted on the rows before the validation part only. Returns self.
+        The scaler is fitted on the rows before the validation part only. With `seq_len=None` the
+        look-back is chosen on the validation rows (`samformer.lookback`; the search is `selection_`).
+        Afterwards `validation_` compares the model with the naive baselines on the validation rows,
+        and a one-line `UserWarning` says when it does not beat the better one. Returns self.
 
         Args:
             target: the column(s) to forecast; default every column that is not a covariate (mode M).

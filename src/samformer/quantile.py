@@ -168,7 +168,7 @@ def _warn_if_few(n_windows: int, coverage: float) -> None:
             f"only {n_windows} validation windows to calibrate the {coverage:.0%} intervals, fewer than {needed}: their "
             f"coverage is uncertain; use a larger val_size or a longer series",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of Forecaster.fit (through _finish and calibrate)
         )
 
 

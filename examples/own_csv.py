@@ -1,7 +1,7 @@
 """Forecast your own CSV: fit a Forecaster, forecast with timestamps, save, reload, plot.
 
     python examples/own_csv.py --csv FILE --horizon H [--date-column day] [--out runs/own_csv]
-                               [--seq-len 96] [--quantiles 0.1,0.9] [--freq B] [--seed 0]
+                               [--seq-len L] [--quantiles 0.1,0.9] [--freq B] [--seed 0]
 
 The CSV needs one date column (found by name — date, ds, timestamp, time, datetime — or given with
 --date-column, or else the first column if it parses as dates) and numeric channels, one row per
@@ -10,8 +10,9 @@ drive early stopping), forecasts the held-out rows, and the figure compares the 
 forecasts the H steps after the end of the file, saves the model, reloads it and checks that the
 reloaded model gives the same forecast bit for bit.
 
-The default look-back is seq_len = 96 rather than the paper's 512: user series are often a few
-thousand rows, and fit needs seq_len + horizon rows before the validation part.
+By default the look-back is chosen on the validation rows (`Forecaster(seq_len=None)`); the script
+prints the candidates and their validation scores, and the model's validation errors next to the
+naive and seasonal-naive forecasts'.
 
 Writes to --out: model/ (safetensors + JSON), logs/metrics.csv, forecast.csv (the next H steps),
 holdout.csv (forecast vs actual on the held-out rows) and forecast.png.
@@ -54,7 +55,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, required=True, help="number of future steps to forecast")
     parser.add_argument("--date-column", default=None, help="name of the date column (default: found by name, else the first column)")
     parser.add_argument("--out", default="runs/own_csv", help="output directory (default runs/own_csv)")
-    parser.add_argument("--seq-len", type=int, default=96, help="look-back window (default 96; the paper uses 512)")
+    parser.add_argument("--seq-len", type=int, default=None, help="look-back window (default: chosen on the validation rows)")
     parser.add_argument("--quantiles", default="0.1,0.9", help="interval levels, comma-separated ('' for a point forecast)")
     parser.add_argument("--freq", default=None, help="pandas frequency (h, D, B, W-FRI, ...); default: inferred")
     parser.add_argument("--seed", type=int, default=0)
@@ -76,6 +77,12 @@ def main() -> None:
     fit_seconds = time.perf_counter() - started
     best = min(model.history_, key=lambda r: r.get("val_loss", r["val_mse"]))
     print(f"fitted in {fit_seconds:.1f} s: frequency {model.freq_!r}, {len(model.history_)} epochs, best epoch {best['epoch']}")
+    with pd.option_context("display.width", 160, "display.max_columns", 12, "display.precision", 4):
+        if model.selection_ is not None:
+            print(f"look-back chosen on the validation rows: {model.seq_len_}")
+            print(model.selection_)
+        print("validation rows: the model against the naive baselines (overall: standardised)")
+        print(model.validation_[["mse", "naive_mse", "seasonal_naive_mse", "skill"]])
 
     # 1. the held-out rows: forecast vs what happened
     check = model.predict(history)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from samformer import Forecaster
-from samformer.quantile import apply_offsets, conformal_offsets
+from samformer.quantile import apply_offsets, calibrate, conformal_offsets, step_scale
 
 
 def test_conformal_offsets_by_hand():
@@ -83,3 +83,60 @@ def test_calibration_survives_save_and_load(undertrained, tmp_path):
     loaded = Forecaster.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.interval_offsets_, calibrated.interval_offsets_)
     pd.testing.assert_frame_equal(loaded.predict(frame), calibrated.predict(frame))
+
+
+# ------------------------------------------------------- per-step calibration, floor, few windows
+def test_step_scale_is_the_cumulative_rmse_of_the_median():
+    median = np.zeros((2, 3, 1))  # (N, H, D)
+    actuals = np.array([[1.0, 3.0, np.nan], [1.0, 1.0, 5.0]])[..., None]
+    # step 1: errors 1, 1 -> 1; steps 1-2: 1, 1, 9, 1 -> sqrt(3); steps 1-3 add 25 -> sqrt(37 / 5)
+    np.testing.assert_allclose(step_scale(median, actuals)[:, 0], [1.0, math.sqrt(3.0), math.sqrt(37 / 5)])
+
+
+def test_calibrate_by_hand_pools_the_steps_with_their_scale():
+    # median 0 at every step; errors ±1 at step 1 and ±3 at step 2 of 9 windows: the cumulative scale is
+    # 1 then sqrt(5). Interval [-s_h/2, s_h/2] everywhere; scores |y| − s_h/2 divided by s_h.
+    n = 9
+    y = np.stack([np.tile([1.0, -1.0, 1.0], 3), np.tile([3.0, -3.0, 3.0], 3)], axis=1)[..., None]  # (9, 2, 1)
+    scale = np.array([1.0, math.sqrt(5.0)])
+    half = scale[None, :, None] / 2
+    forecasts = np.stack([-half.repeat(n, 0), np.zeros((n, 2, 1)), half.repeat(n, 0)], axis=-1)  # (N, H, D, Q)
+    result = calibrate(forecasts, y, (0.1, 0.5, 0.9))
+    scores = np.sort(np.concatenate([np.full(n, 1.0 - 0.5), np.full(n, 3 / math.sqrt(5) - 0.5)]))  # pooled, in units of s_h
+    delta = scores[math.ceil((2 * n + 1) * 0.8) - 1]
+    np.testing.assert_allclose(result.offsets[:, 0, 2], delta * scale)
+    np.testing.assert_allclose(result.offsets[:, 0, 0], -delta * scale)
+    np.testing.assert_array_equal(result.offsets[..., 1], 0.0)
+    # floor: a quarter of the residual band's half-width (the 80 % conformal quantile of |y| / s_h), times s_h
+    residual = np.sort(np.concatenate([np.full(n, 1.0), np.full(n, 3 / math.sqrt(5))]))[math.ceil((2 * n + 1) * 0.8) - 1]
+    np.testing.assert_allclose(result.floor[:, 0, 2], 0.25 * residual * scale)
+
+
+def test_a_collapsed_band_keeps_a_floor_width():
+    forecasts = torch.zeros(4, 3, 1, 3)  # (B, H, D, Q): every quantile on the median
+    floor = torch.tensor([0.5, 1.0, 2.0])[:, None, None] * torch.tensor([1.0, 0.0, 1.0])  # (H, D, Q)
+    out = apply_offsets(forecasts, torch.zeros(3, 1, 3), median=1, floor=floor)
+    torch.testing.assert_close(out[0, :, 0, 2] - out[0, :, 0, 0], torch.tensor([1.0, 2.0, 4.0]))
+
+
+def test_too_few_validation_windows_warn_in_one_line():
+    forecasts = np.zeros((5, 2, 1, 3))
+    with pytest.warns(UserWarning, match=r"only 5 validation windows to calibrate the 80% intervals, fewer than 10") as record:
+        calibrate(forecasts, np.ones((5, 2, 1)), (0.1, 0.5, 0.9))
+    assert all("\n" not in str(w.message) for w in record)
+
+
+def test_short_noisy_series_get_open_bands_that_cover_their_share():
+    # known noise: y = sin + N(0, 0.5²); 240 rows in all, as short as the macro data; a quantile model fitted
+    # with the defaults (look-back chosen) must never give a zero-width band, and cover ≈ 80 % of fresh rows
+    rng = np.random.default_rng(3)
+    t = np.arange(1240)
+    y = np.sin(2 * np.pi * t / 12) + 0.5 * rng.standard_normal(len(t))
+    frame = pd.DataFrame({"y": y}, index=pd.date_range("1900-01", periods=len(t), freq="MS"))
+    model = Forecaster(4, quantiles=(0.1, 0.9), epochs=5, progress=False).fit(frame.iloc[:240])
+    bt = model.backtest(frame.iloc[240 - model.seq_len_ :])  # 1000 fresh origins
+    lo, hi, actual = bt.forecasts["y_q0.1"], bt.forecasts["y_q0.9"], bt.actuals["y"]
+    assert (hi - lo > 0).all()
+    coverage = ((lo <= actual) & (actual <= hi)).mean()
+    assert 0.72 <= coverage <= 0.88, coverage
+    assert model.interval_offsets_.shape == (4, 1, 3) and (model.schema_.interval_floor[..., [0, 2]] > 0).all()

@@ -16,11 +16,13 @@ needs its values over the next `horizon` steps (`future_df`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +31,19 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from samformer.baselines import baseline_forecasts, season_length, skill_table
 from samformer.covariates import ChannelSpec
 from samformer.data import SplitData, StandardScaler, Windows
 from samformer.errors import DataError, ModelFileError, SamformerError
 from samformer.files import atomic_directory
-from samformer.frames import check_missing, future_index, to_wide
+from samformer.frames import check_missing, check_observed_before, future_index, longest_gap, to_wide, unselected_text_columns
 from samformer.logs import MetricsLogger
+from samformer.lookback import Trial, lookback_candidates, search_lookback
 from samformer.metrics import QuantileLoss
 from samformer.model import SAMformer, SAMformerConfig
 from samformer.modelfile import check_model_destination, load_model, save_model
 from samformer.predictor import Predictor
-from samformer.quantile import QuantileSAMformer, check_quantiles, conformal_offsets
+from samformer.quantile import QuantileSAMformer, calibrate, check_quantiles
 from samformer.schema import Channels, FrameSchema
 from samformer.train import TrainConfig, TrainResult, fit, resolve_device, seed_everything
 
@@ -55,15 +59,47 @@ class Backtest:
         forecasts: index (cutoff, date) — cutoff is the last input timestamp; columns as `predict`'s.
         actuals: the observed values on the same index, one column per channel (NaN where missing).
         metrics: index (channel, step), step 1..horizon; columns mse and mae averaged over the cutoffs.
+        comparison: the model against the naive baselines (`samformer.baselines.skill_table`): index the
+            channels then `overall`; columns mse, mae, naive_mse, naive_mae, seasonal_naive_mse,
+            seasonal_naive_mae (when the series has a season), best_baseline, skill.
     """
 
     forecasts: pd.DataFrame
     actuals: pd.DataFrame
     metrics: pd.DataFrame
+    comparison: pd.DataFrame | None = None
 
     def summary(self) -> pd.DataFrame:
-        """MSE and MAE per channel, averaged over all steps."""
-        return self.metrics.groupby(level="channel", sort=False).mean()
+        """Per channel and `overall`: the model's MSE and MAE over all steps next to the baselines', and its skill.
+
+        skill = 1 − MSE / (MSE of the better of naive and seasonal naive): > 0 when the model beats both.
+        Channel rows are in original units, `overall` averages each channel's errors divided by its
+        standard deviation (MSE by its square). Without a comparison: MSE and MAE per channel only.
+        """
+        if self.comparison is None:
+            return self.metrics.groupby(level="channel", sort=False).mean()
+        return self.comparison
+
+
+@dataclass
+class _Prepared:
+    """The training frame made ready once, before any look-back is tried."""
+
+    frame: pd.DataFrame  # the model's channels on the time grid (calendar features included)
+    values: np.ndarray  # (T, D), NaN where missing
+    train_end: int  # rows before the validation part
+    schema: FrameSchema  # everything but the look-back (set per run) and what training learns
+
+
+@dataclass
+class _Run:
+    """One trained network with the schema and data it was trained on."""
+
+    net: SAMformer | QuantileSAMformer
+    schema: FrameSchema
+    data: SplitData
+    result: TrainResult
+    logged: bool  # whether its epochs were written to log_dir as they ran
 
 
 def _fitted_attribute(name: str, get: Callable[[FrameSchema], Any], doc: str) -> property:
@@ -82,13 +118,16 @@ class Forecaster:
 
     Args:
         horizon: number of future steps H to forecast.
-        seq_len: look-back window L (the paper uses 512; shorter windows suit shorter series).
+        seq_len: look-back window L. None (the default): chosen on the validation rows among a few
+            candidates derived from the series (`samformer.lookback`); the paper uses 512.
         quantiles: levels such as (0.1, 0.5, 0.9) to train with the pinball loss and forecast intervals;
             0.5 is added if absent (it is the point forecast). None: a point forecast trained with MSE.
         calibrate: widen (or narrow) each quantile model's central intervals after training so that they
             cover their nominal share of the validation rows (conformalized quantile regression; see
             `samformer.quantile.conformal_offsets`). False keeps the network's raw quantiles.
         freq: pandas frequency alias of the data ("h", "15min", "D", "B", ...); None infers it.
+        season: seasonal period in steps, for the seasonal-naive baseline and the look-back candidates;
+            None derives it from the frequency (`samformer.baselines.season_length`: 24 for hourly, 7 for daily, ...).
         model_options: `SAMformer` keyword arguments (d_model, value_dim, attention, revin, sigma_reparam, init).
         log_dir: directory for per-epoch metrics (`metrics.csv`, and TensorBoard events when the
             `tensorboard` package is installed).
@@ -97,9 +136,10 @@ class Forecaster:
             forecasting and is not saved with the model.
 
     After fitting, `schema_` holds the fitted state (channels and roles, scaler, frequency, layout,
-    calibration, history) and `net_` the network; `columns_`, `targets_`, `future_columns_`,
-    `calendar_columns_`, `ignored_columns_`, `freq_`, `layout_`, `scaler_`, `interval_offsets_` and
-    `history_` read from the schema.
+    look-back, calibration, history) and `net_` the network; `columns_`, `targets_`, `future_columns_`,
+    `calendar_columns_`, `ignored_columns_`, `freq_`, `layout_`, `scaler_`, `seq_len_`, `season_`,
+    `selection_`, `interval_offsets_` and `history_` read from the schema. `validation_` (set by `fit`)
+    compares the model with the naive baselines on the validation rows.
     """
 
     columns_ = _fitted_attribute("columns_", lambda s: list(s.channels.columns), "The model's input channels, in order.")
@@ -110,22 +150,34 @@ class Forecaster:
     freq_ = _fitted_attribute("freq_", lambda s: s.freq, "The pandas frequency of the data.")
     layout_ = _fitted_attribute("layout_", lambda s: s.layout, '"wide" or "long": the layout of the training frame.')
     scaler_ = _fitted_attribute("scaler_", lambda s: s.scaler, "The standard scaler of the input channels.")
+    seq_len_ = _fitted_attribute("seq_len_", lambda s: s.seq_len, "The look-back used: the one given, or the one chosen.")
+    season_ = _fitted_attribute(
+        "season_",
+        lambda s: s.season if s.season is not None else season_length(s.freq),  # format 2 models saved none
+        "The seasonal period in steps (None: no season).",
+    )
+    selection_ = _fitted_attribute(
+        "selection_",
+        lambda s: pd.DataFrame(s.selection).set_index("seq_len") if s.selection else None,
+        "The look-back search (index seq_len; val_score, epochs, chosen), None when seq_len was given.",
+    )
 
     def __init__(
         self,
         horizon: int,
-        seq_len: int = 512,
+        seq_len: int | None = None,
         *,
         quantiles: tuple[float, ...] | list[float] | None = None,
         calibrate: bool = True,
         freq: str | None = None,
+        season: int | None = None,
         model_options: dict[str, Any] | None = None,
         log_dir: str | os.PathLike | None = None,
         **train_options: Any,
     ) -> None:
-        for name, value in (("horizon", horizon), ("seq_len", seq_len)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name, value in (("horizon", horizon), ("seq_len", seq_len), ("season", season)):
+            if (value is not None or name == "horizon") and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a positive integer{'' if name == 'horizon' else ' or None'}, got {value!r}")
         unknown = set(train_options) - _TRAIN_OPTIONS
         if unknown:
             raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}; training options are: {', '.join(sorted(_TRAIN_OPTIONS))}")
@@ -138,12 +190,13 @@ class Forecaster:
         self.horizon, self.seq_len = horizon, seq_len
         self.quantiles: tuple[float, ...] | None = quantiles
         self.calibrate = calibrate
-        self.freq = freq
+        self.freq, self.season = freq, season
         self.model_options = dict(model_options or {})
         self.log_dir = log_dir
         self.train_config = TrainConfig(**train_options)
         self.schema_: FrameSchema | None = None
         self.net_: SAMformer | QuantileSAMformer | None = None
+        self.validation_: pd.DataFrame | None = None
 
     @property
     def interval_offsets_(self) -> np.ndarray | None:
@@ -169,7 +222,10 @@ class Forecaster:
     ) -> Forecaster:
         """Train on `df` (wide or long); the last `val_size` rows (a count, or a fraction) drive early stopping.
 
-        The scaler is fitted on the rows before the validation part only. Returns self.
+        The scaler is fitted on the rows before the validation part only. With `seq_len=None` the
+        look-back is chosen on the validation rows (`samformer.lookback`; the search is `selection_`).
+        Afterwards `validation_` compares the model with the naive baselines on the validation rows,
+        and a one-line `UserWarning` says when it does not beat the better one. Returns self.
 
         Args:
             target: the column(s) to forecast; default every column that is not a covariate (mode M).
@@ -184,47 +240,107 @@ class Forecaster:
                 the four arguments above.
         """
         spec = channels if channels is not None else _channel_spec(target, past_covariates, future_covariates, calendar)
-        frame, freq, layout = to_wide(df, self.freq, "the training frame")
-        inputs = Channels.from_spec(frame, spec)
-        frame = inputs.model_frame(frame[inputs.user_columns])
-        values = np.ascontiguousarray(frame.to_numpy())  # (T, D), NaN where missing; one layout, so statistics repeat bit for bit
-        check_missing(values, list(inputs.columns), self.seq_len, "the training frame")
-        train_end = self._train_rows(len(frame), val_size)
-        scaler = StandardScaler.fit(values[:train_end], ignore_nan=True)
-        options = {"quantiles": self.quantiles, "model_options": self.model_options, "train_config": asdict(self.train_config)}
-        schema = FrameSchema(self.horizon, self.seq_len, inputs, scaler, freq, layout, **options)
-        data = self._split_data(schema, values, frame.index, train_end)
-        seed_everything(self.train_config.seed)
-        net = self._build_net(schema)
-        callbacks = (MetricsLogger(self.log_dir),) if self.log_dir is not None else ()
-        criterion = QuantileLoss(self.quantiles) if self.quantiles else None
-        result: TrainResult = fit(net, data, self.train_config, callbacks, criterion=criterion)
-        net.cpu().eval()
-        offsets = None
-        if self.quantiles and self.calibrate:
-            offsets = conformal_offsets(*self._validation_forecasts(Predictor(net, schema), data), self.quantiles)
-        self.schema_ = schema.replace(history=result.history, interval_offsets=offsets)
-        self.net_ = net
-        self._context = frame[inputs.user_columns].iloc[-self.seq_len :]
+        prepared = self._prepare(df, spec, val_size)
+        full_epochs = self.train_config.epochs
+        if self.seq_len is None:
+            candidates = self._candidates(prepared)
+            trial = partial(self._trial, prepared)
+            run, selection = search_lookback(candidates, trial, self.train_config.restart_period, full_epochs)
+        else:
+            run, selection = self._trial(prepared, self.seq_len, full_epochs).run, None
+        self._finish(prepared, run, selection)
         return self
 
-    def _train_rows(self, n: int, val_size: int | float) -> int:
-        """How many of `n` rows come before the validation part; refuses too few for a window or the horizon."""
-        L, H = self.seq_len, self.horizon
+    def _prepare(self, df: pd.DataFrame, spec: ChannelSpec, val_size: int | float) -> _Prepared:
+        """Validate `df`, select its channels, cut off the validation rows and fit the scaler on the rest."""
+        named = {*spec.targets, *spec.past_covariates, *spec.future_covariates}
+        text = unselected_text_columns(df, named) if spec.targets else []  # roles given: unused text columns are ignored
+        frame, freq, layout = to_wide(df, self.freq, "the training frame", drop=text)
+        inputs = Channels.from_spec(frame, spec)
+        inputs = dataclasses.replace(inputs, ignored=(*inputs.ignored, *text))
+        frame = inputs.model_frame(frame[inputs.user_columns])
+        values = np.ascontiguousarray(frame.to_numpy())  # (T, D), NaN where missing; one layout, so statistics repeat bit for bit
+        train_end = len(frame) - self._validation_rows(len(frame), val_size)
+        if self.seq_len is None:
+            lookback_candidates(train_end, self.horizon, None)  # refuses a series too short for any look-back
+        else:
+            self._check_train_rows(len(frame), train_end, self.seq_len)
+        check_observed_before(values, list(inputs.columns), train_end, "the training frame")
+        scaler = StandardScaler.fit(values[:train_end], ignore_nan=True)
+        season = self.season if self.season is not None else season_length(freq)
+        options = {"quantiles": self.quantiles, "model_options": self.model_options, "train_config": asdict(self.train_config)}
+        schema = FrameSchema(self.horizon, 0, inputs, scaler, freq, layout, season=season, **options)  # seq_len: per run
+        return _Prepared(frame, values, train_end, schema)
+
+    def _validation_rows(self, n: int, val_size: int | float) -> int:
+        """How many of `n` rows are validation rows; refuses fewer than the horizon."""
         n_val = _count_rows(val_size, n, "val_size")
-        train_end = n - n_val
-        if n_val < H:
-            raise DataError(f"val_size gives {n_val} validation rows, fewer than horizon={H}; use a larger val_size")
-        if train_end < L + H:
+        if n_val < self.horizon:
+            raise DataError(f"val_size gives {n_val} validation rows, fewer than horizon={self.horizon}; use a larger val_size")
+        return n_val
+
+    def _candidates(self, prepared: _Prepared) -> list[int]:
+        """The look-backs to search: `lookback_candidates`, less those shorter than a gap inside a channel."""
+        candidates = lookback_candidates(prepared.train_end, self.horizon, prepared.schema.season)
+        gap = max(end - start for start, end in map(longest_gap, (~np.isnan(prepared.values)).T))
+        return [L for L in candidates if gap < L] or candidates[-1:]  # none longer: the largest, refused by check_missing
+
+    def _trial(self, prepared: _Prepared, seq_len: int, epochs: int) -> Trial[_Run]:
+        """Train a network with look-back `seq_len` for at most `epochs` epochs (same seed every time)."""
+        check_missing(prepared.values, list(prepared.frame.columns), seq_len, "the training frame")
+        self._check_train_rows(len(prepared.frame), prepared.train_end, seq_len)
+        schema = prepared.schema.replace(seq_len=seq_len)
+        data = self._split_data(schema, prepared.values, prepared.frame.index, prepared.train_end)
+        seed_everything(self.train_config.seed)
+        net = self._build_net(schema)
+        logged = self.log_dir is not None and epochs == self.train_config.epochs
+        callbacks = (MetricsLogger(self.log_dir),) if logged else ()
+        criterion = QuantileLoss(self.quantiles) if self.quantiles else None
+        config = dataclasses.replace(self.train_config, epochs=epochs)
+        result: TrainResult = fit(net, data, config, callbacks, criterion=criterion)
+        net.cpu().eval()
+        return Trial(seq_len, result.val_mse, result.epochs_run, _Run(net, schema, data, result, logged))
+
+    def _finish(self, prepared: _Prepared, run: _Run, selection: pd.DataFrame | None) -> None:
+        """Calibrate the final run's intervals, compare it with the baselines, and keep it as the fitted state."""
+        if self.log_dir is not None and not run.logged:  # a search run kept as final: write its epochs now
+            logger = MetricsLogger(self.log_dir)
+            for record in run.result.history:
+                logger(run.net, dict(record))
+        forecasts, actuals = self._validation_forecasts(Predictor(run.net, run.schema), run.data)  # (N, H, D_t[, Q]), (N, H, D_t)
+        calibration = calibrate(forecasts, actuals, self.quantiles) if self.quantiles and self.calibrate else None
+        rows = [] if selection is None else selection.reset_index().to_dict("records")
+        self.schema_ = run.schema.replace(
+            history=run.result.history,
+            interval_offsets=None if calibration is None else calibration.offsets,
+            interval_floor=None if calibration is None else calibration.floor,
+            selection=[{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in rows],
+        )
+        self.net_ = run.net
+        point = forecasts if self.quantiles is None else forecasts[..., self.quantiles.index(0.5)]
+        self.validation_ = self._compare(
+            point, actuals, prepared.values, np.arange(prepared.train_end, len(prepared.values) - self.horizon + 1)
+        )
+        self._context = prepared.frame[run.schema.channels.user_columns].iloc[-run.schema.seq_len :]
+        _warn_if_no_skill(self.validation_)
+
+    def _compare(self, point: np.ndarray, actuals: np.ndarray, values: np.ndarray, origins: np.ndarray) -> pd.DataFrame:
+        """`skill_table` of point forecasts (N, H, D_targets) made at `origins` of `values` (T, D) against the baselines."""
+        targets = self.schema_.channels.target_indices
+        baselines = baseline_forecasts(values[:, targets], origins, self.horizon, self.season_)
+        return skill_table({"model": point, **baselines}, actuals, self.targets_, self.scaler_.std[targets])
+
+    def _check_train_rows(self, n: int, train_end: int, seq_len: int) -> None:
+        """Refuse too few rows before validation for one window of `seq_len` + horizon."""
+        if train_end < seq_len + self.horizon:
             raise DataError(
-                f"the training frame has {n} rows: {train_end} before validation, too few for seq_len={L} + horizon={H}; "
-                f"use a shorter seq_len or horizon, a smaller val_size, or a longer series"
+                f"the training frame has {n} rows: {train_end} before validation, too few for seq_len={seq_len} + "
+                f"horizon={self.horizon}; use a shorter seq_len or horizon, a smaller val_size, or a longer series"
             )
-        return train_end
 
     def _split_data(self, schema: FrameSchema, values: np.ndarray, index: pd.Index, train_end: int) -> SplitData:
         """The scaled series (T, D) cut for `train.fit`: train rows, then validation windows."""
-        L, n = self.seq_len, len(values)
+        L, n = schema.seq_len, len(values)
         series, mask = _scaled(schema.scaler, values)
         borders = {"train": (0, train_end), "val": (train_end - L, n), "test": (train_end - L, n)}
         masks = None if mask is None else {s: mask[a:b] for s, (a, b) in borders.items()}
@@ -250,7 +366,7 @@ class Forecaster:
     def _build_net(self, schema: FrameSchema) -> SAMformer | QuantileSAMformer:
         n_out = self.horizon * (len(self.quantiles) if self.quantiles else 1)
         targets = schema.channels.roles().targets
-        net = SAMformer(len(schema.channels.columns), self.seq_len, n_out, target_channels=targets, **self.model_options)
+        net = SAMformer(len(schema.channels.columns), schema.seq_len, n_out, target_channels=targets, **self.model_options)
         return QuantileSAMformer(net, self.quantiles) if self.quantiles else net
 
     # -------------------------------------------------------------- forecasting
@@ -273,13 +389,13 @@ class Forecaster:
         else:
             frame = self._inference_frame(df, "the frame to forecast from")
         dates = future_index(frame.index[-1], self.freq_, self.horizon)
-        block = frame.iloc[-self.seq_len :].reindex(frame.index[-self.seq_len :].append(dates))  # (L+H, D_user), NaN ahead
+        block = frame.iloc[-self.seq_len_ :].reindex(frame.index[-self.seq_len_ :].append(dates))  # (L+H, D_user), NaN ahead
         if self.future_columns_:
             block.loc[dates, self.future_columns_] = self._future_values(future_df, dates)
         elif future_df is not None:
             raise DataError("this model was fitted without future_covariates, so future_df is not used; leave it out")
         window = self._input_window(self.schema_.channels.model_frame(block).to_numpy())  # (L, D)
-        check_missing(window, self.columns_, self.seq_len, f"the last {self.seq_len} rows")
+        check_missing(window, self.columns_, self.seq_len_, f"the last {self.seq_len_} rows")
         pred = self._forecast(window[None])[0]  # (H, D_targets) or (H, D_targets, Q)
         return self._output(pred, dates)
 
@@ -308,7 +424,7 @@ class Forecaster:
 
     def _input_window(self, block: np.ndarray) -> np.ndarray:
         """Model inputs (L, D) from rows (L+H, D) of the model's columns: known-future channels end at the horizon's end."""
-        L, H = self.seq_len, self.horizon
+        L, H = self.seq_len_, self.horizon
         window = block[:L].copy()
         future = list(self.schema_.channels.roles().future)
         window[:, future] = block[H : L + H, future]
@@ -327,7 +443,7 @@ class Forecaster:
         if not isinstance(stride, int) or stride < 1:
             raise ValueError(f"stride must be a positive integer, got {stride!r}")
         frame = self._inference_frame(df, "the backtest frame")
-        L, H, n = self.seq_len, self.horizon, len(frame)
+        L, H, n = self.seq_len_, self.horizon, len(frame)
         first = max(self._start_row(start, frame), L)
         origins = np.arange(first, n - H + 1, stride)
         if len(origins) == 0:
@@ -351,6 +467,7 @@ class Forecaster:
         forecasts = pd.concat([self._output(p, d, long=False) for p, d in zip(pred, dates, strict=True)], **keys)
         actuals = pd.concat([pd.DataFrame(a, index=d, columns=self.targets_) for a, d in zip(actual, dates, strict=True)], **keys)
         point = pred if self.quantiles is None else pred[..., self.quantiles.index(0.5)]
+        comparison = self._compare(point, actual, values, origins)
         err = point - actual  # (N, H, D_targets), NaN where the actual is missing
         with warnings.catch_warnings():  # a (step, channel) never observed gives NaN, not a warning
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -359,7 +476,7 @@ class Forecaster:
             {"mse": mse.T.ravel(), "mae": mae.T.ravel()},
             index=pd.MultiIndex.from_product([self.targets_, range(1, H + 1)], names=["channel", "step"]),
         )
-        return Backtest(forecasts, actuals, metrics)
+        return Backtest(forecasts, actuals, metrics, comparison)
 
     def attention(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
         """The D×D channel-attention matrix averaged over every window of `df` (default: the last window seen).
@@ -374,16 +491,16 @@ class Forecaster:
         values = self.schema_.channels.model_frame(frame).to_numpy()  # (T, D)
         series, mask = _scaled(self.scaler_, values)
         if self.schema_.channels.roles().future:  # known-future inputs end at the horizon's end: windows of L + H rows
-            if len(values) < self.seq_len + self.horizon:
+            if len(values) < self.seq_len_ + self.horizon:
                 raise DataError(
-                    f"this model has known-future inputs: pass a frame of at least seq_len + horizon = {self.seq_len + self.horizon} rows"
+                    f"this model has known-future inputs: pass a frame of at least seq_len + horizon = {self.seq_len_ + self.horizon} rows"
                 )
-            windows = Windows(series, self.seq_len, self.horizon, mask, self.schema_.channels.roles())
+            windows = Windows(series, self.seq_len_, self.horizon, mask, self.schema_.channels.roles())
             x, _ = windows.batch(slice(None))  # (N, D, L)
             m = None if mask is None else windows.batch_mask(slice(None))[0]
         else:
-            x = series.unfold(0, self.seq_len, 1)  # (T, D) -> (N, D, L)
-            m = None if mask is None else mask.unfold(0, self.seq_len, 1)
+            x = series.unfold(0, self.seq_len_, 1)  # (T, D) -> (N, D, L)
+            m = None if mask is None else mask.unfold(0, self.seq_len_, 1)
         with torch.inference_mode():
             _, attn = net.forward_channels_first(x, return_attention=True, mask=m)  # (N, D, D)
         return pd.DataFrame(attn.mean(dim=0).numpy(), index=self.columns_, columns=self.columns_)
@@ -427,7 +544,7 @@ class Forecaster:
                 raise SamformerError(f"device {device!r} cannot run a forecaster; use auto, cpu, cuda or cuda:N")
             train_options["device"] = device
         try:
-            options = {"quantiles": schema.quantiles, "freq": schema.freq, "model_options": schema.model_options}
+            options = {"quantiles": schema.quantiles, "freq": schema.freq, "season": schema.season, "model_options": schema.model_options}
             self = cls(schema.horizon, schema.seq_len, **options, **train_options)
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}/config.json has an invalid forecaster section ({exc!r}); re-save the model") from None
@@ -454,7 +571,7 @@ class Forecaster:
 
     def _inference_frame(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
         """`df` on the fitted grid, with the fitted channels in the fitted order."""
-        frame, _, _ = to_wide(df, self.freq_, source)
+        frame, _, _ = to_wide(df, self.freq_, source, drop=self.ignored_columns_)
         needed = self.schema_.channels.user_columns
         missing = [c for c in needed if c not in frame.columns]
         extra = [str(c) for c in frame.columns if c not in needed and c not in self.ignored_columns_]
@@ -465,8 +582,8 @@ class Forecaster:
                 + (f"; unknown: {extra}" if extra else "")
             )
         frame = frame[needed]
-        if len(frame) < self.seq_len:
-            raise DataError(f"{source} has {len(frame)} time steps, fewer than seq_len={self.seq_len}; give at least {self.seq_len}")
+        if len(frame) < self.seq_len_:
+            raise DataError(f"{source} has {len(frame)} time steps, fewer than seq_len={self.seq_len_}; give at least {self.seq_len_}")
         return frame
 
     def _forecast(self, windows: np.ndarray) -> np.ndarray:
@@ -510,7 +627,7 @@ class Forecaster:
 
     def _start_row(self, start: int | float | str | pd.Timestamp | None, frame: pd.DataFrame) -> int:
         if start is None:
-            return self.seq_len
+            return self.seq_len_
         if isinstance(start, bool):
             raise ValueError(f"start must be a row number, a fraction or a timestamp, got {start!r}")
         if isinstance(start, int):
@@ -535,6 +652,20 @@ def _channel_spec(
         return ChannelSpec("M", (), past, future, calendar)
     mode = "MS" if past_covariates is None else "S"
     return ChannelSpec(mode, tuple(map(str, targets)), past, future, calendar)
+
+
+def _warn_if_no_skill(table: pd.DataFrame) -> None:
+    """One-line warning when the model's validation MSE (all targets) is not below the better baseline's."""
+    overall = table.loc["overall"]
+    if overall["skill"] > 0 or not np.isfinite(overall["skill"]):
+        return
+    baseline = overall["best_baseline"]
+    warnings.warn(
+        f"the model does not beat the {baseline.replace('_', ' ')} baseline on the validation rows (MSE {overall['mse']:.4g} vs "
+        f"{overall[f'{baseline}_mse']:.4g}, standardised; skill {overall['skill']:+.1%}); compare backtest(...).summary() before using it",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _count_rows(size: int | float, n: int, name: str) -> int:

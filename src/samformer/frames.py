@@ -3,13 +3,16 @@
 Two layouts are accepted: wide (a DatetimeIndex or a date column, one numeric column per channel) and
 long (`unique_id, ds, y`, as Nixtla's neuralforecast). Both become the same wide frame, channels in
 column order (long: `unique_id` sorted), rows on a regular grid of one frequency; timestamps missing
-from the grid become rows of NaN, which the forecaster masks.
+from the grid become rows of NaN, which the forecaster masks. Series of a panel may start and end on
+different dates (ragged): before its first and after its last value a series is missing, and that is
+allowed at any length; gaps inside a series must be shorter than the look-back.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +20,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from samformer.data import validate_frame
+from samformer.data import DATE_COLUMNS, validate_frame
 from samformer.errors import DataError
 
 Layout = Literal["wide", "long"]
@@ -44,15 +47,21 @@ def long_to_wide(df: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def to_wide(df: pd.DataFrame, freq: str | None = None, source: str = "the frame") -> tuple[pd.DataFrame, str, Layout]:
+def to_wide(
+    df: pd.DataFrame, freq: str | None = None, source: str = "the frame", drop: Sequence[str] = ()
+) -> tuple[pd.DataFrame, str, Layout]:
     """Validate `df` (wide or long) and return (wide float64 frame on a regular grid, frequency string, layout).
 
     `freq` (a pandas offset alias such as "h", "15min", "D", "B") is inferred from the timestamps when
-    None; with gaps in the timestamps it cannot be inferred and must be given.
+    None; with gaps in the timestamps it cannot be inferred and must be given. Columns of a wide `df`
+    named in `drop` are left out before validation (unused columns, which may hold text).
     """
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"{source} must be a pandas DataFrame, got {type(df).__name__}")
     layout = detect_layout(df)
+    if layout == "wide":
+        df = df.drop(columns=[c for c in df.columns if str(c) in set(drop)])
+        _refuse_long_lookalike(df, source)
     frame = long_to_wide(df) if layout == "long" else df
     frame = validate_frame(frame, source=source, allow_missing=True)
     if not isinstance(frame.index, pd.DatetimeIndex):
@@ -74,6 +83,47 @@ def to_wide(df: pd.DataFrame, freq: str | None = None, source: str = "the frame"
     if len(off_grid):
         raise DataError(f"{source}: timestamp {off_grid[0]} is not on the {freq!r} grid from {frame.index[0]}; resample the data first")
     return frame.reindex(grid), freq, layout
+
+
+def _refuse_long_lookalike(df: pd.DataFrame, source: str) -> None:
+    """Refuse, with the renaming to do, a wide-looking frame of one id, one date and one value column (a long panel)."""
+    if df.shape[1] != 3:
+        return
+    text = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    values = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    dates = [c for c in text if str(c).strip().lower() in DATE_COLUMNS or _parses_as_dates(df[c])]
+    ids = [c for c in text if c not in dates]
+    if len(values) == len(dates) == len(ids) == 1 and df[ids[0]].nunique() < len(df):
+        raise DataError(
+            f"{source} looks like a long panel (one row per series and time: {ids[0]}, {dates[0]}, {values[0]}); "
+            f"rename its columns to unique_id, ds, y"
+        )
+
+
+def _parses_as_dates(column: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return bool(pd.to_datetime(column.head(50), errors="raise").notna().all())
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+def unselected_text_columns(df: pd.DataFrame, selected: Collection[str]) -> list[str]:
+    """Non-numeric columns of a wide `df` that are not `selected` and are not its date column (by name, or the first)."""
+    if detect_layout(df) == "long":
+        return []
+    return [
+        str(c)
+        for i, c in enumerate(df.columns)
+        if i > 0
+        and str(c) not in selected
+        and str(c).strip().lower() not in DATE_COLUMNS
+        and not pd.api.types.is_numeric_dtype(df[c])
+        and not pd.api.types.is_datetime64_any_dtype(df[c])
+    ]
 
 
 def _resolve_freq(index: pd.DatetimeIndex, freq: str | None, source: str) -> str:
@@ -110,29 +160,44 @@ def future_index(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeInde
 
 
 def check_missing(values: np.ndarray, columns: list[str], seq_len: int, source: str) -> None:
-    """Refuse a channel with no value, or a run of missing values at least `seq_len` long.
+    """Refuse a channel with no value, or a gap inside a channel at least `seq_len` long.
 
-    Every input window needs an observed value in each channel for RevIN's statistics.
+    Every input window needs an observed value in each channel for RevIN's statistics. Missing values
+    before a channel's first value or after its last (a ragged panel) are allowed at any length.
     """
     observed = ~np.isnan(values)
     for j, name in enumerate(columns):
         if not observed[:, j].any():
             raise DataError(f"{source}: channel {name!r} has no values (all NaN); drop the column or fill it")
-        run = _longest_missing_run(observed[:, j])
-        if run[1] - run[0] >= seq_len:
+        start, end = longest_gap(observed[:, j])
+        if end - start >= seq_len:
             raise DataError(
-                f"{source}: channel {name!r} has {run[1] - run[0]} consecutive missing values (rows {run[0]}..{run[1] - 1}), "
+                f"{source}: channel {name!r} has {end - start} consecutive missing values (rows {start}..{end - 1}), "
                 f"so some windows of seq_len={seq_len} see no value of it; fill or cut that stretch, or use a longer seq_len"
             )
 
 
-def _longest_missing_run(observed: np.ndarray) -> tuple[int, int]:
-    """[start, end) of the longest run of False in a boolean vector ((0, 0) if none)."""
+def check_observed_before(values: np.ndarray, columns: list[str], rows: int, source: str) -> None:
+    """Refuse a channel with no value at all, or none in the first `rows` rows (those its scaling is fitted on)."""
+    for j, name in enumerate(columns):
+        if np.isnan(values[:, j]).all():
+            raise DataError(f"{source}: channel {name!r} has no values (all NaN); drop the column or fill it")
+        if np.isnan(values[:rows, j]).all():
+            raise DataError(
+                f"{source}: channel {name!r} has no value before the validation part (row {rows}); it starts too late: "
+                f"drop it, or use a smaller val_size"
+            )
+
+
+def longest_gap(observed: np.ndarray) -> tuple[int, int]:
+    """[start, end) of the longest run of False between two True values of a boolean vector ((0, 0) if none)."""
     padded = np.concatenate(([True], observed, [True])).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))  # alternating starts and ends of missing runs
-    if len(edges) == 0:
-        return 0, 0
     starts, ends = edges[::2], edges[1::2]
+    inside = (starts > 0) & (ends < len(observed))  # runs touching either end are the panel's ragged edges
+    if not inside.any():
+        return 0, 0
+    starts, ends = starts[inside], ends[inside]
     k = int(np.argmax(ends - starts))
     return int(starts[k]), int(ends[k])
 

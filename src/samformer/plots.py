@@ -45,13 +45,15 @@ def plot_forecast(
     """One panel per channel: recent history, the forecast, its widest quantile interval, and the actual values.
 
     Args:
-        forecast: a wide frame from `Forecaster.predict` (channel columns, optional `<channel>_q<level>`).
-        history: wide frame of the values before the forecast (e.g. the frame given to `predict`).
-        actual: wide frame of the values that happened over the forecast dates.
+        forecast: a frame from `Forecaster.predict`: wide (channel columns, optional `<channel>_q<level>`)
+            or long (`unique_id, ds, y`, optional `y_q<level>`: one panel per series).
+        history: the values before the forecast (e.g. the frame given to `predict`), wide or long.
+        actual: the values that happened over the forecast dates, wide or long.
         columns: channels to draw (default: every point column of `forecast`, at most 8).
         n_history: how many history rows to show (default: 3 × the horizon).
         path: where to write a PNG.
     """
+    forecast, history, actual = (_wide(f) for f in (forecast, history, actual))
     if columns is None:
         columns = [c for c in forecast.columns if "_q" not in str(c)][:8]
     n_history = 3 * len(forecast) if n_history is None else n_history
@@ -73,6 +75,17 @@ def plot_forecast(
     axes[0].legend(loc="upper left", fontsize="small", ncol=4)
     axes[0].set_title("SAMformer forecast")
     return _finish(fig, path)
+
+
+def _wide(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """A long frame (`unique_id, ds, y[, y_q<level>]`) as a wide one (`<id>[_q<level>]` columns, dates as index); others as given."""
+    if frame is None or not {"unique_id", "ds"} <= set(map(str, frame.columns)):
+        return frame
+    values = [c for c in frame.columns if c not in ("unique_id", "ds")]
+    wide = frame.pivot(index="ds", columns="unique_id", values=values)  # columns (value, id)
+    wide.columns = [f"{series}{str(value)[1:]}" for value, series in wide.columns]  # y -> id, y_q0.1 -> id_q0.1
+    wide.index = pd.DatetimeIndex(pd.to_datetime(wide.index), name="date")
+    return wide
 
 
 def plot_attention(matrix: pd.DataFrame, path: str | os.PathLike | None = None, title: str = "channel attention") -> Figure:
@@ -108,10 +121,10 @@ def plot_training(history: Sequence[dict[str, Any]] | pd.DataFrame, path: str | 
     frame = pd.DataFrame(history)
     if frame.empty:
         raise ValueError("the history is empty: fit the model first")
+    fig = _figure(7, 3.5)  # first: it gives the install hint when matplotlib is missing
     from matplotlib.ticker import MaxNLocator
 
     score = "val_loss" if "val_loss" in frame else "val_mse"
-    fig = _figure(7, 3.5)
     ax = fig.subplots()
     ax.plot(frame["epoch"], frame["train_loss"], marker="o", label="train loss")
     ax.plot(frame["epoch"], frame[score], marker="o", label=score.replace("_", " "))

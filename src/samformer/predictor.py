@@ -34,8 +34,9 @@ class Predictor(nn.Module):
         self.register_buffer("std", std)  # (D,)
         self.register_buffer("target_mean", mean[targets])  # (D_targets,)
         self.register_buffer("target_std", std[targets])  # (D_targets,)
-        offsets = schema.interval_offsets
-        self.register_buffer("offsets", None if offsets is None else torch.from_numpy(offsets).to(dtype))  # (D_targets, Q)
+        offsets, floor = schema.interval_offsets, schema.interval_floor
+        self.register_buffer("offsets", None if offsets is None else torch.from_numpy(offsets).to(dtype))  # ([H,] D_targets, Q)
+        self.register_buffer("floor", None if floor is None else torch.from_numpy(floor).to(dtype))  # (H, D_targets, Q)
         self.median = schema.quantiles.index(0.5) if schema.quantiles else 0
 
     def to_original_units(self, y: torch.Tensor) -> torch.Tensor:
@@ -43,7 +44,7 @@ class Predictor(nn.Module):
         y = y.to(self.mean.dtype).transpose(1, 2)  # (B, D_targets, H[, Q]) -> (B, H, D_targets[, Q])
         if y.ndim == 4:
             y = y * self.target_std[:, None] + self.target_mean[:, None]
-            return y if self.offsets is None else apply_offsets(y, self.offsets, self.median)
+            return y if self.offsets is None else apply_offsets(y, self.offsets, self.median, self.floor)
         return y * self.target_std + self.target_mean
 
     def forecast_scaled(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

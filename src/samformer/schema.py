@@ -4,7 +4,9 @@
 covariate, calendar feature, ignored); `FrameSchema` adds what fitting learnt (scaler, frequency,
 layout, calibration offsets, history) and the options it was fitted with. `FrameSchema.to_dict` is the
 `forecaster` section of a saved model's `config.json`; `FrameSchema.from_dict` reads formats 1 and 2
-and refuses, in one line, a section that is malformed or does not match the network.
+and refuses, in one line, a section that is malformed or does not match the network. Format 2's
+optional keys `interval_floor`, `season` and `selection` (with per-step `interval_offsets`) are written
+only when set, so a model saved before them is re-saved key for key.
 """
 
 from __future__ import annotations
@@ -89,10 +91,13 @@ class FrameSchema:
     freq: str
     layout: str  # "wide" or "long": the layout of the training input, and so of the forecasts
     quantiles: tuple[float, ...] | None = None
-    interval_offsets: np.ndarray | None = None  # (D_targets, Q), original units, added to the quantiles
+    interval_offsets: np.ndarray | None = None  # (H, D_targets, Q) — or (D_targets, Q), saved before per-step calibration
     model_options: dict[str, Any] = field(default_factory=dict)
     train_config: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields, without RUNTIME_OPTIONS
     history: list[dict[str, Any]] = field(default_factory=list)
+    interval_floor: np.ndarray | None = None  # (H, D_targets, Q): least distance of each level from the median
+    season: int | None = None  # seasonal period in steps; None: derived from freq when read (models saved without it)
+    selection: list[dict[str, Any]] = field(default_factory=list)  # the look-back search: seq_len, val_score, epochs, chosen
 
     def replace(self, **changes: Any) -> FrameSchema:
         """A copy with `changes` applied."""
@@ -101,7 +106,7 @@ class FrameSchema:
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able form written into `config.json` (keys in a fixed order)."""
         ch = self.channels
-        return {
+        section = {
             "format": SCHEMA_FORMAT,
             "horizon": self.horizon,
             "seq_len": self.seq_len,
@@ -119,6 +124,11 @@ class FrameSchema:
             "train_config": {k: v for k, v in self.train_config.items() if k not in RUNTIME_OPTIONS},
             "history": self.history,
         }
+        added = {"interval_floor": self.interval_floor, "season": self.season, "selection": self.selection}
+        if any(v is not None and (not isinstance(v, list) or v) for v in added.values()):
+            floor = self.interval_floor
+            section.update(added, interval_floor=None if floor is None else floor.tolist())
+        return section
 
     @classmethod
     def from_dict(cls, meta: Any, network: SAMformerConfig, where: str) -> FrameSchema:
@@ -148,7 +158,8 @@ class FrameSchema:
             calendar=tuple(map(str, meta.get("calendar_columns", ()))),
             ignored=tuple(map(str, meta.get("ignored_columns", ()))),
         )
-        offsets = meta.get("interval_offsets")
+        offsets, floor = meta.get("interval_offsets"), meta.get("interval_floor")
+        season = meta.get("season")
         scaler = StandardScaler(*(np.asarray(meta["scaler"][k], dtype=np.float64) for k in ("mean", "std")))
         quantiles = None if meta["quantiles"] is None else tuple(float(q) for q in meta["quantiles"])
         return cls(
@@ -160,6 +171,9 @@ class FrameSchema:
             layout=str(meta["layout"]),
             quantiles=quantiles,
             interval_offsets=None if offsets is None else np.asarray(offsets, dtype=np.float64),
+            interval_floor=None if floor is None else np.asarray(floor, dtype=np.float64),
+            season=None if season is None else int(season),
+            selection=[dict(row) for row in meta.get("selection", [])],
             model_options=dict(meta["model_options"]),
             train_config={k: v for k, v in dict(meta["train_config"]).items() if k not in RUNTIME_OPTIONS},
             history=list(meta["history"]),
@@ -168,15 +182,26 @@ class FrameSchema:
     def _matches(self, network: SAMformerConfig) -> bool:
         """Whether this schema is internally consistent and fits `network`'s shapes."""
         D, Q = network.n_channels, len(self.quantiles or (None,))
-        mean, std, offsets = self.scaler.mean, self.scaler.std, self.interval_offsets
+        mean, std = self.scaler.mean, self.scaler.std
         return (
             len(self.channels.columns) == D == mean.shape[0] == std.shape[0]
             and self.channels.is_consistent()
             and network.target_channels == self.channels.roles().targets
-            and (offsets is None or (Q > 1 and offsets.shape == (len(self.channels.targets), Q) and np.isfinite(offsets).all()))
+            and self._calibration_matches(Q)
+            and (self.season is None or self.season >= 1)
             and network.seq_len == self.seq_len
             and network.horizon == self.horizon * Q
             and bool(np.isfinite(mean).all())
             and bool((std > 0).all())
             and self.layout in ("wide", "long")
         )
+
+    def _calibration_matches(self, n_quantiles: int) -> bool:
+        """Offsets absent, or finite of shape ([H,] D_targets, Q); a floor only with per-step offsets, finite and ≥ 0."""
+        offsets, floor = self.interval_offsets, self.interval_floor
+        if offsets is None:
+            return floor is None
+        per_step = (self.horizon, len(self.channels.targets), n_quantiles)
+        shape_ok = offsets.shape in (per_step, per_step[1:]) and (floor is None or (offsets.shape == floor.shape == per_step))
+        finite = np.isfinite(offsets).all() and (floor is None or (np.isfinite(floor).all() and (floor >= 0).all()))
+        return n_quantiles > 1 and shape_ok and bool(finite)

@@ -1,19 +1,23 @@
 """`samformer fit | predict | plot | export-onnx`: the `Forecaster` on CSV files.
 
-    samformer fit --csv FILE --horizon H --out MODEL_DIR [--quantiles 0.1,0.9] [--freq h] [--val-size 0.2]
-                  [--target y [--mode S|MS]] [--past-covariates a,b] [--future-covariates c] [--calendar]
+    samformer fit --csv FILE --horizon H --out MODEL_DIR [--quantiles 0.1,0.9] [--freq h] [--season 24] [--val-size 0.2]
+                  [--seq-len L] [--target y [--mode S|MS]] [--past-covariates a,b] [--future-covariates c] [--calendar]
     samformer predict --model MODEL_DIR --csv FILE [--future-csv FILE] --out forecast.csv [--device cpu]
     samformer plot {forecast,attention,training} --model MODEL_DIR [--csv FILE] --out figure.png [--device cpu]
     samformer export-onnx --model MODEL_DIR --out model.onnx
 
-No command replaces an existing file or model directory without --overwrite.
+No command replaces an existing file or model directory without --overwrite. `fit` chooses the
+look-back on the validation rows unless --seq-len is given, and reports the search, and the model's
+validation errors next to the naive baselines', in its JSON line; its warnings are one line each.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,11 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--out", required=True, help="model directory to create")
     fit.add_argument("--quantiles", type=_quantiles, default=None, help="e.g. 0.1,0.9: forecast intervals (0.5 is added)")
     fit.add_argument("--freq", default=None, help="pandas frequency of the data (h, 15min, D, B, ...); default: inferred")
+    fit.add_argument("--season", type=positive_int, default=None, help="seasonal period in steps (default: from the frequency)")
     fit.add_argument("--val-size", type=_size, default=0.2, help="validation rows at the end: a count or a fraction (default 0.2)")
     fit.add_argument("--log-dir", default=None, help="write per-epoch metrics.csv (and TensorBoard events if installed) here")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
-    add_training_options(fit)
+    add_training_options(fit, seq_len_default=None)
     fit.set_defaults(func=cmd_fit)
 
     predict = sub.add_parser("predict", help="forecast the steps after the end of a CSV with a saved forecaster")
@@ -146,31 +151,47 @@ def cmd_fit(args: argparse.Namespace) -> int:
             spec.seq_len,
             quantiles=args.quantiles,
             freq=args.freq,
+            season=args.season,
             model_options=spec.model_options,
             log_dir=args.log_dir,
             **options,
         )
     except ValueError as exc:
         raise SamformerError(str(exc)) from None
-    forecaster.fit(frame, val_size=args.val_size, channels=spec.channels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        forecaster.fit(frame, val_size=args.val_size, channels=spec.channels)
+    for warning in caught:
+        print(f"samformer: warning: {warning.message}", file=sys.stderr)
     try:
         forecaster.save(out, overwrite=args.overwrite)
     except OSError as exc:
         raise SamformerError(f"cannot write to {out} ({exc.strerror or exc}); choose a writable --out") from None
-    best = min(forecaster.history_, key=lambda r: r.get("val_loss", r["val_mse"]))
-    print(
-        json.dumps(
-            {
-                "out": str(out),
-                "channels": forecaster.columns_,
-                "targets": forecaster.targets_,
-                "freq": forecaster.freq_,
-                "epochs_run": len(forecaster.history_),
-                **best,
-            }
-        )
-    )
+    print(json.dumps(_fit_report(forecaster, out)))
     return 0
+
+
+def _fit_report(forecaster, out: Path) -> dict:
+    """What `samformer fit` prints: the fitted model, its best epoch, the look-back search and the validation skill."""
+    best = min(forecaster.history_, key=lambda r: r.get("val_loss", r["val_mse"]))
+    selection = forecaster.selection_
+    validation = forecaster.validation_
+    return {
+        "out": str(out),
+        "channels": forecaster.columns_,
+        "targets": forecaster.targets_,
+        "freq": forecaster.freq_,
+        "season": forecaster.season_,
+        "seq_len": forecaster.seq_len_,
+        "selection": None if selection is None else selection.reset_index().to_dict("records"),
+        "epochs_run": len(forecaster.history_),
+        **best,
+        "validation": {channel: _json_row(row) for channel, row in validation.iterrows()},
+    }
+
+
+def _json_row(row) -> dict:
+    return {k: (v if isinstance(v, str) else float(v)) for k, v in row.items()}
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -204,7 +225,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     else:
         if args.csv is None:
             raise SamformerError(f"`samformer plot {args.kind}` needs --csv (the history to forecast from or to average attention over)")
-        frame, _, _ = to_wide(read_csv(args.csv), forecaster.freq_, args.csv)
+        frame, _, _ = to_wide(read_csv(args.csv), forecaster.freq_, args.csv, drop=forecaster.ignored_columns_)
         if args.kind == "attention":
             figure = _plot(plots.plot_attention, forecaster.attention(frame))
         else:

@@ -43,8 +43,8 @@ def column_list(text: str) -> tuple[str, ...]:
     return names
 
 
-def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """Model and optimisation flags shared by `train` and `benchmark`."""
+def add_training_options(parser: argparse.ArgumentParser, seq_len_default: int | None = 512) -> None:
+    """Model and optimisation flags shared by `train`, `benchmark` and `fit` (`fit` chooses the look-back: None)."""
     channels = parser.add_argument_group("targets and covariates (default: mode M, every channel forecast)")
     channels.add_argument("--mode", choices=["M", "S", "MS"], default="M", help="M: all→all, S: target→itself, MS: all→target")
     channels.add_argument("--target", type=column_list, default=(), help="column(s) to forecast (default: the last column for S/MS)")
@@ -52,7 +52,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     channels.add_argument("--future-covariates", type=column_list, default=(), help="columns known over the horizon too")
     channels.add_argument("--calendar", action="store_true", help="add calendar features (hour, weekday, yearday) as known-future inputs")
     model = parser.add_argument_group("model")
-    model.add_argument("--seq-len", type=positive_int, default=512, help="look-back window L (default 512)")
+    seq_len_help = "look-back window L (default 512)" if seq_len_default else "look-back window L (default: chosen on the validation rows)"
+    model.add_argument("--seq-len", type=positive_int, default=seq_len_default, help=seq_len_help)
     model.add_argument("--no-attention", action="store_true", help="linear ablation: no attention block")
     model.add_argument("--no-revin", action="store_true", help="ablation: no RevIN")
     model.add_argument("--sigma-reparam", action="store_true", help="σReparam on the attention maps")

@@ -244,7 +244,8 @@ class Windows:
 
 @dataclass
 class SplitData:
-    """A series cut into standardised train/val/test splits (each a (T, D) float32 tensor)."""
+    """A series cut into standardised train/val/test splits (each a (T, D) float32 tensor; `test` None when
+    the data have no test split, as a `Forecaster`'s: training never reads it)."""
 
     name: str
     columns: list[str]
@@ -252,7 +253,7 @@ class SplitData:
     horizon: int
     train: torch.Tensor
     val: torch.Tensor
-    test: torch.Tensor
+    test: torch.Tensor | None
     scaler: StandardScaler
     borders: dict[str, tuple[int, int]]
     index: pd.Index = field(repr=False)

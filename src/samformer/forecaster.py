@@ -342,12 +342,11 @@ class Forecaster:
         """The scaled series (T, D) cut for `train.fit`: train rows, then validation windows."""
         L, n = schema.seq_len, len(values)
         series, mask = _scaled(schema.scaler, values)
-        borders = {"train": (0, train_end), "val": (train_end - L, n), "test": (train_end - L, n)}
+        borders = {"train": (0, train_end), "val": (train_end - L, n)}  # no test split: `fit` never reads one
         masks = None if mask is None else {s: mask[a:b] for s, (a, b) in borders.items()}
-        splits = (series[a:b] for a, b in borders.values())
+        train, val = (series[a:b] for a, b in borders.values())
         columns = list(schema.channels.columns)
-        # no test split of its own: `fit` scores the validation rows again, and that score is ignored
-        return SplitData("frame", columns, L, self.horizon, *splits, schema.scaler, borders, index, masks, schema.channels.roles())
+        return SplitData("frame", columns, L, self.horizon, train, val, None, schema.scaler, borders, index, masks, schema.channels.roles())
 
     def _validation_forecasts(self, predictor: Predictor, data: SplitData) -> tuple[np.ndarray, np.ndarray]:
         """Forecasts (N, H, D_targets[, Q]) of every validation window and what happened (N, H, D_targets), original units."""

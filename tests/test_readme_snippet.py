@@ -17,7 +17,7 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKED = re.compile(r"<!-- forecaster-snippet -->(.*?)<!-- /forecaster-snippet -->", re.DOTALL)
 FENCED = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)
-NUMBER = re.compile(r"-?\d+(\.\d+)?")
+NUMBER = re.compile(r"-?\d+(\.\d+)?|True|False")  # numbers, and which candidate won
 
 
 def _blocks() -> tuple[str, str | None]:

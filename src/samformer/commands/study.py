@@ -25,7 +25,7 @@ from samformer.data import load_dataset
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec, execute
 from samformer.io import atomic_destination, write_json
-from samformer.toy import METHOD_LABELS, StudyConfig, ToyConfig, run_toy_study
+from samformer.toy import METHOD_LABELS, METHODS, StudyConfig, ToyConfig, run_toy_study
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -39,7 +39,14 @@ QUICK = StudyConfig(
     sharpness_iterations=10,
     full_sharpness=False,
 )
-COLORS = {"transformer": "tab:red", "samformer": "tab:blue", "sigma_reparam": "tab:green", "random_attention": "tab:gray"}
+COLORS = {
+    "transformer": "tab:red",
+    "samformer": "tab:blue",
+    "sigma_reparam": "tab:green",
+    "sigma_reparam_all": "tab:olive",
+    "random_attention": "tab:gray",
+    "random_attention_all": "tab:brown",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +58,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     toy.add_argument("--quick", action="store_true", help="reduced run (2000 training samples, 10 epochs): under 2 minutes")
     toy.add_argument(
         "--epochs", type=positive_int, default=None, help=f"epochs per method (default {StudyConfig.epochs}, quick {QUICK.epochs})"
+    )
+    toy.add_argument(
+        "--methods",
+        type=_methods_list,
+        default=None,
+        help=f"comma-separated methods to train (default all: {','.join(METHODS)})",
+    )
+    toy.add_argument(
+        "--unshuffled", action="store_true", help="feed the training samples in their stored order every epoch, as the original TF pipeline"
     )
     toy.add_argument(
         "--workers", type=positive_int, default=2, help="processes training the methods in parallel, one thread each (default 2)"
@@ -73,6 +89,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     sharp.set_defaults(func=cmd_sharpness)
 
 
+def _methods_list(text: str) -> tuple[str, ...]:
+    """Parse `--methods a,b` into known method names (argparse reports the error in one line)."""
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
+    return methods
+
+
 def _prepare_out(out: str) -> Path:
     path = Path(out)
     try:
@@ -88,6 +113,10 @@ def cmd_toy(args: argparse.Namespace) -> int:
     study = QUICK if args.quick else StudyConfig()
     if args.epochs is not None:
         study = replace(study, epochs=args.epochs)
+    if args.methods is not None:
+        study = replace(study, methods=args.methods, sharpness_methods=tuple(m for m in study.sharpness_methods if m in args.methods))
+    if args.unshuffled:
+        study = replace(study, shuffle=False)
     out = _prepare_out(args.out)
     _require_matplotlib()
     threads = torch.get_num_threads()
@@ -102,6 +131,8 @@ def cmd_toy(args: argparse.Namespace) -> int:
             str(args.out),
             *(["--quick"] if args.quick else []),
             *(["--epochs", str(args.epochs)] if args.epochs else []),
+            *(["--methods", ",".join(args.methods)] if args.methods else []),
+            *(["--unshuffled"] if args.unshuffled else []),
         ]
     )
     write_json(out / "summary.json", _json_safe(summary))

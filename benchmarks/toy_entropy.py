@@ -14,7 +14,8 @@ attention entropy every epoch on the study's fixed 1024 training samples; λmax 
 A setting keeps SAMformer's entropy "clearly above" the Transformer's when, averaged over the last 10
 epochs, it is at least 0.1 nats (5 % of ln 7) and at least twice the Transformer's under the same
 setting. Runs are written to `--out` as they finish; a rerun with the same `--out` and settings reuses them.
-The last stdout line is one JSON object (the verdict per setting).
+The figure of `samformer.plots.plot_toy_entropy_factors` goes beside it (`--out` with .png). The last stdout
+line is one JSON object (the verdict per setting).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import torch
 
 from samformer.io import read_json, write_json
+from samformer.plots import plot_toy_entropy_factors, write_figure
 from samformer.toy import StudyConfig, make_toy_data, summarize_method, train_method
 
 BOTH = ("transformer", "samformer")
@@ -116,6 +118,7 @@ def main() -> None:
             print(f"{key}: tail entropy {tail_entropy(runs[key]):.4f}, final val {runs[key]['final_val_loss']:.3f}", flush=True)
     result["verdicts"] = verdicts(runs)
     write_json(args.out, result, make_dirs=True)
+    write_figure(plot_toy_entropy_factors(result), os.path.splitext(args.out)[0] + ".png")
     print(json.dumps(result["verdicts"]))
 
 

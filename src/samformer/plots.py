@@ -267,3 +267,42 @@ def write_toy_figures(summary: dict[str, Any], out: Path) -> None:
     """Write every `TOY_FIGURES` PNG of a `samformer.toy.run_toy_study` summary into `out` (atomically)."""
     for name, plot in TOY_FIGURES.items():
         _save_atomic(plot(summary), out / f"{name}.png")
+
+
+def plot_toy_entropy_factors(result: dict[str, Any]) -> Figure:
+    """Attention entropy per epoch, SAMformer (solid) against the Transformer (dashed), one panel per factor.
+
+    `result` is the JSON of `benchmarks/toy_entropy.py`: `runs` keyed "setting/method" and `verdicts`
+    giving each setting's factor and value. Every panel repeats the default setting in black.
+    """
+    runs, verdicts = result["runs"], result["verdicts"]
+    factors = [f for f in dict.fromkeys(v["factor"] for v in verdicts.values()) if f != "default"]
+    rows = math.ceil(len(factors) / 2)
+    fig = _figure(11, 4 * rows)
+    axes = fig.subplots(rows, 2, sharey=True, squeeze=False).ravel()
+    for ax in axes[len(factors) :]:
+        ax.set_visible(False)
+    for ax, factor in zip(axes, factors, strict=False):
+        settings = ["default", *(s for s, v in verdicts.items() if v["factor"] == factor)]
+        for i, setting in enumerate(settings):
+            color = "black" if setting == "default" else f"C{i}"
+            label = "default" if setting == "default" else verdicts[setting]["value"]
+            for method, style in (("samformer", "-"), ("transformer", "--")):
+                run = runs.get(f"{setting}/{method}")
+                if run is not None:
+                    series = run["series"]
+                    name = "SAMformer" if method == "samformer" else "Transformer"
+                    ax.plot(series["epoch"], series["attention_entropy"], style, color=color, linewidth=1.2, label=f"{name}, {label}")
+        ax.set(yscale="log", xlabel="epoch (0 = initialisation)", title=f"factor: {factor}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[::2]:
+        ax.set_ylabel("attention entropy (nats, log scale)")
+    title = "Toy task: attention entropy, one factor at a time around the defaults\n(solid: SAMformer, dashed: Transformer)"
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def write_figure(fig: Figure, path: str | os.PathLike) -> None:
+    """Write `fig` as a PNG at `path`, atomically."""
+    _save_atomic(fig, Path(path))

@@ -13,7 +13,7 @@ from torch import nn
 from samformer.cli import main
 from samformer.errors import SamformerError
 from samformer.model import SAMformer
-from samformer.plots import require_matplotlib
+from samformer.plots import plot_toy_entropy_factors, require_matplotlib
 from samformer.reparam import SigmaReparamLinear
 from samformer.toy import (
     METHODS,
@@ -266,3 +266,20 @@ def test_study_sharpness_on_etth1_prints_both_models(data_dir, capsys, tmp_path)
         assert result[model]["sharpness"] > 0 and 0 <= result[model]["attention_entropy"] <= math.log(7) + 1e-6
         assert 1 - 1e-6 <= result[model]["nuclear_norm"] <= 7 + 1e-6
     assert json.loads((tmp_path / "summary.json").read_text()) == result
+
+
+def test_entropy_factor_figure_has_one_panel_per_factor_with_both_models_per_setting():
+    def run(entropy: float) -> dict:
+        return {"series": {"epoch": [0, 1], "attention_entropy": [math.log(7), entropy]}}
+
+    runs = {f"{s}/{m}": run(0.01) for s in ("default", "rho=2", "lr=0.003") for m in ("samformer", "transformer")}
+    del runs["rho=2/transformer"]  # the rho settings train SAMformer only
+    verdicts = {
+        "default": {"factor": "default", "value": "defaults"},
+        "rho=2": {"factor": "rho", "value": "2"},
+        "lr=0.003": {"factor": "lr", "value": "0.003"},
+    }
+    fig = plot_toy_entropy_factors({"runs": runs, "verdicts": verdicts})
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["factor: rho", "factor: lr"]
+    assert [len(ax.get_lines()) for ax in panels] == [3, 4]  # the default pair repeated in every panel

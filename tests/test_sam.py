@@ -157,3 +157,48 @@ def test_zero_grad_drops_or_zeroes_in_place_and_second_step_restores_only_after_
     loss_of(w1, w2).backward()
     opt.second_step(zero_grad=True)
     torch.testing.assert_close(torch.cat([w1, w2]).detach(), w0 - 0.1 * grad_at(w0), rtol=0, atol=1e-12)
+
+
+def _two_step_reference(rho=0.3):
+    """The same SAM step driven explicitly: the truth `step(closure)` must match."""
+    v1, v2, ref = make(rho=rho, base=torch.optim.Adam)
+    loss_of(v1, v2).backward()
+    ref.first_step(zero_grad=True)
+    loss_of(v1, v2).backward()
+    ref.second_step(zero_grad=True)
+    return torch.cat([v1, v2]).detach()
+
+
+def test_closure_step_after_zeroing_gradients_in_place_still_perturbs():
+    # zero-valued gradients (zero_grad(set_to_none=False)) are not a finished first pass: ε must not be 0
+    w1, w2, opt = make(base=torch.optim.Adam)
+    loss_of(w1, w2).backward()
+    opt.zero_grad(set_to_none=False)
+    assert w1.grad is not None and not torch.any(w1.grad)
+
+    def closure():
+        opt.zero_grad(set_to_none=False)
+        loss = loss_of(w1, w2)
+        loss.backward()
+        return loss
+
+    assert opt.step(closure) is not None  # the first pass at w was run by this call
+    torch.testing.assert_close(torch.cat([w1, w2]).detach(), _two_step_reference(), rtol=0, atol=0)
+
+
+def test_closure_step_after_an_explicit_first_step_only_completes_it():
+    w1, w2, opt = make(base=torch.optim.Adam)
+    loss_of(w1, w2).backward()
+    opt.first_step(zero_grad=True)  # now at w + ε, gradients dropped
+    calls = []
+
+    def closure():
+        calls.append(1)
+        opt.zero_grad()
+        loss = loss_of(w1, w2)
+        loss.backward()
+        return loss
+
+    assert opt.step(closure) is None  # the loss at w was not computed by this call
+    assert len(calls) == 1
+    torch.testing.assert_close(torch.cat([w1, w2]).detach(), _two_step_reference(), rtol=0, atol=0)

@@ -27,6 +27,7 @@ from samformer.reparam import SigmaReparamLinear
 
 Init = Literal["torch", "keras"]
 Fused = Literal["auto"] | bool
+SigmaReparamScope = Literal["attention", "all"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class SAMformerConfig:
     sigma_reparam: bool = False  # σReparam on the query/key/value (and output) maps
     init: Init = "torch"  # "torch": nn.Linear defaults; "keras": Glorot-uniform kernels (Keras' fans), zero biases
     target_channels: tuple[int, ...] | None = None  # channels forecast (modes S/MS); None: all (mode M)
+    sigma_reparam_scope: SigmaReparamScope = "attention"  # with sigma_reparam: "all" adds the forecaster (Zhai et al.)
 
     def __post_init__(self) -> None:
         if self.target_channels is not None:
@@ -58,6 +60,8 @@ class SAMformerConfig:
             raise ValueError(f"value_dim must be None or a positive integer, got {self.value_dim!r}")
         if self.init not in ("torch", "keras"):
             raise ValueError(f"init must be 'torch' or 'keras', got {self.init!r}")
+        if self.sigma_reparam_scope not in ("attention", "all"):
+            raise ValueError(f"sigma_reparam_scope must be 'attention' or 'all', got {self.sigma_reparam_scope!r}")
 
 
 class RevIN(nn.Module):
@@ -222,6 +226,8 @@ class SAMformer(nn.Module):
         attention: False gives the linear ablation (RevIN + shared linear forecaster only).
         revin: False removes RevIN and its inverse.
         sigma_reparam: use σReparam on the attention's linear maps.
+        sigma_reparam_scope: "attention" (default) or "all": with `sigma_reparam`, also on the linear
+            forecaster, so that every linear map is reparametrised as in Zhai et al.
         init: "torch" (nn.Linear defaults) or "keras" (Glorot-uniform kernels, zero biases, as TF).
         target_channels: indices of the channels to forecast (modes S/MS and covariates); the other
             channels are inputs the targets attend to. None forecasts every channel (mode M).
@@ -246,16 +252,19 @@ class SAMformer(nn.Module):
         sigma_reparam: bool = False,
         init: Init = "torch",
         target_channels: tuple[int, ...] | list[int] | None = None,
+        sigma_reparam_scope: SigmaReparamScope = "attention",
         fused: Fused = "auto",
     ) -> None:
         super().__init__()
         if not (fused == "auto" or isinstance(fused, bool)):
             raise ConfigError(f"fused must be 'auto', True or False, got {fused!r}")
-        cfg = SAMformerConfig(n_channels, seq_len, horizon, d_model, value_dim, attention, revin, sigma_reparam, init, target_channels)
+        cfg = SAMformerConfig(
+            n_channels, seq_len, horizon, d_model, value_dim, attention, revin, sigma_reparam, init, target_channels, sigma_reparam_scope
+        )
         self.config = cfg
         self.revin = RevIN(n_channels) if revin else None
         self.attention = ChannelAttention(cfg) if attention else None
-        self.forecaster = _linear(seq_len, horizon, cfg, reparam=False)
+        self.forecaster = _linear(seq_len, horizon, cfg, reparam=sigma_reparam and cfg.sigma_reparam_scope == "all")
         self._targets = None if cfg.target_channels is None else list(cfg.target_channels)
         self.fused: Fused = fused
 

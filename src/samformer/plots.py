@@ -1,4 +1,4 @@
-"""Figures: a forecast against what happened, the channel-attention matrix, training curves.
+"""Figures: a forecast against what happened, the channel-attention matrix, training curves, the toy study.
 
 matplotlib is an optional extra (`pip install samformer[plot]`), imported when a function is called.
 Figures are built with the object-oriented API on the Agg canvas (no pyplot state, no display
@@ -7,14 +7,28 @@ needed); each function returns the `Figure` and writes a PNG when given `path`.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from samformer.errors import SamformerError
+from samformer.io import atomic_destination
+from samformer.toy import METHOD_LABELS
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+
+def require_matplotlib() -> None:
+    """Fail early, in one line, when matplotlib is missing (before a long run whose figures need it)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SamformerError("the study's figures need matplotlib: pip install 'samformer[plot]'") from None
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -139,3 +153,169 @@ def plot_training(history: Sequence[dict[str, Any]] | pd.DataFrame, path: str | 
     ax.legend()
     ax.set_title("training curves")
     return _finish(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The toy trainability study (`samformer.toy`, `samformer study toy`): one figure per diagnostic.
+
+STUDY_COLORS = {
+    "transformer": "tab:red",
+    "samformer": "tab:blue",
+    "sigma_reparam": "tab:green",
+    "sigma_reparam_all": "tab:olive",
+    "random_attention": "tab:gray",
+    "random_attention_all": "tab:brown",
+}
+
+
+def _save_atomic(fig: Figure, path: Path) -> None:
+    with atomic_destination(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+
+
+def _study_line(ax, summary: dict[str, Any], method: str, key: str, **style: Any) -> None:
+    series = summary[method]["series"]
+    points = [(e, v) for e, v in zip(series["epoch"], series[key], strict=True) if v is not None]
+    if points:
+        epochs, values = zip(*points, strict=True)
+        style = {"marker": "o", "markersize": 2.5, "linewidth": 1.3, "label": METHOD_LABELS[method], **style}
+        ax.plot(epochs, values, color=STUDY_COLORS[method], **style)
+
+
+def _study_methods(summary: dict[str, Any], only: tuple[str, ...] | None = None) -> list[str]:
+    return [m for m in summary["settings"]["methods"] if only is None or m in only]
+
+
+def _setting_note(summary: dict[str, Any]) -> str:
+    st = summary["settings"]
+    toy = st["toy"]
+    values = f"W_V W_O (L→{st['value_dim']}→L)" if st.get("value_dim") else "W_V (L→L)"
+    return (
+        f"D={toy['n_channels']}, L={toy['seq_len']}, H={toy['horizon']}, {toy['n_train']} training samples; "
+        f"Adam lr {st['lr']:g}, batch {st['batch_size']}{'' if st.get('shuffle', True) else ' (unshuffled)'}, "
+        f"SAM rho {st['rho']:g}; values {values}"
+    )
+
+
+def plot_toy_losses(summary: dict[str, Any]) -> Figure:
+    """Training and validation MSE per epoch of every method, with the least-squares oracle as a line (log scale)."""
+    fig = _figure(11, 4.4)
+    axes = fig.subplots(1, 2, sharey=True)
+    oracle = summary["oracle_val_loss"]
+    for ax, key, title in ((axes[0], "train_loss", "training loss (mean over the epoch)"), (axes[1], "val_loss", "validation loss")):
+        for method in _study_methods(summary):
+            _study_line(ax, summary, method, key)
+        ax.axhline(oracle, color="black", linestyle="--", linewidth=1, label=f"oracle (least squares): {oracle:.3f}")
+        ax.set(yscale="log", xlabel="epoch (0 = initialisation)", title=title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("MSE (log scale)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"Toy task: loss per epoch\n{_setting_note(summary)}", fontsize=10)
+    return fig
+
+
+def plot_toy_sharpness(summary: dict[str, Any]) -> Figure:
+    """λmax of the training-loss Hessian, Transformer vs SAMformer (log scale), at the epochs it was measured."""
+    fig = _figure(7, 4.4)
+    ax = fig.add_subplot()
+    for method in _study_methods(summary, tuple(summary["settings"]["sharpness_methods"])):
+        _study_line(ax, summary, method, "sharpness", markersize=4)
+    n = summary["settings"]["diagnostic_samples"]
+    every = summary["settings"].get("sharpness_every", 1)
+    ax.set(
+        yscale="log",
+        xlabel="epoch (0 = initialisation)",
+        ylabel="λmax of the Hessian (log scale)",
+        title=f"Sharpness: top Hessian eigenvalue of the mean training MSE\n({n} fixed training samples, every {every} epochs)",
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_toy_entropy(summary: dict[str, Any]) -> Figure:
+    """Mean attention entropy per epoch (log scale), with ln D (uniform attention) as a line."""
+    fig = _figure(7, 4.4)
+    ax = fig.add_subplot()
+    for method in _study_methods(summary):
+        _study_line(ax, summary, method, "attention_entropy")
+    ln_d = math.log(summary["settings"]["toy"]["n_channels"])
+    ax.axhline(ln_d, color="black", linestyle=":", label=f"uniform attention: ln D = {ln_d:.2f}")
+    ax.set(
+        yscale="log",
+        xlabel="epoch (0 = initialisation)",
+        ylabel="entropy (nats, log scale)",
+        title="Attention entropy (mean over rows and samples; 0 = one-hot rows)",
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right", bbox_to_anchor=(1, 0.86))  # between ln D and the collapsed curves
+    return fig
+
+
+def plot_toy_nuclear_norm(summary: dict[str, Any]) -> Figure:
+    """Mean nuclear norm of the D×D attention per epoch for every method (D for a permutation, 1 for uniform)."""
+    fig = _figure(7, 4.4)
+    ax = fig.add_subplot()
+    for method in _study_methods(summary):
+        _study_line(ax, summary, method, "nuclear_norm")
+    d = summary["settings"]["toy"]["n_channels"]
+    ax.axhline(d, color="black", linestyle=":", linewidth=1, label=f"identity / permutation: D = {d}")
+    ax.axhline(1, color="black", linestyle="-.", linewidth=1, label="uniform attention: 1")
+    ax.set(xlabel="epoch (0 = initialisation)", ylabel="nuclear norm", title="Nuclear norm of the D×D attention (mean over samples)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+# File stem of each figure of `samformer study toy`.
+TOY_FIGURES = {
+    "val_loss": plot_toy_losses,
+    "sharpness": plot_toy_sharpness,
+    "entropy": plot_toy_entropy,
+    "nuclear_norm": plot_toy_nuclear_norm,
+}
+
+
+def write_toy_figures(summary: dict[str, Any], out: Path) -> None:
+    """Write every `TOY_FIGURES` PNG of a `samformer.toy.run_toy_study` summary into `out` (atomically)."""
+    for name, plot in TOY_FIGURES.items():
+        _save_atomic(plot(summary), out / f"{name}.png")
+
+
+def plot_toy_entropy_factors(result: dict[str, Any]) -> Figure:
+    """Attention entropy per epoch, SAMformer (solid) against the Transformer (dashed), one panel per factor.
+
+    `result` is the JSON of `benchmarks/toy_entropy.py`: `runs` keyed "setting/method" and `verdicts`
+    giving each setting's factor and value. Every panel repeats the default setting in black.
+    """
+    runs, verdicts = result["runs"], result["verdicts"]
+    factors = [f for f in dict.fromkeys(v["factor"] for v in verdicts.values()) if f != "default"]
+    rows = math.ceil(len(factors) / 2)
+    fig = _figure(11, 4 * rows)
+    axes = fig.subplots(rows, 2, sharey=True, squeeze=False).ravel()
+    for ax in axes[len(factors) :]:
+        ax.set_visible(False)
+    for ax, factor in zip(axes, factors, strict=False):
+        settings = ["default", *(s for s, v in verdicts.items() if v["factor"] == factor)]
+        for i, setting in enumerate(settings):
+            color = "black" if setting == "default" else f"C{i}"
+            label = "default" if setting == "default" else verdicts[setting]["value"]
+            for method, style in (("samformer", "-"), ("transformer", "--")):
+                run = runs.get(f"{setting}/{method}")
+                if run is not None:
+                    series = run["series"]
+                    name = "SAMformer" if method == "samformer" else "Transformer"
+                    ax.plot(series["epoch"], series["attention_entropy"], style, color=color, linewidth=1.2, label=f"{name}, {label}")
+        ax.set(yscale="log", xlabel="epoch (0 = initialisation)", title=f"factor: {factor}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[::2]:
+        ax.set_ylabel("attention entropy (nats, log scale)")
+    title = "Toy task: attention entropy, one factor at a time around the defaults\n(solid: SAMformer, dashed: Transformer)"
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def write_figure(fig: Figure, path: str | os.PathLike) -> None:
+    """Write `fig` as a PNG at `path`, atomically."""
+    _save_atomic(fig, Path(path))

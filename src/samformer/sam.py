@@ -12,8 +12,10 @@ Two ways to drive it:
     sam.second_step(zero_grad=True)  # w + ε -> w, then the base step with g'
 
 or `sam.step(closure)` where `closure` zeroes the gradients, computes the loss and back-propagates.
-When no gradient is present at `step` time (PyTorch Lightning's automatic optimisation calls
-`optimizer.step(closure)` before any backward pass), `step` runs the closure for the first pass too.
+`step` runs the closure for both passes (PyTorch Lightning's automatic optimisation calls
+`optimizer.step(closure)` before any backward pass), unless `first_step` was already called: then it
+runs it once, at w + ε, and completes the step. It decides by that explicit state, never by whether
+gradients happen to be present (zeroed-in-place gradients are not a first pass).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class SAM(torch.optim.Optimizer):
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
         self._perturbed: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []  # (w + ε, backup of w) per group
+        self._at_perturbed_point = False  # set by first_step, cleared by second_step
 
     def _params_with_grad(self, group: dict[str, Any]) -> list[torch.Tensor]:
         return [p for p in group["params"] if p.grad is not None]
@@ -96,6 +99,7 @@ class SAM(torch.optim.Optimizer):
                 torch._foreach_mul_(eps, params)
             torch._foreach_mul_(eps, scale)
             torch._foreach_add_(params, eps)
+        self._at_perturbed_point = True
         if zero_grad:
             self.zero_grad(set_to_none=True)
 
@@ -105,6 +109,7 @@ class SAM(torch.optim.Optimizer):
         for params, backups in self._perturbed:
             torch._foreach_copy_(params, backups)
         self._perturbed = []
+        self._at_perturbed_point = False
         self.base_optimizer.step()
         if zero_grad:
             self.zero_grad(set_to_none=True)
@@ -124,16 +129,19 @@ class SAM(torch.optim.Optimizer):
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:  # type: ignore[override]
         """One full SAM step driven by `closure` (zero grads, forward, backward, return the loss).
 
-        Returns the loss of the first pass (at w) when this call computed it, else None.
+        The first pass (the closure at w, then `first_step`) is skipped only when `first_step` has
+        already been called for this step. Returns the loss of the first pass (at w) when this call
+        computed it, else None.
         """
         if closure is None:
             raise RuntimeError(
                 "SAM.step needs a closure that recomputes the loss and calls backward(); or call first_step() and second_step() yourself"
             )
         closure = torch.enable_grad()(closure)
-        has_grad = any(p.grad is not None for group in self.param_groups for p in group["params"])
-        loss = None if has_grad else closure()
-        self.first_step(zero_grad=True)
+        loss = None
+        if not self._at_perturbed_point:
+            loss = closure()
+            self.first_step(zero_grad=True)
         closure()
         self.second_step(zero_grad=True)
         return loss

@@ -19,9 +19,13 @@ another channel costs an MSE of order 1.
 
 The study's network is the paper's section-2 model, f(X) = [X + A(X) X W_V W_O] W (the TF code's
 single-head attention: values L→16, an output projection 16→L, Glorot-uniform kernels, zero biases),
-with RevIN off as in the original toy runs. Its "Random Transformer" keeps the attention matrix
-A(X) = softmax(X W_Q W_Kᵀ Xᵀ / √d) fixed at initialisation (W_Q, W_K and their biases frozen) and trains
-everything else, so it differs from the Transformer only in whether A is learnt.
+with RevIN off as in the original toy runs. It has two "Random Transformers": the original TF code's
+(`trainable = args.model not in ['transformer_random']` on Keras' MultiHeadAttention: W_Q, W_K, W_V, W_O
+and their biases all frozen), and one that freezes only W_Q, W_K, which keeps the attention matrix
+A(X) = softmax(X W_Q W_Kᵀ Xᵀ / √d) at initialisation and trains everything else, so it differs from the
+Transformer only in whether A is learnt. σReparam, likewise, comes on the attention's maps only or on every
+linear map (the forecaster too, as Zhai et al.). The original TF pipeline feeds the training samples in
+their stored order (`from_tensor_slices(...).batch(32)`, no shuffle); `StudyConfig(shuffle=False)` does so.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -91,20 +95,57 @@ class PairWindows:
         return PairWindows(self.x.to(device), self.y.to(device))
 
 
+class InOrderBatches:
+    """Training samples served in their stored order, epoch after epoch, as the TF pipeline's unshuffled
+    `from_tensor_slices(...).batch(32)`.
+
+    `samformer.train.fit` draws a random permutation per epoch and asks for one batch of it at a time;
+    this split ignores which samples it is asked for and serves the next `len(index)` stored rows
+    instead, so batch i of every epoch is rows [i·B, i·B + B). It relies only on an epoch visiting
+    every sample once, in consecutive batches.
+
+    Args:
+        windows: the training samples.
+    """
+
+    def __init__(self, windows: PairWindows) -> None:
+        self.windows = windows
+        self.next_row = 0  # first row of the next batch
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next `len(index)` stored samples: inputs (B, D, L) and targets (B, D, H)."""
+        size = len(index) if isinstance(index, torch.Tensor) else len(range(*index.indices(len(self))))
+        start, stop = self.next_row, self.next_row + size
+        if stop > len(self):
+            raise SamformerError(f"in-order batches: a batch of {size} from row {start} runs past the {len(self)} samples of an epoch")
+        self.next_row = stop % len(self)
+        return self.windows.batch(slice(start, stop))
+
+    def batch_mask(self, index: torch.Tensor | slice) -> None:
+        """No missing values: always None (the `Windows` interface)."""
+        return None
+
+    def to(self, device: torch.device | str) -> InOrderBatches:
+        return InOrderBatches(self.windows.to(device))
+
+
 @dataclass
 class ToyData:
     """The generated toy task: W_toy and the three splits (float32, channels first)."""
 
     config: ToyConfig
     w_toy: torch.Tensor  # (L, H)
-    splits: dict[str, PairWindows]
+    splits: dict[str, PairWindows | InOrderBatches]
     name: str = "toy"
 
     @property
     def n_channels(self) -> int:
         return self.config.n_channels
 
-    def windows(self, split: str) -> PairWindows:
+    def windows(self, split: str) -> PairWindows | InOrderBatches:
         """The samples of one split: 'train', 'val' or 'test'."""
         if split not in self.splits:
             raise SamformerError(f"toy task has no split {split!r}; use 'train', 'val' or 'test'")
@@ -151,15 +192,19 @@ def oracle(data: ToyData) -> tuple[torch.Tensor, float]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The trainability study: the same network trained four ways on the toy task.
+# The trainability study: the same network trained six ways on the toy task.
 
-METHODS = ("transformer", "samformer", "sigma_reparam", "random_attention")
+METHODS = ("transformer", "samformer", "sigma_reparam", "sigma_reparam_all", "random_attention", "random_attention_all")
 METHOD_LABELS = {
     "transformer": "Transformer (Adam)",
     "samformer": "SAMformer (SAM)",
-    "sigma_reparam": "Transformer + σReparam",
+    "sigma_reparam": "Transformer + σReparam (attention)",
+    "sigma_reparam_all": "Transformer + σReparam (every linear map)",
     "random_attention": "Random Transformer (W_Q, W_K frozen)",
+    "random_attention_all": "Random Transformer (all attention frozen)",
 }
+# The parameters each method keeps at their initial values (attribute paths in `SAMformer.attention`).
+FROZEN_ATTENTION_MAPS = {"random_attention": ("query", "key"), "random_attention_all": ("query", "key", "value", "output")}
 
 
 @dataclass(frozen=True)
@@ -172,6 +217,8 @@ class StudyConfig:
     batch_size: int = 32
     rho: float = 0.7  # SAM radius for the "samformer" method
     seed: int = 42  # model initialisation and batch order (every method starts from the same draw)
+    shuffle: bool = True  # False: every epoch in the stored order, as the TF pipeline (`InOrderBatches`)
+    init_scale: float = 1.0  # multiplies the initial W_Q and W_K (the initial attention logits scale with its square)
     methods: tuple[str, ...] = METHODS
     value_dim: int | None = 16  # 16: the paper's W_V W_O (TF code); None: the PyTorch code's L×L W_V
     init: Init = "keras"  # "keras": Glorot-uniform kernels, zero biases (TF code); "torch": nn.Linear's
@@ -188,6 +235,8 @@ class StudyConfig:
             raise SamformerError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
         if self.init not in ("keras", "torch"):
             raise SamformerError(f"study: init must be 'keras' or 'torch', got {self.init!r}")
+        if not self.init_scale > 0:
+            raise SamformerError(f"study: init_scale must be positive, got {self.init_scale!r}")
         if self.value_dim is not None and (not isinstance(self.value_dim, int) or self.value_dim < 1):
             raise SamformerError(f"study: value_dim must be None or a positive integer, got {self.value_dim!r}")
         for name in ("epochs", "batch_size", "diagnostic_samples", "sharpness_iterations", "sharpness_every"):
@@ -196,13 +245,15 @@ class StudyConfig:
                 raise SamformerError(f"study: {name} must be a positive integer, got {value!r}")
 
 
-def build_method(method: str, config: ToyConfig, seed: int, value_dim: int | None = 16, init: Init = "keras") -> tuple[SAMformer, bool]:
+def build_method(
+    method: str, config: ToyConfig, seed: int, value_dim: int | None = 16, init: Init = "keras", init_scale: float = 1.0
+) -> tuple[SAMformer, bool]:
     """The network for `method` and whether SAM trains it.
 
     RevIN is off, as in the original toy runs; `value_dim` and `init` choose the value map and the
-    initialisation (defaults: the paper's TF model, see the module docstring). For "random_attention"
-    the query and key maps are frozen, so the attention matrix stays as initialised while the values,
-    the output projection and the forecaster train.
+    initialisation (defaults: the paper's TF model, see the module docstring), and `init_scale`
+    multiplies the initial W_Q and W_K (without effect under σReparam, which divides by their norm).
+    The random Transformers' frozen maps (`FROZEN_ATTENTION_MAPS`) keep their initial weights and biases.
     """
     if method not in METHODS:
         raise SamformerError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
@@ -213,12 +264,16 @@ def build_method(method: str, config: ToyConfig, seed: int, value_dim: int | Non
         config.horizon,
         value_dim=value_dim,
         revin=False,
-        sigma_reparam=method == "sigma_reparam",
+        sigma_reparam=method.startswith("sigma_reparam"),
+        sigma_reparam_scope="all" if method == "sigma_reparam_all" else "attention",
         init=init,
     )
-    if method == "random_attention":
-        for p in [*model.attention.query.parameters(), *model.attention.key.parameters()]:
-            p.requires_grad_(False)  # fit only optimises parameters that require grad
+    with torch.no_grad():
+        for layer in (model.attention.query, model.attention.key):
+            layer.weight.mul_(init_scale)
+    frozen = [getattr(model.attention, name) for name in FROZEN_ATTENTION_MAPS.get(method, ())]
+    for layer in filter(None, frozen):  # no output projection with value_dim=None
+        layer.requires_grad_(False)  # fit only optimises parameters that require grad
     return model, method == "samformer"
 
 
@@ -235,7 +290,7 @@ def _final_sharpness_callback(windows: PairWindows, study: StudyConfig) -> Calla
 
 def train_method(method: str, data: ToyData, study: StudyConfig, progress: bool = False) -> dict[str, Any]:
     """Train one method on the toy task; returns its per-epoch history (epoch 0 = initialisation)."""
-    model, uses_sam = build_method(method, data.config, study.seed, study.value_dim, study.init)
+    model, uses_sam = build_method(method, data.config, study.seed, study.value_dim, study.init, study.init_scale)
     cfg = TrainConfig(
         lr=study.lr,
         batch_size=study.batch_size,
@@ -264,7 +319,8 @@ def train_method(method: str, data: ToyData, study: StudyConfig, progress: bool 
         callbacks.append(_final_sharpness_callback(train, study))
     start = {"epoch": 0, "val_mse": evaluate(model, data.windows("val"))["mse"]}
     diagnostics(model, start)
-    result = fit(model, data, cfg, tuple(callbacks))
+    training_data = data if study.shuffle else replace(data, splits={**data.splits, "train": InOrderBatches(train)})
+    result = fit(model, training_data, cfg, tuple(callbacks))
     test_mse = evaluate(model, data.windows("test"), cfg.eval_batch_size, cfg.precision)["mse"]  # device="cpu"
     return {"history": [start, *result.history], "test_mse_at_best": test_mse, "best_epoch": result.best_epoch}
 

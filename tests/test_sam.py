@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -21,6 +22,20 @@ def grad_at(w: torch.Tensor) -> torch.Tensor:
 def loss_of(w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
     w = torch.cat([w1, w2])
     return 0.5 * w @ A @ w - b @ w
+
+
+def counting_closure(opt: SAM, w1: torch.Tensor, w2: torch.Tensor) -> tuple[Callable[[], torch.Tensor], list[int]]:
+    """A Lightning-style closure (zero the gradients, compute the loss, back-propagate) and the list of its calls."""
+    calls: list[int] = []
+
+    def closure() -> torch.Tensor:
+        calls.append(1)
+        opt.zero_grad()
+        loss = loss_of(w1, w2)
+        loss.backward()
+        return loss
+
+    return closure, calls
 
 
 def make(rho=0.3, adaptive=False, base=torch.optim.SGD, **kw):
@@ -87,15 +102,7 @@ def test_parameters_without_gradient_are_left_alone():
 def test_closure_step_equals_explicit_two_step_and_runs_first_pass_when_no_grad():
     w1, w2, opt = make(base=torch.optim.Adam)
     v1, v2, ref = make(base=torch.optim.Adam)
-    calls = []
-
-    def closure():
-        calls.append(1)
-        opt.zero_grad()
-        loss = loss_of(w1, w2)
-        loss.backward()
-        return loss
-
+    closure, calls = counting_closure(opt, w1, w2)
     for _ in range(3):
         loss = opt.step(closure)  # no gradient present: SAM runs the first pass itself
         assert loss is not None
@@ -190,15 +197,7 @@ def test_closure_step_after_an_explicit_first_step_only_completes_it():
     w1, w2, opt = make(base=torch.optim.Adam)
     loss_of(w1, w2).backward()
     opt.first_step(zero_grad=True)  # now at w + ε, gradients dropped
-    calls = []
-
-    def closure():
-        calls.append(1)
-        opt.zero_grad()
-        loss = loss_of(w1, w2)
-        loss.backward()
-        return loss
-
+    closure, calls = counting_closure(opt, w1, w2)
     assert opt.step(closure) is None  # the loss at w was not computed by this call
     assert len(calls) == 1
     torch.testing.assert_close(torch.cat([w1, w2]).detach(), _two_step_reference(), rtol=0, atol=0)

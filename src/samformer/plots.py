@@ -182,6 +182,15 @@ def _study_line(ax, summary: dict[str, Any], method: str, key: str, **style: Any
         ax.plot(epochs, values, color=STUDY_COLORS[method], **style)
 
 
+def _every_method(summary: dict[str, Any], key: str) -> tuple[Figure, Any]:
+    """A figure with one axis and every method's per-epoch `key` drawn on it."""
+    fig = _figure(7, 4.4)
+    ax = fig.add_subplot()
+    for method in _study_methods(summary):
+        _study_line(ax, summary, method, key)
+    return fig, ax
+
+
 def _study_methods(summary: dict[str, Any], only: tuple[str, ...] | None = None) -> list[str]:
     return [m for m in summary["settings"]["methods"] if only is None or m in only]
 
@@ -235,10 +244,7 @@ def plot_toy_sharpness(summary: dict[str, Any]) -> Figure:
 
 def plot_toy_entropy(summary: dict[str, Any]) -> Figure:
     """Mean attention entropy per epoch (log scale), with ln D (uniform attention) as a line."""
-    fig = _figure(7, 4.4)
-    ax = fig.add_subplot()
-    for method in _study_methods(summary):
-        _study_line(ax, summary, method, "attention_entropy")
+    fig, ax = _every_method(summary, "attention_entropy")
     ln_d = math.log(summary["settings"]["toy"]["n_channels"])
     ax.axhline(ln_d, color="black", linestyle=":", label=f"uniform attention: ln D = {ln_d:.2f}")
     ax.set(
@@ -254,10 +260,7 @@ def plot_toy_entropy(summary: dict[str, Any]) -> Figure:
 
 def plot_toy_nuclear_norm(summary: dict[str, Any]) -> Figure:
     """Mean nuclear norm of the D×D attention per epoch for every method (D for a permutation, 1 for uniform)."""
-    fig = _figure(7, 4.4)
-    ax = fig.add_subplot()
-    for method in _study_methods(summary):
-        _study_line(ax, summary, method, "nuclear_norm")
+    fig, ax = _every_method(summary, "nuclear_norm")
     d = summary["settings"]["toy"]["n_channels"]
     ax.axhline(d, color="black", linestyle=":", linewidth=1, label=f"identity / permutation: D = {d}")
     ax.axhline(1, color="black", linestyle="-.", linewidth=1, label="uniform attention: 1")

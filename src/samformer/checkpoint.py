@@ -107,7 +107,8 @@ def loop_json(loop: LoopState) -> dict[str, Any]:
 def loop_from_json(saved: dict[str, Any], best: dict[str, torch.Tensor] | None) -> LoopState:
     """The `LoopState` of `loop_json`'s output, with the best weights `best` if it had them."""
     loop = dict(saved)
-    return LoopState(**loop, best_state=best if loop.pop("has_best") else None)
+    has_best = loop.pop("has_best")
+    return LoopState(**loop, best_state=best if has_best else None)
 
 
 def write_state(path: str | os.PathLike, tensors: dict[str, torch.Tensor], state: dict[str, Any], fingerprint: dict[str, Any]) -> None:

@@ -146,11 +146,11 @@ def run_epochs(
             if not loops[j].finished:
                 staying.append(i)
         bar.set_postfix(epoch=epoch + 1, train=f"{min(losses):.4f}", val=f"{min(s['mse'] for s in scores):.4f}")
-        if save is not None:
-            save(loops)
         if len(staying) < len(live):
             trainee.leave(staying)
             live = [live[i] for i in staying]
+        if save is not None:
+            save(loops)
         if not live:
             break
     bar.close()

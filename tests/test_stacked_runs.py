@@ -19,6 +19,7 @@ from samformer.stacked_fit import fit_stacked, seeded_models
 from samformer.stacked_memory import StackMemoryError, bytes_per_model, check_stack_memory
 
 from .conftest import make_frame
+from .records import assert_same_record
 
 L, H = 24, 6
 SETTINGS = [  # the first stops early, well before the others: it has left the stack when the run is interrupted
@@ -131,13 +132,6 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 FAST = ["--horizon", str(H), "--seq-len", str(L), "--batch-size", "32", "--epochs", "3", "--quiet"]
 
 
-def comparable(record: dict) -> dict:
-    """A result record without wall-clock times and with metrics rounded (a stack computes in another order)."""
-    record = {k: v for k, v in record.items() if k != "train_seconds"}
-    record["history"] = [{k: round(v, 5) if isinstance(v, float) else v for k, v in h.items() if k != "seconds"} for h in record["history"]]
-    return {k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()}
-
-
 def test_train_seeds_writes_each_seed_as_its_own_run_would_and_the_ensemble(capsys, small_csv, tmp_path):
     code, out, err = cli(capsys, "train", "--dataset", str(small_csv), "--out", str(tmp_path / "stack"), "--seeds", "3,1", *FAST)
     assert code == 0, err
@@ -150,7 +144,7 @@ def test_train_seeds_writes_each_seed_as_its_own_run_would_and_the_ensemble(caps
         assert code == 0, err
         alone, stacked = tmp_path / f"alone{seed}", tmp_path / "stack" / f"seed{seed}"
         assert sorted(p.name for p in alone.iterdir()) == sorted(p.name for p in stacked.iterdir())
-        assert comparable(json.loads((stacked / "result.json").read_text())) == comparable(json.loads((alone / "result.json").read_text()))
+        assert_same_record(json.loads((stacked / "result.json").read_text()), json.loads((alone / "result.json").read_text()))
         assert run["test_mse"] == pytest.approx(json.loads(single_out.strip().splitlines()[-1])["test_mse"], abs=1e-6)
         forecasts.append(json.loads((stacked / "result.json").read_text())["test_mse"])
     assert not (tmp_path / "stack" / "checkpoint.safetensors").exists()

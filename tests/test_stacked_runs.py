@@ -33,14 +33,6 @@ class Interrupt(Exception):
     """Stands for a crash between the end of an epoch's work and its checkpoint."""
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def train_stack(data, cfgs, checkpoint: Path | None = None, resume: bool = False):
     models = seeded_models(lambda: SAMformer(data.n_channels, L, H), [c.seed for c in cfgs])
     results, ensemble = score_stacked(models, data, cfgs[0], fit_stacked(models, data, cfgs, checkpoint=checkpoint, resume=resume))

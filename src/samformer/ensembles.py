@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from samformer.grid import by_variant_and_protocol
+
 _KEYS = ("dataset", "horizon", "variant", "protocol", "seeds", "test_mse", "test_mae", "members_test_mse", "members_test_mae")
 
 
@@ -60,34 +62,32 @@ def _cell(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+HEADER = ["dataset", "H", "seeds", "ensemble MSE", "ensemble MAE", "single-model MSE (same seeds)", "ensemble vs single"]
+NOTE = (
+    "Each row is one model: the average of the listed seeds' forecasts, scored on the test split. It is not a single "
+    "SAMformer and is not comparable with the paper's table, which reports single models (mean ± std over seeds)."
+)
+
+
+def _row(cell: dict[str, Any]) -> list[str]:
+    single = cell["members_mse_mean"]
+    change = 100 * (cell["ensemble_mse"] - single) / single
+    seeds = ",".join(map(str, cell["seeds"]))
+    return [cell["dataset"], str(cell["horizon"]), seeds, f"{cell['ensemble_mse']:.3f}", f"{cell['ensemble_mae']:.3f}",
+            f"{single:.3f} ± {cell['members_mse_std']:.3f}", f"{change:+.1f}%"]  # fmt: skip
+
+
 def render_ensemble_table(cells: list[dict[str, Any]], fmt: str = "md") -> str:
     """The ensembles table (Markdown or CSV), one block per variant and protocol, labelled as ensembles."""
-    header = ["dataset", "H", "seeds", "ensemble MSE", "ensemble MAE", "single-model MSE (same seeds)", "ensemble vs single"]
-    lines = [",".join(["kind", "variant", "protocol", *header])] if fmt == "csv" else []
-    blocks: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for cell in cells:
-        blocks.setdefault((cell["variant"], cell["protocol"]), []).append(cell)
-    for (variant, protocol), block in blocks.items():
-        rows = [
-            [
-                c["dataset"],
-                str(c["horizon"]),
-                ",".join(map(str, c["seeds"])),
-                f"{c['ensemble_mse']:.3f}",
-                f"{c['ensemble_mae']:.3f}",
-                f"{c['members_mse_mean']:.3f} ± {c['members_mse_std']:.3f}",
-                f"{100 * (c['ensemble_mse'] - c['members_mse_mean']) / c['members_mse_mean']:+.1f}%",
-            ]
-            for c in block
-        ]
-        if fmt == "csv":
-            lines += [",".join(["ensemble", variant, protocol, *(f'"{x}"' if "," in x else x for x in r)]) for r in rows]
-            continue
+    if fmt == "csv":
+        lines = [",".join(["kind", "variant", "protocol", *HEADER])]
+        for (variant, protocol), block in by_variant_and_protocol(cells).items():
+            lines += [",".join(["ensemble", variant, protocol, *(f'"{x}"' if "," in x else x for x in _row(c))]) for c in block]
+        return "\n".join(lines) + "\n"
+    lines = []
+    for (variant, protocol), block in by_variant_and_protocol(cells).items():
         lines += [f"### Ensembles (mean forecast of the seeds): {variant} (protocol: {protocol})", ""]
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows), ""]
-        lines += [
-            "Each row is one model: the average of the listed seeds' forecasts, scored on the test split. It is not a "
-            "single SAMformer and is not comparable with the paper's table, which reports single models (mean ± std over seeds).",
-            "",
-        ]
+        lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+        lines += ["| " + " | ".join(_row(c)) + " |" for c in block]
+        lines += ["", NOTE, ""]
     return "\n".join(lines).rstrip() + "\n"

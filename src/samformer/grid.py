@@ -393,16 +393,21 @@ def _relative(ours: float, paper: float | None) -> str:
     return "–" if paper is None else f"{100 * (ours - paper) / paper:+.1f}%"
 
 
+def by_variant_and_protocol(cells: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The cells in one block per (variant, protocol), in their order."""
+    blocks: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cell in cells:
+        blocks.setdefault((cell["variant"], cell["protocol"]), []).append(cell)
+    return blocks
+
+
 def render_table(cells: list[dict[str, Any]], fmt: str = "md") -> str:
     """The comparison table (Markdown or CSV), one block per variant and protocol, with an average row."""
     header = ["dataset", "H", "seeds", "MSE (ours)", "MAE (ours)", "paper MSE", "vs paper", "TSMixer (paper)", "Transformer (paper)"]
     lines: list[str] = []
     if fmt == "csv":
         lines.append(",".join(["variant", "protocol", *header]))
-    blocks: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for cell in cells:
-        blocks.setdefault((cell["variant"], cell["protocol"]), []).append(cell)
-    for (variant, protocol), block in blocks.items():
+    for (variant, protocol), block in by_variant_and_protocol(cells).items():
         rows = [
             [
                 c["dataset"],

@@ -149,3 +149,29 @@ def test_bad_seed_lists_are_one_line_exit_2_and_nothing_written(capsys, small_cs
     code, _, err = cli(capsys, "train", "--dataset", str(small_csv), "--out", str(tmp_path / "out"), "--seeds", seeds, *FAST)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_train_seeds_resumes_an_interrupted_stack_and_refuses_other_settings(capsys, small_csv, tmp_path, monkeypatch):
+    base = ["train", "--dataset", str(small_csv), "--seeds", "0,1", *FAST]
+    code, out, err = cli(capsys, *base, "--out", str(tmp_path / "straight"))
+    assert code == 0, err
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 2)
+        with pytest.raises(Interrupt):
+            main([*base, "--out", str(tmp_path / "resumed")])
+    assert (tmp_path / "resumed" / "checkpoint.safetensors").exists() and not (tmp_path / "resumed" / "seed0").exists()
+    code, _, err = cli(capsys, *base, "--out", str(tmp_path / "resumed"), "--resume", "--lr", "0.01")
+    assert code == 2 and "other settings (lr: 0.001 -> 0.01)" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli(capsys, *base, "--out", str(tmp_path / "resumed"))
+    assert code == 2 and "pass --resume" in err
+    code, resumed, err = cli(capsys, *base, "--out", str(tmp_path / "resumed"), "--resume")
+    assert code == 0, err
+    for seed in (0, 1):
+        a, b = (json.loads((tmp_path / d / f"seed{seed}" / "result.json").read_text()) for d in ("straight", "resumed"))
+        assert_same_record(a, b, tolerance=0.0)
+    summary = json.loads(resumed.strip().splitlines()[-1])
+    assert summary["ensemble_test_mse"] == json.loads(out.strip().splitlines()[-1])["ensemble_test_mse"]
+    before = (tmp_path / "resumed" / "seed0" / "model.safetensors").read_bytes()
+    code, again, err = cli(capsys, *base, "--out", str(tmp_path / "resumed"), "--resume")  # finished: nothing to do
+    assert code == 0 and "nothing to resume" in err and json.loads(again.strip().splitlines()[-1]) == summary
+    assert (tmp_path / "resumed" / "seed0" / "model.safetensors").read_bytes() == before

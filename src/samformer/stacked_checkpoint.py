@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
 from samformer import distributed
 from samformer.checkpoint import LoopState, loop_from_json, loop_json, read_state, run_fingerprint, write_state
 from samformer.data import SplitData
+from samformer.model import SAMformer
+from samformer.stacked import StackedSAMformer
+from samformer.stacked_optim import StackedSAM
 from samformer.train import TrainConfig, data_splits
 
-if TYPE_CHECKING:
-    from samformer.stacked_fit import StackTrainee
+
+class StackTrainee(Protocol):
+    """What a stack checkpoint holds of `stacked_fit.StackTrainee`."""
+
+    models: list[SAMformer]  # every model of the stack; those that left hold their last weights
+    stack: StackedSAMformer  # the rows of the models still training
+    optimizer: StackedSAM
+    generators: list[torch.Generator]  # each model's batch order
+    alive: list[int]  # the index in `models` of each row of `stack`
 
 
 def stack_fingerprint(trainee: StackTrainee, cfgs: list[TrainConfig], data: SplitData) -> dict[str, Any]:

@@ -57,8 +57,6 @@ def _default_out(dataset: str, horizon: int, seeds: list[int]) -> Path:
 
 
 def _refuse_existing(args: argparse.Namespace, out: Path, resuming: bool) -> None:
-    if args.resume and (args.out is None or args.overwrite):
-        raise SamformerError("--resume continues the run in an existing --out: give --out, and do not combine it with --overwrite")
     if resuming or args.overwrite:
         return
     held = [d for d in (seed_directory(out, s) for s in args.seeds) if (d / "model.safetensors").exists()]
@@ -75,16 +73,18 @@ def train_seeds(args: argparse.Namespace, check_writable: Callable[[Path], None]
     """
     if distributed.is_distributed():
         raise SamformerError("--seeds trains every seed in one process; run it without torchrun")
+    if args.resume and (args.out is None or args.overwrite):
+        raise SamformerError("--resume continues the run in an existing --out: give --out, and do not combine it with --overwrite")
     out = _default_out(args.dataset, args.horizon, args.seeds) if args.out is None else Path(args.out)
     check_writable(out)
     checkpoint = out / CHECKPOINT_FILE
     resuming = args.resume and checkpoint.exists()
-    _refuse_existing(args, out, resuming)
     if args.resume and not resuming and (out / ENSEMBLE_FILE).exists():
         print(f"samformer: {out} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
         records = [read_json(seed_directory(out, s) / "result.json") for s in args.seeds]
         print(_summary_line(records, read_json(out / ENSEMBLE_FILE), out, summary))
         return 0
+    _refuse_existing(args, out, resuming)
     if out.is_dir():
         remove_partial_files(out)
     specs = [run_spec_from_args(args, args.dataset, args.horizon, seed) for seed in args.seeds]

@@ -71,7 +71,8 @@ def loss_and_gradients(stack: StackedSAMformer, x: torch.Tensor, y: torch.Tensor
     z, stats = stack.standardize(x, x_mask)
     if stack.uses_fused(x):
         dtype = torch.bfloat16 if precision == "bf16" else stack.flat.dtype
-        return lambda: stack.mse_and_gradients(z, stats, y, y_mask, dtype)
+        z_low = z.to(dtype)  # cast once for both of SAM's passes
+        return lambda: stack.mse_and_gradients(z_low, stats, y, y_mask, dtype)
 
     def autograd_pass() -> tuple[torch.Tensor, list[torch.Tensor]]:
         with autocast(x.device, precision):

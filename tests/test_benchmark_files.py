@@ -17,6 +17,7 @@ import pytest
 from samformer import DataError, SAMformer, TrainConfig, fit
 from samformer.datasets import BENCHMARKS
 from samformer.loading import load_dataset, read_source, resolve_source
+from samformer.train import score_test
 
 # rows x channels (after the date column), from /work/shared/data/README.md and REFERENCE.md
 PUBLISHED_SHAPES = {
@@ -114,7 +115,8 @@ def test_short_tsl_layout_file_loads_splits_and_trains_by_path(tmp_path, name):
     assert data.borders == ratio_borders(n_rows, seq_len) == {"train": (0, 56), "val": (48, 64), "test": (56, 80)}
     assert len(data.windows("train")) == 56 - seq_len - horizon + 1 and len(data.windows("test")) == 16 - horizon + 1
     model = SAMformer(n_channels, seq_len, horizon)
-    result = fit(model, data, TrainConfig(epochs=1, batch_size=16, progress=False))  # 45 windows: 3 SAM steps
+    cfg = TrainConfig(epochs=1, batch_size=16, progress=False)
+    result = score_test(model, data, cfg, fit(model, data, cfg))  # 45 windows: 3 SAM steps
     assert result.epochs_run == 1 and np.isfinite(result.test_mse)
 
     # The same short file under the benchmark's own name is not the benchmark: refused, naming the way out.

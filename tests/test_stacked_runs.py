@@ -101,15 +101,15 @@ def test_the_ensemble_is_scored_on_the_mean_of_the_forecasts():
 
 
 def test_a_stack_that_does_not_fit_says_what_it_needs_and_a_k_that_fits():
-    config = SAMformer(7, 512, 96).config
-    per_model = bytes_per_model(config, 32)
-    n_parameters = sum(p.numel() for p in SAMformer(7, 512, 96).parameters())
+    model = SAMformer(7, 512, 96)
+    per_model = bytes_per_model(model, 32)
+    n_parameters = sum(p.numel() for p in model.parameters())
     assert per_model >= 4 * 5 * n_parameters  # at least weights, gradient, SAM's copy and Adam's two moments in fp32
     with pytest.raises(StackMemoryError, match=r"k=1000000000 models needs about .* GB .* train at most k=\d+ models at once"):
-        check_stack_memory(config, 10**9, 32, torch.device("cpu"))
+        check_stack_memory(model, 10**9, 32, torch.device("cpu"))
     with pytest.raises(StackMemoryError, match="train at most k=3 models"):
-        check_stack_memory(config, 8, 32, torch.device("cpu"), available=3 * per_model + 1)
-    check_stack_memory(config, 3, 32, torch.device("cpu"), available=3 * per_model)  # fits: no error
+        check_stack_memory(model, 8, 32, torch.device("cpu"), available=3 * per_model + 1)
+    check_stack_memory(model, 3, 32, torch.device("cpu"), available=3 * per_model)  # fits: no error
 
 
 # --- samformer train --seeds

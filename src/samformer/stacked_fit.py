@@ -187,7 +187,7 @@ def fit_stacked(
     """
     check_stack(models, data, cfgs)
     device = resolve_device(cfgs[0].device)
-    check_stack_memory(models[0].config, len(models), cfgs[0].batch_size, device)
+    check_stack_memory(models[0], len(models), cfgs[0].batch_size, device)
     trainee = StackTrainee(models, data, cfgs, device)
     saver = StackCheckpoints(checkpoint, trainee, cfgs, data) if checkpoint is not None else None
     loops = (saver.resume() if saver is not None and resume else None) or [fresh_state() for _ in cfgs]

@@ -7,7 +7,7 @@ import math
 import torch
 
 from samformer.errors import SamformerError
-from samformer.model import SAMformer, SAMformerConfig
+from samformer.model import SAMformer
 
 # Per-model copies of the parameters a stacked step holds: weights, gradient, SAM's w + ε, Adam's two
 # moments, the best weights, the low-precision cast (counted at full width).
@@ -21,10 +21,11 @@ class StackMemoryError(SamformerError):
     """A stack that does not fit in this device's memory."""
 
 
-def bytes_per_model(config: SAMformerConfig, batch_size: int) -> int:
-    """An estimate of the memory one model adds to a stacked training step, from its parameter and activation sizes."""
-    with torch.device("meta"):
-        n_parameters = sum(p.numel() for p in SAMformer.from_config(config).parameters())
+def bytes_per_model(model: SAMformer, batch_size: int) -> int:
+    """An estimate of the memory one model like `model` adds to a stacked training step, from its parameter and
+    activation sizes."""
+    config = model.config
+    n_parameters = sum(p.numel() for p in model.parameters())
     rows = batch_size * config.n_channels
     width = config.seq_len + config.horizon + config.n_channels + config.d_model
     return 4 * (PARAMETER_COPIES * n_parameters + ACTIVATION_COPIES * rows * width)
@@ -44,13 +45,14 @@ def available_bytes(device: torch.device) -> int | None:
     return None
 
 
-def check_stack_memory(config: SAMformerConfig, k: int, batch_size: int, device: torch.device, available: int | None = None) -> None:
-    """Refuse (`StackMemoryError`) a stack of k models that would not fit, saying what it needs and the largest k that fits.
+def check_stack_memory(model: SAMformer, k: int, batch_size: int, device: torch.device, available: int | None = None) -> None:
+    """Refuse (`StackMemoryError`) a stack of k models like `model` that would not fit, saying what it needs and the
+    largest k that fits.
 
     `available` (bytes) defaults to what `available_bytes` finds; unknown means no check.
     """
     available = available_bytes(device) if available is None else available
-    per_model = bytes_per_model(config, batch_size)
+    per_model = bytes_per_model(model, batch_size)
     if available is None or k * per_model <= available:
         return
     fits = max(0, math.floor(available / per_model))

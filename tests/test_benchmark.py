@@ -255,7 +255,7 @@ def test_records_of_older_versions_are_reused_when_what_they_hold_matches(tmp_pa
 
 def test_a_cells_seeds_train_as_one_stack_with_the_records_of_separate_runs_and_an_ensemble(tmp_path, small_csv, capsys):
     specs = grid([str(small_csv)], [6], [0, 1, 2], ["samformer"], seq_len=24, train_options=TINY)
-    report = run_grid(specs, tmp_path / "stacked", progress=False)
+    report = run_grid(specs, tmp_path / "stacked", progress=False, stack=True)
     assert report.ran == 3
     for spec in specs:
         alone = tmp_path / f"alone{spec.seed}"
@@ -276,7 +276,7 @@ def test_a_cells_seeds_train_as_one_stack_with_the_records_of_separate_runs_and_
 def test_a_rho_grid_stacks_its_values_into_one_directory_per_value(tmp_path, small_csv, capsys):
     common = ["benchmark", "--datasets", str(small_csv), "--horizons", "6", "--seeds", "0", "--seq-len", "24"]
     common += ["--epochs", "2", "--batch-size", "64"]
-    assert main([*common, "--rho-grid", "0.2,0.9", "--out", str(tmp_path / "grid")]) == 0
+    assert main([*common, "--stack", "--rho-grid", "0.2,0.9", "--out", str(tmp_path / "grid")]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ran"] == 2
     for rho in ("0.2", "0.9"):
         assert main([*common, "--rho", rho, "--out", str(tmp_path / f"alone{rho}")]) == 0
@@ -285,7 +285,7 @@ def test_a_rho_grid_stacks_its_values_into_one_directory_per_value(tmp_path, sma
         assert json.loads(stacked.read_text())["train_config"]["rho"] == float(rho)
         assert_same_record(json.loads(stacked.read_text()), json.loads(alone.read_text()))
     capsys.readouterr()
-    assert main([*common, "--rho-grid", "0.2,0.9", "--out", str(tmp_path / "grid")]) == 0  # resumed: nothing left to run
+    assert main([*common, "--stack", "--rho-grid", "0.2,0.9", "--out", str(tmp_path / "grid")]) == 0  # resumed: nothing left to run
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ran"] == 0
     assert main([*common, "--rho", "0.2", "--rho-grid", "0.2,0.9", "--out", str(tmp_path / "both")]) == 2
     assert "either --rho or --rho-grid" in capsys.readouterr().err

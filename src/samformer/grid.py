@@ -255,15 +255,26 @@ class GridReport:
 
 
 def run_grid(
-    specs: list[RunSpec], out: str | os.PathLike, data_dir: str | None = None, workers: int = 1, progress: bool = True
+    specs: list[RunSpec],
+    out: str | os.PathLike,
+    data_dir: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    stack: bool = False,
 ) -> GridReport:
-    """Run every pending spec (the pending seeds of a cell as one stack, in `workers` processes), storing each result
-    as soon as its stack finishes."""
-    return run_grids({Path(out): specs}, data_dir, workers, progress)
+    """Run every pending spec (in `workers` processes), storing each result as soon as it finishes.
+
+    With `stack`, the pending seeds of a cell train as one stack (`stacks`): each record is the one a run alone
+    stores up to rounding (a stack sums in another order), and the cell's ensemble is stored too.
+    """
+    return run_grids({Path(out): specs}, data_dir, workers, progress, stack)
 
 
-def run_grids(grids: dict[Path, list[RunSpec]], data_dir: str | None = None, workers: int = 1, progress: bool = True) -> GridReport:
-    """`run_grid` of several directories of run files at once (e.g. one per rho): runs of one shape stack across them."""
+def run_grids(
+    grids: dict[Path, list[RunSpec]], data_dir: str | None = None, workers: int = 1, progress: bool = True, stack: bool = False
+) -> GridReport:
+    """`run_grid` of several directories of run files at once (e.g. one per rho): with `stack`, runs of one shape
+    stack across them."""
     started = time.perf_counter()
     jobs: list[Job] = []
     for out, specs in grids.items():
@@ -271,14 +282,15 @@ def run_grids(grids: dict[Path, list[RunSpec]], data_dir: str | None = None, wor
         jobs += [(spec, out) for spec in pending(specs, out, log=lambda m: print(m, file=sys.stderr), data_dir=data_dir)]
     total = sum(len(specs) for specs in grids.values())
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    groups = stacks(jobs) if stack else [[job] for job in jobs]
     bar = tqdm(total=total, initial=total - len(jobs), desc="benchmark runs", unit="run", disable=not progress)
     try:
         if workers <= 1:
-            for stack in stacks(jobs):
-                bar.update(_run_stack(stack, data_dir, threads))
+            for group in groups:
+                bar.update(_run_stack(group, data_dir, threads))
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(_run_stack, stack, data_dir, threads) for stack in stacks(jobs)}
+                futures = {pool.submit(_run_stack, group, data_dir, threads) for group in groups}
                 while futures:
                     done, futures = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:

@@ -98,7 +98,7 @@ def train_epoch(
     precision: str,
     bar: tqdm,
 ) -> torch.Tensor:
-    """One epoch of every model in the stack, model j in the order its `generators[j]` draws; each one's mean training loss (k,)."""
+    """One epoch of every model in the stack, model j in the order its `generators[j]` draws; each one's summed training loss (k,)."""
     k = len(generators)
     orders = torch.stack([torch.randperm(len(windows), generator=g) for g in generators]).to(stack.flat.device)  # (k, N)
     loss_sum = torch.zeros(k, device=stack.flat.device)  # float32, as train.fit sums its losses
@@ -119,7 +119,7 @@ def train_epoch(
         optimizer.adam_step(grads)
         loss_sum += loss * idx.shape[1]
         bar.update()
-    return loss_sum / len(windows)
+    return loss_sum
 
 
 class StackTrainee:
@@ -143,7 +143,8 @@ class StackTrainee:
     def train_epoch(self, bar: tqdm) -> list[float]:
         generators = [self.generators[j] for j in self.alive]
         cfg = self.cfg
-        return train_epoch(self.stack, self.optimizer, self.train_w, generators, cfg.batch_size, cfg.precision, bar).tolist()
+        loss_sums = train_epoch(self.stack, self.optimizer, self.train_w, generators, cfg.batch_size, cfg.precision, bar)
+        return [loss_sum / len(self.train_w) for loss_sum in loss_sums.tolist()]  # the mean, divided as `train.fit` divides it
 
     def validate(self) -> list[dict[str, float]]:
         val = evaluate_stacked(self.stack, self.val_w, self.cfg.eval_batch_size, self.cfg.precision)

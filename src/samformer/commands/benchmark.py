@@ -43,13 +43,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--data-dir", default=None)
     bench.add_argument("--workers", type=positive_int, default=1, help="parallel training processes")
     bench.add_argument("--out", default="runs/benchmark", help="directory of run files (default runs/benchmark)")
+    bench.add_argument(
+        "--stack",
+        action="store_true",
+        help="train the pending seeds (and --rho-grid values) of a cell together as one stack, and store their ensemble",
+    )
     opt = bench.add_argument_group("protocol overrides (the table labels such runs 'custom(...)')")
     opt.add_argument("--rho", type=non_negative_float, default=None)
     opt.add_argument(
         "--rho-grid",
         type=_csv_list(non_negative_float),
         default=None,
-        help="several rho values trained together (stacked with the seeds): run files of each under OUT/rho=<value>",
+        help="several rho values (with --stack trained together): run files of each under OUT/rho=<value>",
     )
     opt.add_argument("--epochs", type=positive_int, default=None)
     opt.add_argument("--batch-size", type=positive_int, default=None)
@@ -98,7 +103,7 @@ def grids_from_args(args: argparse.Namespace) -> dict[Path, list[RunSpec]]:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     grids = grids_from_args(args)
     try:
-        report = run_grids(grids, data_dir=args.data_dir, workers=args.workers)
+        report = run_grids(grids, data_dir=args.data_dir, workers=args.workers, stack=args.stack)
     except OSError as exc:
         raise SamformerError(f"cannot write run files to {args.out} ({exc.strerror or exc}); choose a writable --out") from None
     print(
@@ -135,7 +140,7 @@ def _ensemble_table(args: argparse.Namespace) -> int:
     if not cells:
         raise SamformerError(
             f"no ensemble records under {args.runs}; they are written when a cell's seeds train together, "
-            f"e.g. `samformer benchmark --seeds 0,1,2,3,4 --out {args.runs}` on a fresh --out"
+            f"e.g. `samformer benchmark --stack --seeds 0,1,2,3,4 --out {args.runs}` on a fresh --out"
         )
     sys.stdout.write(json.dumps(cells) + "\n" if args.format == "json" else render_ensemble_table(cells, args.format))
     return 0

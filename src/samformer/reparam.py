@@ -45,7 +45,8 @@ class SigmaReparamLinear(nn.Module):
         if self.bias is not None:
             bound = 1 / math.sqrt(self.in_features)
             nn.init.uniform_(self.bias, -bound, bound)
-        self.refresh_singular_vectors(iterations=50)
+        if not self.weight.is_meta:  # a model built on the meta device (shapes only) has no values to iterate on
+            self.refresh_singular_vectors(iterations=50)
 
     @torch.no_grad()
     def refresh_singular_vectors(self, iterations: int = 1) -> None:

@@ -32,8 +32,9 @@ from samformer.data import SplitData
 from samformer.files import write_json
 from samformer.loading import load_dataset
 from samformer.model import SAMformer
+from samformer.stacked_eval import score_stacked
 from samformer.stacked_fit import fit_stacked, seeded_models
-from samformer.train import TrainConfig, TrainResult, fit
+from samformer.train import TrainConfig, TrainResult, fit, score_test
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import HORIZON, SEQ_LEN, flops_per_window, fused_flops_per_window, matmul_peaks
@@ -79,9 +80,9 @@ def compare(data: SplitData, k: int, batch_size: int, epochs: int, precision: st
     protocol = {"batch_size": batch_size, "epochs": epochs, "patience": epochs, "precision": precision, "progress": False}
     cfgs = [TrainConfig(seed=seed, **protocol) for seed in range(k)]
     singles = build_models(data, cfgs)
-    single_results = [fit(model, data, cfg) for model, cfg in zip(singles, cfgs, strict=True)]
+    single_results = [score_test(model, data, cfg, fit(model, data, cfg)) for model, cfg in zip(singles, cfgs, strict=True)]
     stacked = build_models(data, cfgs)
-    stacked_results = fit_stacked(stacked, data, cfgs)
+    stacked_results, _ = score_stacked(stacked, data, cfgs[0], fit_stacked(stacked, data, cfgs))
     n_windows = len(data.windows("train"))
     gflop = k * n_windows * fused_flops_per_window(data.n_channels, SEQ_LEN, HORIZON, batch_size) / 1e9
     nominal = k * n_windows * flops_per_window(data.n_channels, SEQ_LEN, HORIZON) / 1e9

@@ -16,6 +16,8 @@ from samformer.cli import main
 from samformer.errors import SamformerError
 from samformer.grid import grid, pending, render_table, run_grid, run_path, summarise, summarise_tuned
 
+from .records import assert_same_record
+
 TINY = {"epochs": 2, "batch_size": 64, "progress": False}
 METRICS = ("test_mse", "test_mae", "val_mse", "best_epoch", "epochs_run")
 
@@ -246,3 +248,44 @@ def test_records_of_older_versions_are_reused_when_what_they_hold_matches(tmp_pa
     path.write_text(json.dumps(old | {"test_mse": 0.3, "test_mae": 0.4, "val_mse": 0.5, "train_config": {"rho": 0.5, "epochs": 1}}))
     with pytest.raises(SamformerError, match="rho 0.5 there, 0.7 here"):
         pending([spec], tmp_path)
+
+
+# --- stacks: a cell's seeds (and rho values) trained together
+
+
+def test_a_cells_seeds_train_as_one_stack_with_the_records_of_separate_runs_and_an_ensemble(tmp_path, small_csv, capsys):
+    specs = grid([str(small_csv)], [6], [0, 1, 2], ["samformer"], seq_len=24, train_options=TINY)
+    report = run_grid(specs, tmp_path / "stacked", progress=False, stack=True)
+    assert report.ran == 3
+    for spec in specs:
+        alone = tmp_path / f"alone{spec.seed}"
+        run_grid([spec], alone, progress=False)  # one pending run: trained alone, by `execute`
+        assert_same_record(json.loads(run_path(tmp_path / "stacked", spec).read_text()), json.loads(run_path(alone, spec).read_text()))
+    ensemble = json.loads(run_path(tmp_path / "stacked", specs[0]).with_name("ensemble-seeds0-1-2.json").read_text())
+    members = [json.loads(run_path(tmp_path / "stacked", s).read_text())["test_mse"] for s in specs]
+    assert ensemble["seeds"] == [0, 1, 2] and ensemble["members_test_mse"] == members
+    assert ensemble["test_mse"] <= max(members)  # the mean forecast's squared error is at most the worst member's (convexity)
+    assert main(["table", str(tmp_path / "stacked"), "--ensembles"]) == 0
+    table = capsys.readouterr().out
+    assert "### Ensembles (mean forecast of the seeds)" in table and "paper" in table and "0,1,2" in table
+    assert f"{ensemble['test_mse']:.3f}" in table
+    assert main(["table", str(tmp_path / "stacked")]) == 0
+    assert "Ensemble" not in capsys.readouterr().out  # never mixed into the paper comparison
+
+
+def test_a_rho_grid_stacks_its_values_into_one_directory_per_value(tmp_path, small_csv, capsys):
+    common = ["benchmark", "--datasets", str(small_csv), "--horizons", "6", "--seeds", "0", "--seq-len", "24"]
+    common += ["--epochs", "2", "--batch-size", "64"]
+    assert main([*common, "--stack", "--rho-grid", "0.2,0.9", "--out", str(tmp_path / "grid")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ran"] == 2
+    for rho in ("0.2", "0.9"):
+        assert main([*common, "--rho", rho, "--out", str(tmp_path / f"alone{rho}")]) == 0
+        (stacked,) = (tmp_path / "grid" / f"rho={rho}").rglob("seed0.json")
+        (alone,) = (tmp_path / f"alone{rho}").rglob("seed0.json")
+        assert json.loads(stacked.read_text())["train_config"]["rho"] == float(rho)
+        assert_same_record(json.loads(stacked.read_text()), json.loads(alone.read_text()))
+    capsys.readouterr()
+    assert main([*common, "--stack", "--rho-grid", "0.2,0.9", "--out", str(tmp_path / "grid")]) == 0  # resumed: nothing left to run
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ran"] == 0
+    assert main([*common, "--rho", "0.2", "--rho-grid", "0.2,0.9", "--out", str(tmp_path / "both")]) == 2
+    assert "either --rho or --rho-grid" in capsys.readouterr().err

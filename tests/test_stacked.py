@@ -14,6 +14,7 @@ from samformer.errors import SamformerError, ShapeError
 from samformer.fused import MSEPass
 from samformer.loading import load_dataset
 from samformer.stacked import StackedSAMformer
+from samformer.stacked_eval import score_stacked
 from samformer.stacked_fit import fit_stacked, seeded_models
 from samformer.train import TrainConfig, fit, score_test, seed_everything
 
@@ -58,7 +59,7 @@ def separate_and_stacked(data: SplitData, cfgs: list[TrainConfig], options: dict
     singles = [build(c.seed, options, fuse, dtype) for c in cfgs]
     single_results = [score_test(m, data, c, fit(m, data, c)) for m, c in zip(singles, cfgs, strict=True)]
     stacked = [build(c.seed, options, fuse, dtype) for c in cfgs]
-    return singles, single_results, stacked, fit_stacked(stacked, data, cfgs)
+    return singles, single_results, stacked, score_stacked(stacked, data, cfgs[0], fit_stacked(stacked, data, cfgs))[0]
 
 
 # --- the stacked network computes each model's function
@@ -219,7 +220,7 @@ def test_stacked_training_is_separate_training_on_etth1(data_dir) -> None:
         singles.append(SAMformer(data.n_channels, 512, 96))
         stacked.append(copy.deepcopy(singles[-1]))
         results_single.append(score_test(singles[-1], data, cfg, fit(singles[-1], data, cfg)))
-    results = fit_stacked(stacked, data, cfgs)
+    results, _ = score_stacked(stacked, data, cfgs[0], fit_stacked(stacked, data, cfgs))
     x, _ = data.windows("test").batch(slice(0, 256))
     for single, result, model, stacked_result in zip(singles, results_single, stacked, results, strict=True):
         weights = zip(single.state_dict().items(), model.state_dict().values(), strict=True)

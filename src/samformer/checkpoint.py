@@ -81,7 +81,6 @@ def save_checkpoint(
     fingerprint: dict[str, Any],
 ) -> None:
     """Write the full training state to `path` atomically (a kill leaves the previous checkpoint intact)."""
-    path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     for name, value in model.state_dict().items():
         tensors[f"model.{name}"] = value
@@ -95,22 +94,37 @@ def save_checkpoint(
                 tensors[f"optimizer.{index}.{slot}"] = value
             else:
                 opt_scalars.setdefault(str(index), {})[slot] = value
-    tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.generator"] = generator.get_state()
+    state = {"loop": loop_json(loop), "optimizer": {"param_groups": opt["param_groups"], "scalars": opt_scalars}}
+    write_state(path, tensors, state, fingerprint)
+
+
+def loop_json(loop: LoopState) -> dict[str, Any]:
+    """`loop` as JSON, but its best weights (stored as tensors): whether it has them instead."""
+    return {k: v for k, v in asdict(loop).items() if k != "best_state"} | {"has_best": loop.best_state is not None}
+
+
+def loop_from_json(saved: dict[str, Any], best: dict[str, torch.Tensor] | None) -> LoopState:
+    """The `LoopState` of `loop_json`'s output, with the best weights `best` if it had them."""
+    loop = dict(saved)
+    has_best = loop.pop("has_best")
+    return LoopState(**loop, best_state=best if has_best else None)
+
+
+def write_state(path: str | os.PathLike, tensors: dict[str, torch.Tensor], state: dict[str, Any], fingerprint: dict[str, Any]) -> None:
+    """Write `tensors` and the JSON `state` atomically as a checkpoint of the run `fingerprint`, with the global RNG states."""
+    path = Path(path)
+    tensors = dict(tensors)
+    tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
+        for i, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = cuda_state
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     tensors["rng.numpy"] = torch.from_numpy(np_keys.astype(np.int64))
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     py_version, py_state, py_gauss = random.getstate()
-    state = {
-        "fingerprint": fingerprint,
-        "loop": {k: v for k, v in asdict(loop).items() if k != "best_state"} | {"has_best": loop.best_state is not None},
-        "optimizer": {"param_groups": opt["param_groups"], "scalars": opt_scalars},
-        "rng": {"numpy": [np_kind, int(np_pos), int(np_has_gauss), float(np_gauss)], "python": [py_version, list(py_state), py_gauss]},
-        "sha256": _tensor_digest(tensors),
-    }
+    rng = {"numpy": [np_kind, int(np_pos), int(np_has_gauss), float(np_gauss)], "python": [py_version, list(py_state), py_gauss]}
+    state = {"fingerprint": fingerprint, **state, "rng": rng, "sha256": _tensor_digest(tensors)}
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "state": json.dumps(state)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,6 +185,28 @@ def _describe_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str:
     return ", ".join(diffs[:4])
 
 
+def read_state(path: str | os.PathLike, fingerprint: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and JSON state of the checkpoint at `path`, once it is known to be this run's (`fingerprint`);
+    the global RNG states are restored from it."""
+    tensors, state = read_checkpoint(path)
+    # JSON turns tuples into lists; compare the fingerprint in its JSON form.
+    current = json.loads(json.dumps(fingerprint))
+    if state["fingerprint"] != current:
+        raise CheckpointError(
+            f"{path} was written by a run with other settings ({_describe_mismatch(state['fingerprint'], current)}); "
+            f"resume with the same options and data, or pass --overwrite to start over"
+        )
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda_states = [tensors[f"rng.cuda.{i}"] for i in range(sum(k.startswith("rng.cuda.") for k in tensors))]
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states)
+    np_kind, np_pos, np_has_gauss, np_gauss = state["rng"]["numpy"]
+    np.random.set_state((np_kind, tensors["rng.numpy"].numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
+    py_version, py_state, py_gauss = state["rng"]["python"]
+    random.setstate((py_version, tuple(py_state), py_gauss))
+    return tensors, state
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     model: torch.nn.Module,
@@ -183,14 +219,7 @@ def load_checkpoint(
     Refuses (`CheckpointError`) a file that is not an intact samformer checkpoint or that was written by
     a run with other settings or data.
     """
-    tensors, state = read_checkpoint(path)
-    # JSON turns tuples into lists; compare the fingerprint in its JSON form.
-    current = json.loads(json.dumps(fingerprint))
-    if state["fingerprint"] != current:
-        raise CheckpointError(
-            f"{path} was written by a run with other settings ({_describe_mismatch(state['fingerprint'], current)}); "
-            f"resume with the same options and data, or pass --overwrite to start over"
-        )
+    tensors, state = read_state(path, fingerprint)
     device = next(model.parameters()).device
     model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
     opt_state: dict[int, dict[str, Any]] = {}
@@ -206,16 +235,6 @@ def load_checkpoint(
         for saved, fresh in zip(state["optimizer"]["param_groups"], fresh_groups, strict=True)
     ]
     optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
-    torch.set_rng_state(tensors["rng.torch"])
     generator.set_state(tensors["rng.generator"])
-    cuda_states = [tensors[f"rng.cuda.{i}"] for i in range(sum(k.startswith("rng.cuda.") for k in tensors))]
-    if cuda_states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda_states)
-    np_kind, np_pos, np_has_gauss, np_gauss = state["rng"]["numpy"]
-    np.random.set_state((np_kind, tensors["rng.numpy"].numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
-    py_version, py_state, py_gauss = state["rng"]["python"]
-    random.setstate((py_version, tuple(py_state), py_gauss))
-    loop = dict(state["loop"])
-    has_best = loop.pop("has_best")
-    best = {k.removeprefix("best."): v.to(device) for k, v in tensors.items() if k.startswith("best.")} if has_best else None
-    return LoopState(**loop, best_state=best)
+    best = {k.removeprefix("best."): v.to(device) for k, v in tensors.items() if k.startswith("best.")}
+    return loop_from_json(state["loop"], best)

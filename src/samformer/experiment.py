@@ -6,6 +6,7 @@ Shared by `samformer train` and `samformer benchmark`, so both produce the same 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -14,8 +15,11 @@ import torch
 from samformer.covariates import ChannelSpec
 from samformer.data import SplitData
 from samformer.datasets import BENCHMARKS, get_benchmark
+from samformer.errors import SamformerError
 from samformer.loading import load_dataset
 from samformer.model import SAMformer, create_model, variant_uses_sam
+from samformer.stacked_eval import score_stacked
+from samformer.stacked_fit import fit_stacked
 from samformer.train import EpochCallback, TrainConfig, TrainResult, fit, score_test, seed_everything
 
 PAPER_PROTOCOL = "paper"
@@ -64,6 +68,20 @@ class RunSpec:
         return default_train_config(self.dataset, **options)
 
 
+def _load(spec: RunSpec, data_dir: str | os.PathLike | None) -> SplitData:
+    channels = None if spec.channels.is_default else spec.channels
+    return load_dataset(spec.dataset, spec.seq_len, spec.horizon, data_dir=data_dir, channels=channels)
+
+
+def _build_model(spec: RunSpec, data: SplitData) -> SAMformer:
+    """The model of `spec` for `data`, created as a run creates it: every RNG seeded with the run's seed first."""
+    seed_everything(spec.seed)
+    model_options = dict(spec.model_options)
+    if data.roles.targets is not None:
+        model_options["target_channels"] = data.roles.targets
+    return create_model(spec.variant, data.n_channels, spec.seq_len, spec.horizon, **model_options)
+
+
 def execute(
     spec: RunSpec,
     data_dir: str | os.PathLike | None = None,
@@ -78,16 +96,50 @@ def execute(
     `checkpoint` and `resume` are passed to `fit`: checkpoint every epoch, continue from one.
     """
     cfg = spec.train_config()
-    if data is None:
-        channels = None if spec.channels.is_default else spec.channels
-        data = load_dataset(spec.dataset, spec.seq_len, spec.horizon, data_dir=data_dir, channels=channels)
-    seed_everything(spec.seed)
-    model_options = dict(spec.model_options)
-    if data.roles.targets is not None:
-        model_options["target_channels"] = data.roles.targets
-    model = create_model(spec.variant, data.n_channels, spec.seq_len, spec.horizon, **model_options)
+    data = _load(spec, data_dir) if data is None else data
+    model = _build_model(spec, data)
     result = score_test(model, data, cfg, fit(model, data, cfg, callbacks, checkpoint=checkpoint, resume=resume))
-    record = {
+    return model, result, run_record(spec, data, model, cfg, result)
+
+
+@dataclass
+class StackOutcome:
+    """What `execute_stacked` produced: per run (in the order of the specs) its model, result and record, and the
+    ensemble's (mean forecast of every model) test metrics."""
+
+    models: list[SAMformer]
+    results: list[TrainResult]
+    records: list[dict[str, Any]]
+    ensemble: dict[str, float]  # {"test_mse", "test_mae"} of the mean forecast, on the standardised scale
+
+
+def execute_stacked(
+    specs: Sequence[RunSpec],
+    data_dir: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> StackOutcome:
+    """Train runs that differ only in seed and training settings as one stack (`stacked_fit.fit_stacked`).
+
+    Run j ends as `execute(specs[j])` would (same record, up to rounding); the test split is scored for all
+    of them at once, with their ensemble. `checkpoint`/`resume` checkpoint and continue the whole stack.
+    """
+    shape = {(s.dataset, s.horizon, s.variant, s.seq_len, repr(s.model_options), repr(s.channels)) for s in specs}
+    if len(shape) != 1:
+        raise SamformerError("runs stacked together must share dataset, horizon, variant, look-back, model options and channels")
+    cfgs = [spec.train_config() for spec in specs]
+    data = _load(specs[0], data_dir)
+    models = [_build_model(spec, data) for spec in specs]
+    results, ensemble = score_stacked(models, data, cfgs[0], fit_stacked(models, data, cfgs, checkpoint=checkpoint, resume=resume))
+    records = [
+        run_record(*run, data, model, cfg, result) for run, model, cfg, result in zip(zip(specs), models, cfgs, results, strict=True)
+    ]
+    return StackOutcome(models, results, records, ensemble)
+
+
+def run_record(spec: RunSpec, data: SplitData, model: SAMformer, cfg: TrainConfig, result: TrainResult) -> dict[str, Any]:
+    """The JSON-ready record of a finished, scored run (what `samformer train` and the grid store)."""
+    return {
         "dataset": data.name,
         "horizon": spec.horizon,
         "seq_len": spec.seq_len,
@@ -107,4 +159,3 @@ def execute(
         "torch_version": torch.__version__,
         "history": result.history,
     }
-    return model, result, record

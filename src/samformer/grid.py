@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from samformer.datasets import is_benchmark_name
 from samformer.errors import DataError, SamformerError
-from samformer.experiment import RunSpec, execute
+from samformer.experiment import RunSpec, StackOutcome, execute, execute_stacked
 from samformer.files import write_json
 from samformer.loading import resolve_source, source_identity
 from samformer.paper import TRANSFORMER_MSE, TSMIXER_MSE, paper_mse
@@ -45,6 +45,8 @@ _INTEGER_KEYS = ("horizon", "seq_len", "seed")
 _METRIC_KEYS = ("test_mse", "test_mae", "val_mse")
 REQUIRED_KEYS = (*_TEXT_KEYS, *_INTEGER_KEYS, *_METRIC_KEYS)
 _DISPLAY_ONLY = {"progress"}  # training options that change nothing but what is printed
+STACKABLE_OPTIONS = {"seed", "rho", "progress"}  # training options in which the runs of one stack may differ
+UNSTACKABLE_VARIANTS = {"sigma-reparam"}  # σReparam's power-iteration state is per model
 
 
 def dataset_directory(dataset: str) -> str:
@@ -58,6 +60,22 @@ def dataset_directory(dataset: str) -> str:
 def run_path(out: Path, spec: RunSpec) -> Path:
     """Where the result of `spec` is stored under `out`."""
     return Path(out) / spec.variant / dataset_directory(spec.dataset) / f"H{spec.horizon}" / f"seed{spec.seed}.json"
+
+
+def ensemble_path(out: Path, spec: RunSpec, seeds: list[int]) -> Path:
+    """Where the ensemble (mean forecast) of `seeds` of the cell of `spec` is stored under `out`, beside its run files."""
+    return run_path(out, spec).with_name(f"ensemble-seeds{'-'.join(map(str, sorted(seeds)))}.json")
+
+
+def ensemble_record(outcome: StackOutcome) -> dict[str, Any]:
+    """The record of a stack's ensemble: its cell, its seeds, the mean forecast's test metrics and its members'."""
+    first = outcome.records[0]
+    cell = {k: first[k] for k in ("dataset", "horizon", "seq_len", "variant", "protocol", "data_protocol")}
+    members = {"seeds": [r["seed"] for r in outcome.records], "members_test_mse": [r["test_mse"] for r in outcome.records]}
+    train_config = {k: v for k, v in first["train_config"].items() if k != "seed"}
+    members["members_test_mae"] = [r["test_mae"] for r in outcome.records]
+    metrics = {"test_mse": outcome.ensemble["test_mse"], "test_mae": outcome.ensemble["test_mae"]}
+    return {"kind": "ensemble", **cell, **members, **metrics, "train_config": train_config}
 
 
 def grid(
@@ -179,6 +197,53 @@ def _run_one(spec: RunSpec, out: Path, data_dir: str | None, threads: int) -> tu
     return str(path), record["test_mse"]
 
 
+Job = tuple[RunSpec, Path]  # a run and the directory of run files it is stored under
+
+
+def _stack_key(job: Job) -> tuple:
+    """Runs with equal keys have one shape and share the settings a stack must share: they train as one stack."""
+    spec, _ = job
+    options = {k: v for k, v in spec.train_options.items() if k not in STACKABLE_OPTIONS}
+    return (
+        spec.variant,
+        spec.dataset,
+        spec.horizon,
+        spec.seq_len,
+        repr(sorted(spec.model_options.items())),
+        repr(spec.channels),
+        repr(sorted(options.items())),
+    )
+
+
+def stacks(jobs: list[Job]) -> list[list[Job]]:
+    """The jobs grouped into stacks (a cell's seeds, and its rho values), in the order of their first job.
+
+    σReparam runs cannot be stacked: each is a stack of its own.
+    """
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        key = _stack_key(job) if job[0].variant not in UNSTACKABLE_VARIANTS else (id(job),)
+        groups.setdefault(key, []).append(job)
+    return list(groups.values())
+
+
+def _run_stack(jobs: list[Job], data_dir: str | None, threads: int) -> int:
+    """Train the runs of `jobs` as one stack and store each record, and the ensemble of each cell whose seeds all trained here."""
+    torch.set_num_threads(threads)
+    if len(jobs) == 1:
+        _run_one(*jobs[0], data_dir, threads)
+        return 1
+    for spec, _ in jobs:
+        spec.train_options.setdefault("progress", False)
+    outcome = execute_stacked([spec for spec, _ in jobs], data_dir=data_dir)
+    for (spec, out), record in zip(jobs, outcome.records, strict=True):
+        write_json(run_path(out, spec), record, make_dirs=True)
+    outs = {out for _, out in jobs}
+    if len(outs) == 1:  # one cell, one setting: its seeds' mean forecast
+        write_json(ensemble_path(outs.pop(), jobs[0][0], [spec.seed for spec, _ in jobs]), ensemble_record(outcome), make_dirs=True)
+    return len(jobs)
+
+
 @dataclass
 class GridReport:
     """What a `run_grid` call did."""
@@ -190,31 +255,49 @@ class GridReport:
 
 
 def run_grid(
-    specs: list[RunSpec], out: str | os.PathLike, data_dir: str | None = None, workers: int = 1, progress: bool = True
+    specs: list[RunSpec],
+    out: str | os.PathLike,
+    data_dir: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    stack: bool = False,
 ) -> GridReport:
-    """Run every pending spec (in `workers` processes), storing each result as soon as it finishes."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Run every pending spec (in `workers` processes), storing each result as soon as it finishes.
+
+    With `stack`, the pending seeds of a cell train as one stack (`stacks`): each record is the one a run alone
+    stores up to rounding (a stack sums in another order), and the cell's ensemble is stored too.
+    """
+    return run_grids({Path(out): specs}, data_dir, workers, progress, stack)
+
+
+def run_grids(
+    grids: dict[Path, list[RunSpec]], data_dir: str | None = None, workers: int = 1, progress: bool = True, stack: bool = False
+) -> GridReport:
+    """`run_grid` of several directories of run files at once (e.g. one per rho): with `stack`, runs of one shape
+    stack across them."""
     started = time.perf_counter()
-    todo = pending(specs, out, log=lambda m: print(m, file=sys.stderr), data_dir=data_dir)
+    jobs: list[Job] = []
+    for out, specs in grids.items():
+        out.mkdir(parents=True, exist_ok=True)
+        jobs += [(spec, out) for spec in pending(specs, out, log=lambda m: print(m, file=sys.stderr), data_dir=data_dir)]
+    total = sum(len(specs) for specs in grids.values())
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="benchmark runs", unit="run", disable=not progress)
+    groups = stacks(jobs) if stack else [[job] for job in jobs]
+    bar = tqdm(total=total, initial=total - len(jobs), desc="benchmark runs", unit="run", disable=not progress)
     try:
         if workers <= 1:
-            for spec in todo:
-                _run_one(spec, out, data_dir, threads)
-                bar.update()
+            for group in groups:
+                bar.update(_run_stack(group, data_dir, threads))
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(_run_one, spec, out, data_dir, threads) for spec in todo}
+                futures = {pool.submit(_run_stack, group, data_dir, threads) for group in groups}
                 while futures:
                     done, futures = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
-                        future.result()  # re-raise a worker's error
-                        bar.update()
+                        bar.update(future.result())  # re-raises a worker's error
     finally:
         bar.close()
-    return GridReport(len(specs), len(specs) - len(todo), len(todo), time.perf_counter() - started)
+    return GridReport(total, total - len(jobs), len(jobs), time.perf_counter() - started)
 
 
 def iter_runs(root: str | os.PathLike) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -322,16 +405,21 @@ def _relative(ours: float, paper: float | None) -> str:
     return "–" if paper is None else f"{100 * (ours - paper) / paper:+.1f}%"
 
 
+def by_variant_and_protocol(cells: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The cells in one block per (variant, protocol), in their order."""
+    blocks: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cell in cells:
+        blocks.setdefault((cell["variant"], cell["protocol"]), []).append(cell)
+    return blocks
+
+
 def render_table(cells: list[dict[str, Any]], fmt: str = "md") -> str:
     """The comparison table (Markdown or CSV), one block per variant and protocol, with an average row."""
     header = ["dataset", "H", "seeds", "MSE (ours)", "MAE (ours)", "paper MSE", "vs paper", "TSMixer (paper)", "Transformer (paper)"]
     lines: list[str] = []
     if fmt == "csv":
         lines.append(",".join(["variant", "protocol", *header]))
-    blocks: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for cell in cells:
-        blocks.setdefault((cell["variant"], cell["protocol"]), []).append(cell)
-    for (variant, protocol), block in blocks.items():
+    for (variant, protocol), block in by_variant_and_protocol(cells).items():
         rows = [
             [
                 c["dataset"],

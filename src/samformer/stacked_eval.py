@@ -1,13 +1,16 @@
-"""Every model of a `StackedSAMformer` scored on the same windows at once, as `train.evaluate` scores one."""
+"""Every model of a `StackedSAMformer` scored on the same windows at once, as `train.evaluate` scores one, and their ensemble."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import torch
 
-from samformer.data import Windows
-from samformer.model import missing_as_zero
+from samformer.data import SplitData, Windows
+from samformer.model import SAMformer, missing_as_zero
 from samformer.stacked import StackedSAMformer, standardize_inputs
-from samformer.train import EVAL_ROWS, Precision, autocast
+from samformer.train import EVAL_ROWS, Precision, TrainConfig, TrainResult, autocast
 
 
 @torch.inference_mode()
@@ -27,15 +30,22 @@ def stacked_forecast(stack: StackedSAMformer, x: torch.Tensor, mask: torch.Tenso
         return stack.forward_standardized(z, stats)
 
 
+def mean_forecast(
+    stack: StackedSAMformer, x: torch.Tensor, mask: torch.Tensor | None = None, precision: Precision = "fp32"
+) -> torch.Tensor:
+    """The ensemble's forecast (B, Dt, H) of inputs x (B, D, L): the mean of the k models' forecasts."""
+    return stacked_forecast(stack, x, mask, precision).float().mean(dim=0)
+
+
 @torch.inference_mode()
 def evaluate_stacked(
     stack: StackedSAMformer, windows: Windows, batch_size: int = 1024, precision: Precision = "fp32"
-) -> dict[str, list[float]]:
-    """Each model's MSE and MAE over every window, accumulated in float64, as `train.evaluate` (masks included)."""
+) -> dict[str, list[float] | float]:
+    """Each model's MSE and MAE over every window, accumulated in float64, as `train.evaluate` (masks included),
+    and those of the ensemble (the mean of the k forecasts): {"mse": [k], "mae": [k], "ensemble_mse", "ensemble_mae"}."""
     k = len(stack)
     device = stack.flat.device
-    sq_err = torch.zeros(k, dtype=torch.float64, device=device)
-    abs_err = torch.zeros(k, dtype=torch.float64, device=device)
+    errors = torch.zeros(4, k + 1, dtype=torch.float64, device=device)  # (squared, absolute) x (k models, ensemble)
     count = 0
     n_channels = windows.batch(slice(0, 1))[0].shape[1]
     batch_size = max(1, min(batch_size, EVAL_ROWS // (n_channels * k)))  # k forecasts per window
@@ -43,12 +53,24 @@ def evaluate_stacked(
         index = slice(start, start + batch_size)
         x, y = windows.batch(index)
         mask = windows.batch_mask(index)
-        pred = stacked_forecast(stack, x, None if mask is None else mask[0], precision)  # (k, B, Dt, H)
-        diff = pred.float() - y
+        pred = stacked_forecast(stack, x, None if mask is None else mask[0], precision).float()  # (k, B, Dt, H)
+        pred = torch.cat([pred, pred.mean(dim=0, keepdim=True)])  # (k + 1, B, Dt, H): the ensemble last
+        diff = pred - y
         if mask is not None:
             diff = torch.where(mask[1], diff, 0.0)
-        sq_err += diff.square().flatten(1).sum(dim=1, dtype=torch.float64)
-        abs_err += diff.abs().flatten(1).sum(dim=1, dtype=torch.float64)
+        errors[0] += diff.square().flatten(1).sum(dim=1, dtype=torch.float64)
+        errors[1] += diff.abs().flatten(1).sum(dim=1, dtype=torch.float64)
         count += diff[0].numel() if mask is None else int(mask[1].sum())
-    count = max(count, 1)
-    return {"mse": (sq_err / count).tolist(), "mae": (abs_err / count).tolist()}
+    mse, mae = (errors[:2] / max(count, 1)).tolist()
+    return {"mse": mse[:k], "mae": mae[:k], "ensemble_mse": mse[k], "ensemble_mae": mae[k]}
+
+
+def score_stacked(
+    models: Sequence[SAMformer], data: SplitData, cfg: TrainConfig, results: Sequence[TrainResult]
+) -> tuple[list[TrainResult], dict[str, float]]:
+    """`results` with each model's test MSE and MAE (as `train.score_test` adds them), and the ensemble's
+    {"test_mse", "test_mae"}: the models scored together, as one stack, on the test split of `data`."""
+    stack = StackedSAMformer(models)
+    test = evaluate_stacked(stack, data.windows("test").to(stack.flat.device), cfg.eval_batch_size, cfg.precision)
+    scored = [replace(r, test_mse=mse, test_mae=mae) for r, mse, mae in zip(results, test["mse"], test["mae"], strict=True)]
+    return scored, {"test_mse": test["ensemble_mse"], "test_mae": test["ensemble_mae"]}

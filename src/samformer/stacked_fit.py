@@ -6,55 +6,31 @@ Model j sees the batches its own seed gives it (its own `torch.Generator`, one p
 (`stacked_optim.StackedSAM`), and stops early on its own validation MSE. A model that stops leaves the
 stack (its parameters and optimizer state are dropped from the (k, ...) tensors), so later steps compute
 only the models still training; it keeps its best weights, restored into the `SAMformer` passed in.
+The epochs are `samformer.loop`'s, which `train.fit` runs too: only the trainee (`StackTrainee`) differs.
 """
 
 from __future__ import annotations
 
 import math
-import time
+import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from samformer.data import SplitData, Windows
 from samformer.errors import SamformerError, ShapeError
+from samformer.loop import fresh_state, progress_bar, run_epochs
 from samformer.model import SAMformer
 from samformer.stacked import StackedSAMformer
+from samformer.stacked_checkpoint import StackCheckpoints
 from samformer.stacked_eval import evaluate_stacked
+from samformer.stacked_memory import check_stack_memory
 from samformer.stacked_optim import StackedSAM
-from samformer.train import TrainConfig, TrainResult, autocast, cosine_restart_lr, resolve_device, seed_everything
+from samformer.train import TrainConfig, TrainResult, autocast, resolve_device, seed_everything
 
 # Settings every model of a stack must share: its batches line up, it runs in one precision on one device.
 SHARED_SETTINGS = ("batch_size", "precision", "device", "eval_batch_size")
-
-
-@dataclass
-class _Run:
-    """The early-stopping bookkeeping of one model of the stack (as the locals of `train.fit`)."""
-
-    cfg: TrainConfig
-    generator: torch.Generator
-    best_val: float = math.inf
-    best_epoch: int = 0
-    best_state: list[torch.Tensor] | None = None  # the weights of the best epoch, one tensor per parameter
-    stale: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def lr(self, epoch: int) -> float:
-        cfg = self.cfg
-        return cfg.lr if cfg.lr_schedule == "constant" else cosine_restart_lr(epoch, cfg.lr, cfg.min_lr, cfg.restart_period)
-
-    def record(self, epoch: int, val_mse: float, weights: list[torch.Tensor]) -> bool:
-        """Early stopping after 0-based `epoch` with `weights` (one tensor per parameter); True when this run is over."""
-        if val_mse < self.best_val:
-            self.best_val, self.best_epoch, self.stale = val_mse, epoch + 1, 0
-            self.best_state = [w.detach().clone() for w in weights]
-        else:
-            self.stale += 1
-        return self.stale >= self.cfg.patience or epoch + 1 == self.cfg.epochs
 
 
 def seeded_models(build: Callable[[], SAMformer], seeds: Iterable[int]) -> list[SAMformer]:
@@ -95,7 +71,8 @@ def loss_and_gradients(stack: StackedSAMformer, x: torch.Tensor, y: torch.Tensor
     z, stats = stack.standardize(x, x_mask)
     if stack.uses_fused(x):
         dtype = torch.bfloat16 if precision == "bf16" else stack.flat.dtype
-        return lambda: stack.mse_and_gradients(z, stats, y, y_mask, dtype)
+        z_low = z.to(dtype)  # cast once for both of SAM's passes
+        return lambda: stack.mse_and_gradients(z_low, stats, y, y_mask, dtype)
 
     def autograd_pass() -> tuple[torch.Tensor, list[torch.Tensor]]:
         with autocast(x.device, precision):
@@ -112,14 +89,22 @@ def loss_and_gradients(stack: StackedSAMformer, x: torch.Tensor, y: torch.Tensor
     return autograd_pass
 
 
-def train_epoch(stack: StackedSAMformer, optimizer: StackedSAM, windows: Windows, runs: list[_Run], precision: str) -> torch.Tensor:
-    """One epoch of every model in the stack; returns each model's mean training loss (k,)."""
-    k, batch_size = len(runs), runs[0].cfg.batch_size
-    orders = torch.stack([torch.randperm(len(windows), generator=r.generator) for r in runs]).to(stack.flat.device)  # (k, N)
+def train_epoch(
+    stack: StackedSAMformer,
+    optimizer: StackedSAM,
+    windows: Windows,
+    generators: list[torch.Generator],
+    batch_size: int,
+    precision: str,
+    bar: tqdm,
+) -> torch.Tensor:
+    """One epoch of every model in the stack, model j in the order its `generators[j]` draws; each one's summed training loss (k,)."""
+    k = len(generators)
+    orders = torch.stack([torch.randperm(len(windows), generator=g) for g in generators]).to(stack.flat.device)  # (k, N)
     loss_sum = torch.zeros(k, device=stack.flat.device)  # float32, as train.fit sums its losses
     for idx in orders.split(batch_size, dim=1):  # (k, B); every model's batches have the same size
         flat_idx = idx.reshape(-1)
-        x, y = windows.batch(flat_idx)  # (k·B, D, L), (k·B, Dt, H)
+        x, y = windows.batch(flat_idx)  # one gather for all k batches: (k·B, D, L), (k·B, Dt, H)
         masks = windows.batch_mask(flat_idx)
         per_model = (k, idx.shape[1])
         x, y = x.view(*per_model, *x.shape[1:]), y.view(*per_model, *y.shape[1:])
@@ -133,82 +118,87 @@ def train_epoch(stack: StackedSAMformer, optimizer: StackedSAM, windows: Windows
             optimizer.restore()
         optimizer.adam_step(grads)
         loss_sum += loss * idx.shape[1]
-    return loss_sum / len(windows)
+        bar.update()
+    return loss_sum
 
 
-def fit_stacked(models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[TrainConfig]) -> list[TrainResult]:
+class StackTrainee:
+    """`loop.Trainee` of k models as one stack: the models still training are the rows of `stack`, in order.
+
+    `alive[i]` is the index in `models` of row i. A model that leaves has its weights written back to its
+    `SAMformer` first, so every model ends holding its last weights (then `fit_stacked` restores its best).
+    """
+
+    def __init__(self, models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[TrainConfig], device: torch.device) -> None:
+        self.models, self.cfg = list(models), cfgs[0]
+        self.train_w, self.val_w = data.windows("train").to(device), data.windows("val").to(device)
+        self.stack = StackedSAMformer([m.to(device) for m in models]).train()
+        self.optimizer = StackedSAM(self.stack, cfgs)
+        self.generators = [torch.Generator().manual_seed(cfg.seed) for cfg in cfgs]
+        self.alive = list(range(len(models)))
+
+    def set_learning_rates(self, lrs: list[float]) -> None:
+        self.optimizer.set_lr(lrs)
+
+    def train_epoch(self, bar: tqdm) -> list[float]:
+        generators = [self.generators[j] for j in self.alive]
+        cfg = self.cfg
+        loss_sums = train_epoch(self.stack, self.optimizer, self.train_w, generators, cfg.batch_size, cfg.precision, bar)
+        return [loss_sum / len(self.train_w) for loss_sum in loss_sums.tolist()]  # the mean, divided as `train.fit` divides it
+
+    def validate(self) -> list[dict[str, float]]:
+        val = evaluate_stacked(self.stack, self.val_w, self.cfg.eval_batch_size, self.cfg.precision)
+        return [{"mse": mse, "mae": mae} for mse, mae in zip(val["mse"], val["mae"], strict=True)]
+
+    def snapshot(self, i: int) -> dict[str, torch.Tensor]:
+        return self.stack.state_dict_of(i)
+
+    def member(self, i: int) -> SAMformer:
+        return self.stack.model(i)
+
+    def leave(self, keep: list[int]) -> None:
+        for i in sorted(set(range(len(self.alive))) - set(keep)):
+            self.models[self.alive[i]].load_state_dict(self.stack.state_dict_of(i))
+        self.alive = [self.alive[i] for i in keep]
+        if keep:
+            self.optimizer.keep(torch.tensor(keep, device=self.stack.flat.device))  # the models left leave the stack
+
+    def write_back(self) -> None:
+        """Every model still in the stack gets its current weights."""
+        for i, j in enumerate(self.alive):
+            self.models[j].load_state_dict(self.stack.state_dict_of(i))
+
+
+def fit_stacked(
+    models: Sequence[SAMformer],
+    data: SplitData,
+    cfgs: Sequence[TrainConfig],
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> list[TrainResult]:
     """Train k models of one configuration on `data` together; model j as `train.fit(models[j], data, cfgs[j])`.
 
-    Each model should be built as a separate run builds it (`train.seed_everything(seed)`, then the
-    constructor). The configs may differ in seed, lr, rho, adaptive, sam, weight decay, schedule, epochs and
-    patience; they share `SHARED_SETTINGS`. The models are trained in place: each ends with its best weights,
-    like `fit`. Returns one `TrainResult` per model; `train_seconds` is the wall time until it left the stack.
-    Quantile criteria, callbacks and checkpoints are not supported yet.
+    Each model should be built as a separate run builds it (`seeded_models`). The configs may differ in
+    seed, lr, rho, adaptive, sam, weight decay, schedule, epochs and patience; they share `SHARED_SETTINGS`.
+    The models are trained in place: each ends with its best weights, like `fit`. Returns one `TrainResult`
+    per model, without test scores (`score_stacked` adds them); `train_seconds` is the training time until
+    it left the stack. With a `checkpoint` path the whole stack's state is written there after every
+    epoch, and `resume` continues from it exactly (`stacked_checkpoint`). Quantile criteria, callbacks
+    and compiled passes are not supported.
     """
     check_stack(models, data, cfgs)
-    started = time.perf_counter()
-    device, precision = resolve_device(cfgs[0].device), cfgs[0].precision
-    train_w, val_w, test_w = (data.windows(s).to(device) for s in ("train", "val", "test"))
-    stack = StackedSAMformer([m.to(device) for m in models]).train()
-    optimizer = StackedSAM(stack, cfgs)
-    runs = [_Run(cfg, torch.Generator().manual_seed(cfg.seed)) for cfg in cfgs]
-    alive = list(range(len(models)))  # models[alive[i]] is row i of the stack
-    for epoch in range(max(c.epochs for c in cfgs)):
-        epoch_start = time.perf_counter()
-        live = [runs[j] for j in alive]
-        lrs = [r.lr(epoch) for r in live]
-        optimizer.set_lr(lrs)
-        train_loss = train_epoch(stack, optimizer, train_w, live, precision).tolist()
-        _check_finite(train_loss, epoch, [cfgs[j] for j in alive])
-        val = evaluate_stacked(stack, val_w, cfgs[0].eval_batch_size, precision)
-        seconds = time.perf_counter() - epoch_start
-        leaving = []
-        params = stack.blocks()
-        for i, run in enumerate(live):
-            record = {"epoch": epoch + 1, "lr": lrs[i], "train_loss": train_loss[i], "val_mse": val["mse"][i], "val_mae": val["mae"][i]}
-            run.history.append({**record, "seconds": seconds})
-            if run.record(epoch, val["mse"][i], [p[i] for p in params]):
-                run.seconds = time.perf_counter() - started
-                leaving.append(i)
-        if leaving:
-            keep = [i for i in range(len(alive)) if i not in leaving]
-            alive = [alive[i] for i in keep]
-            if not alive:
-                break
-            optimizer.keep(torch.tensor(keep, device=device))  # the models left leave the stack
-    return _finish(models, runs, test_w, cfgs[0])
-
-
-def _check_finite(train_loss: list[float], epoch: int, cfgs: list[TrainConfig]) -> None:
-    for loss, cfg in zip(train_loss, cfgs, strict=True):
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"training loss of the model with seed {cfg.seed} (lr {cfg.lr}, rho {cfg.rho}) became {loss} in epoch {epoch + 1}; "
-                "lower its lr or rho, or check the data for extreme values"
-            )
-
-
-def _finish(models: Sequence[SAMformer], runs: list[_Run], test_w: Windows, cfg: TrainConfig) -> list[TrainResult]:
-    """Restore each model's best weights, score all of them on the test split together, build the results."""
-    final = StackedSAMformer(models)
-    with torch.no_grad():
-        params = final.blocks()
-        for j, run in enumerate(runs):
-            if run.best_state is not None:
-                for p, best in zip(params, run.best_state, strict=True):
-                    p[j].copy_(best)
-    for j, model in enumerate(models):
-        model.load_state_dict(final.state_dict_of(j))
-    test = evaluate_stacked(final, test_w, cfg.eval_batch_size, cfg.precision)
-    return [
-        TrainResult(
-            val_mse=run.best_val,
-            test_mse=test["mse"][j],
-            test_mae=test["mae"][j],
-            best_epoch=run.best_epoch,
-            epochs_run=len(run.history),
-            train_seconds=run.seconds,
-            history=run.history,
-        )
-        for j, run in enumerate(runs)
-    ]
+    device = resolve_device(cfgs[0].device)
+    check_stack_memory(models[0], len(models), cfgs[0].batch_size, device)
+    trainee = StackTrainee(models, data, cfgs, device)
+    saver = StackCheckpoints(checkpoint, trainee, cfgs, data) if checkpoint is not None else None
+    loops = (saver.resume() if saver is not None and resume else None) or [fresh_state() for _ in cfgs]
+    steps_per_epoch = math.ceil(len(trainee.train_w) / cfgs[0].batch_size)
+    bar = progress_bar(cfgs, loops, steps_per_epoch, f"train {len(models)} models on {data.name}", cfgs[0].progress)
+    run_epochs(trainee, cfgs, loops, bar, save=saver.save if saver is not None else None)
+    trainee.write_back()
+    results = []
+    for model, loop in zip(models, loops, strict=True):
+        if loop.best_state is not None:
+            model.load_state_dict(loop.best_state)
+        results.append(TrainResult(loop.best_val, loop.best_epoch, len(loop.history), loop.train_seconds, loop.history))
+    return results

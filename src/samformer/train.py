@@ -12,7 +12,6 @@ import math
 import numbers
 import os
 import random
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from samformer.checkpoint import LoopState, load_checkpoint, run_fingerprint, sa
 from samformer.data import SplitData, Windows
 from samformer.errors import ConfigError, SamformerError, ShapeError
 from samformer.evaluation import EVAL_ROWS, evaluate, evaluate_split
+from samformer.loop import EpochCallback, cosine_restart_lr, fresh_state, progress_bar, run_epochs
 from samformer.model import SAMformer
 from samformer.sam import SAM
 from samformer.steps import (
@@ -33,8 +33,6 @@ from samformer.steps import (
     CompiledForwardBackward,
     Criterion,
     Precision,
-    Step,
-    Update,
     autocast,
     batch_loss,
     build_step,
@@ -62,8 +60,6 @@ __all__ = [
     "seed_everything",
     "train_step",
 ]
-
-EpochCallback = Callable[[SAMformer, dict[str, Any]], None]
 
 
 @dataclass
@@ -170,12 +166,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def cosine_restart_lr(epoch: int, base_lr: float, min_lr: float, period: int) -> float:
-    """Learning rate of 0-based `epoch` under cosine annealing with warm restarts every `period` epochs."""
-    t = epoch % period
-    return min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * t / period)) / 2
-
-
 def build_optimizer(model: SAMformer, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam, wrapped in SAM when `cfg.sam`.
 
@@ -217,71 +207,65 @@ def _check_sizes(model: SAMformer, data: SplitData) -> None:
         raise ShapeError(f"the model does not fit the data (model vs data: {', '.join(wrong)}); build it from the data's sizes")
 
 
-def _set_learning_rate(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) -> float:
-    lr = cfg.lr if cfg.lr_schedule == "constant" else cosine_restart_lr(epoch, cfg.lr, cfg.min_lr, cfg.restart_period)
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    return lr
+class _SingleModel:
+    """`loop.Trainee` of one model: its step and update (chosen once), its own batch order, its validation split."""
 
+    def __init__(self, model: SAMformer, data: SplitData, cfg: TrainConfig, criterion: Criterion | None, device: torch.device) -> None:
+        self.model, self.cfg, self.criterion, self.device = model, cfg, criterion, device
+        self.train_w, self.val_w = data.windows("train").to(device), data.windows("val").to(device)
+        self.optimizer = build_optimizer(model, cfg)
+        self.step, self.update = build_step(model, device, cfg.precision, criterion, cfg.compile), optimizer_update(self.optimizer)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: all draw the same permutation
 
-def _train_epoch(
-    windows: Windows, step: Step, update: Update, batch_size: int, generator: torch.Generator, device: torch.device, bar: tqdm
-) -> float:
-    """One pass over the training windows in a fresh random order; returns the mean training loss."""
-    order = torch.randperm(len(windows), generator=generator).to(device)
-    loss_sum = torch.zeros((), device=device)
-    for index in order.split(batch_size):  # global batches; under torch.distributed each rank trains on its shard
-        loss_and_grad, weight = step(windows, index)
-        loss_sum += update(loss_and_grad) * weight
-        bar.update()
-    return distributed.all_reduce_sum(loss_sum).item() / len(windows)
+    def set_learning_rates(self, lrs: list[float]) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lrs[0]
 
+    def train_epoch(self, bar: tqdm) -> list[float]:
+        """One pass over the training windows in a fresh random order; the mean training loss."""
+        windows, device = self.train_w, self.device
+        order = torch.randperm(len(windows), generator=self.generator).to(device)
+        loss_sum = torch.zeros((), device=device)
+        for index in order.split(self.cfg.batch_size):  # global batches; under torch.distributed each rank trains on its shard
+            loss_and_grad, weight = self.step(windows, index)
+            loss_sum += self.update(loss_and_grad) * weight
+            bar.update()
+        return [distributed.all_reduce_sum(loss_sum).item() / len(windows)]
 
-def _track_best(loop: LoopState, model: SAMformer, score: float, record: dict[str, Any], patience: int) -> bool:
-    """Add the epoch's `record` to `loop`, keep the weights if `score` is the best so far; True to stop early."""
-    loop.history.append(record)
-    loop.epoch = record["epoch"]
-    score, improved = distributed.broadcast_object((score, score < loop.best_val))  # decided once, by rank 0
-    if improved:
-        loop.best_val, loop.best_epoch, loop.stale = score, loop.epoch, 0
-        loop.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    else:
-        loop.stale += 1
-    return loop.stale >= patience
+    def validate(self) -> list[dict[str, float]]:
+        return [evaluate_split(self.model, self.val_w, self.cfg.eval_batch_size, self.cfg.precision, self.criterion)]
+
+    def snapshot(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def member(self, i: int) -> SAMformer:
+        return self.model
+
+    def leave(self, keep: list[int]) -> None:
+        """Nothing to drop: the loop ends with the one model's run."""
 
 
 class _Checkpoints:
     """Writes the loop's state after each epoch (on rank 0) and reads it back to resume (`samformer.checkpoint`)."""
 
-    def __init__(
-        self, path: str | os.PathLike, model: SAMformer, optimizer: torch.optim.Optimizer, generator: torch.Generator, cfg, data
-    ) -> None:
-        self.path, self.model, self.optimizer, self.generator = path, model, optimizer, generator
-        # every split the data hold identifies the run; a SplitData may come without a test split (test=None)
-        names = ("train", "val") if getattr(data, "test", "") is None else ("train", "val", "test")
-        self.fingerprint = run_fingerprint(model, cfg, tuple(data.windows(name) for name in names))
+    def __init__(self, path: str | os.PathLike, trainee: _SingleModel, cfg: TrainConfig, data: SplitData) -> None:
+        self.path, self.model, self.optimizer, self.generator = path, trainee.model, trainee.optimizer, trainee.generator
+        self.fingerprint = run_fingerprint(self.model, cfg, data_splits(data))
 
     def resume(self) -> LoopState | None:
         if not os.path.exists(self.path):
             return None
         return load_checkpoint(self.path, self.model, self.optimizer, self.generator, self.fingerprint)
 
-    def save(self, loop: LoopState) -> None:
+    def save(self, loops: list[LoopState]) -> None:
         if distributed.is_main():
-            save_checkpoint(self.path, self.model, self.optimizer, self.generator, loop, self.fingerprint)
+            save_checkpoint(self.path, self.model, self.optimizer, self.generator, loops[0], self.fingerprint)
 
 
-def _epoch_record(model, val_w, cfg: TrainConfig, criterion, epoch: int, lr: float, train_loss: float) -> tuple[dict[str, Any], float]:
-    """The epoch's record (before callbacks) and its early-stopping score."""
-    if not math.isfinite(train_loss):
-        raise FloatingPointError(
-            f"training loss became {train_loss} in epoch {epoch + 1}; lower --lr or --rho, or check the data for extreme values"
-        )
-    val = evaluate_split(model, val_w, cfg.eval_batch_size, cfg.precision, criterion)
-    record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "val_mse": val["mse"], "val_mae": val["mae"]}
-    if criterion is not None:
-        record["val_loss"] = val["loss"]
-    return record, (val["mse"] if criterion is None else val["loss"])
+def data_splits(data: SplitData) -> tuple[Windows, ...]:
+    """Every split `data` holds, which identify a run in its checkpoint (a SplitData may come without a test split)."""
+    names = ("train", "val") if getattr(data, "test", "") is None else ("train", "val", "test")
+    return tuple(data.windows(name) for name in names)
 
 
 def fit(
@@ -305,42 +289,18 @@ def fit(
     with `resume` too and a checkpoint present, training continues from it and ends exactly as an
     uninterrupted run would (see `samformer.checkpoint`).
     """
-    started = time.perf_counter()
     _check_sizes(model, data)
     device = resolve_device(cfg.device)
     model.to(device).train()
-    train_w, val_w = data.windows("train").to(device), data.windows("val").to(device)
-    optimizer = build_optimizer(model, cfg)
-    step, update = build_step(model, device, cfg.precision, criterion, cfg.compile), optimizer_update(optimizer)
-    generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: all draw the same permutation
-    saver = _Checkpoints(checkpoint, model, optimizer, generator, cfg, data) if checkpoint is not None else None
-    fresh = LoopState(epoch=0, best_val=math.inf, best_epoch=0, stale=0, finished=False)
-    loop = (saver.resume() if saver is not None and resume else None) or fresh
-    seconds_before, first_epoch = loop.train_seconds, (cfg.epochs if loop.finished else loop.epoch)
-    steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
-    quiet = not cfg.progress or not distributed.is_main()  # one bar, on rank 0
-    bar = tqdm(total=cfg.epochs * steps_per_epoch, desc=f"train {data.name}", unit="step", disable=quiet, leave=False)
-    bar.update(first_epoch * steps_per_epoch)
-    for epoch in range(first_epoch, cfg.epochs):
-        epoch_start = time.perf_counter()
-        lr = _set_learning_rate(optimizer, cfg, epoch)
-        train_loss = _train_epoch(train_w, step, update, cfg.batch_size, generator, device, bar)
-        record, score = _epoch_record(model, val_w, cfg, criterion, epoch, lr, train_loss)
-        for callback in callbacks:
-            callback(model, record)
-        record["seconds"] = time.perf_counter() - epoch_start
-        bar.set_postfix(epoch=epoch + 1, train=f"{train_loss:.4f}", val=f"{record['val_mse']:.4f}")
-        stop = _track_best(loop, model, score, record, cfg.patience)
-        loop.finished, loop.train_seconds = stop or epoch + 1 == cfg.epochs, seconds_before + time.perf_counter() - started
-        if saver is not None:
-            saver.save(loop)
-        if stop:
-            break
-    bar.close()
+    trainee = _SingleModel(model, data, cfg, criterion, device)
+    saver = _Checkpoints(checkpoint, trainee, cfg, data) if checkpoint is not None else None
+    loop = (saver.resume() if saver is not None and resume else None) or fresh_state()
+    steps_per_epoch = math.ceil(len(trainee.train_w) / cfg.batch_size)
+    bar = progress_bar([cfg], [loop], steps_per_epoch, f"train {data.name}", cfg.progress)
+    run_epochs(trainee, [cfg], [loop], bar, callbacks, saver.save if saver is not None else None)
     if loop.best_state is not None:
         model.load_state_dict(loop.best_state)
-    seconds = seconds_before + time.perf_counter() - started
-    return TrainResult(loop.best_val, loop.best_epoch, len(loop.history), seconds, loop.history)
+    return TrainResult(loop.best_val, loop.best_epoch, len(loop.history), loop.train_seconds, loop.history)
 
 
 def score_test(model: SAMformer, data: SplitData, cfg: TrainConfig, result: TrainResult) -> TrainResult:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from samformer.commands.options import non_negative_float, positive_int
 from samformer.datasets import get_benchmark
+from samformer.ensembles import render_ensemble_table, summarise_ensembles
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec
-from samformer.grid import cells_as_json, grid, render_table, run_grid, summarise, summarise_tuned
+from samformer.grid import cells_as_json, grid, render_table, run_grids, summarise, summarise_tuned
 from samformer.model import list_variants
 from samformer.paper import HORIZONS
 
@@ -42,8 +43,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--data-dir", default=None)
     bench.add_argument("--workers", type=positive_int, default=1, help="parallel training processes")
     bench.add_argument("--out", default="runs/benchmark", help="directory of run files (default runs/benchmark)")
+    bench.add_argument(
+        "--stack",
+        action="store_true",
+        help="train the pending seeds (and --rho-grid values) of a cell together as one stack, and store their ensemble",
+    )
     opt = bench.add_argument_group("protocol overrides (the table labels such runs 'custom(...)')")
     opt.add_argument("--rho", type=non_negative_float, default=None)
+    opt.add_argument(
+        "--rho-grid",
+        type=_csv_list(non_negative_float),
+        default=None,
+        help="several rho values (with --stack trained together): run files of each under OUT/rho=<value>",
+    )
     opt.add_argument("--epochs", type=positive_int, default=None)
     opt.add_argument("--batch-size", type=positive_int, default=None)
     opt.add_argument("--precision", choices=["fp32", "bf16"], default=None)
@@ -58,6 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         default=None,
         help="also the cells of a search directory (a sub-directory per setting, e.g. rho=0.3), at the setting selected on validation",
+    )
+    table.add_argument(
+        "--ensembles",
+        action="store_true",
+        help="instead, the table of ensembles (mean forecast of each cell's seeds trained together), never mixed with single models",
     )
     table.set_defaults(func=cmd_table)
 
@@ -74,10 +91,19 @@ def specs_from_args(args: argparse.Namespace) -> list[RunSpec]:
     return grid(args.datasets, args.horizons, args.seeds, args.variants, args.seq_len, model_options, train_options)
 
 
+def grids_from_args(args: argparse.Namespace) -> dict[Path, list[RunSpec]]:
+    """The runs of `benchmark` by directory of run files: `--out`, or with `--rho-grid` one `--out/rho=<value>` per value."""
+    if args.rho_grid is None:
+        return {Path(args.out): specs_from_args(args)}
+    if args.rho is not None:
+        raise SamformerError("give either --rho or --rho-grid, not both")
+    return {Path(args.out) / f"rho={rho}": specs_from_args(argparse.Namespace(**{**vars(args), "rho": rho})) for rho in args.rho_grid}
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    specs = specs_from_args(args)
+    grids = grids_from_args(args)
     try:
-        report = run_grid(specs, args.out, data_dir=args.data_dir, workers=args.workers)
+        report = run_grids(grids, data_dir=args.data_dir, workers=args.workers, stack=args.stack)
     except OSError as exc:
         raise SamformerError(f"cannot write run files to {args.out} ({exc.strerror or exc}); choose a writable --out") from None
     print(
@@ -91,6 +117,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     if not Path(args.runs).is_dir():
         raise SamformerError(f"{args.runs} is not a directory of run files; run `samformer benchmark --out {args.runs}` first")
+    if args.ensembles:
+        return _ensemble_table(args)
     cells = summarise(args.runs)
     if not cells:
         raise SamformerError(f"no run files under {args.runs}; run `samformer benchmark --out {args.runs}` first")
@@ -104,4 +132,15 @@ def cmd_table(args: argparse.Namespace) -> int:
             raise SamformerError(f"no run files in setting directories (named like rho=0.3) under {args.tuned}; run tune_rho.sh first")
         cells += tuned
     sys.stdout.write(cells_as_json(cells) + "\n" if args.format == "json" else render_table(cells, args.format))
+    return 0
+
+
+def _ensemble_table(args: argparse.Namespace) -> int:
+    cells = summarise_ensembles(args.runs)
+    if not cells:
+        raise SamformerError(
+            f"no ensemble records under {args.runs}; they are written when a cell's seeds train together, "
+            f"e.g. `samformer benchmark --stack --seeds 0,1,2,3,4 --out {args.runs}` on a fresh --out"
+        )
+    sys.stdout.write(json.dumps(cells) + "\n" if args.format == "json" else render_ensemble_table(cells, args.format))
     return 0

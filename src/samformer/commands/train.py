@@ -12,6 +12,7 @@ from typing import Any
 from samformer import distributed
 from samformer.checkpoint import CHECKPOINT_FILE, remove_partial_files
 from samformer.commands.options import add_training_options, positive_int, run_spec_from_args
+from samformer.commands.train_seeds import seed_list, train_seeds
 from samformer.errors import SamformerError
 from samformer.experiment import execute
 from samformer.files import read_json, write_json
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue the interrupted run in --out from its last checkpoint (same options); starts afresh if there is none",
     )
+    train.add_argument("--seeds", type=seed_list, default=None, help="train seeds (e.g. 0,1,2,3,4) in one pass: --out/seed<S> each")
     add_training_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -63,6 +65,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.seeds is not None:
+        return train_seeds(args, _check_writable, _summary)
     if args.resume and (args.out is None or args.overwrite):
         raise SamformerError("--resume continues the run in an existing --out: give --out, and do not combine it with --overwrite")
     out = _default_out(args.dataset, args.horizon, args.seed) if args.out is None else Path(args.out)

@@ -32,8 +32,8 @@ from samformer.data import SplitData
 from samformer.files import write_json
 from samformer.loading import load_dataset
 from samformer.model import SAMformer
-from samformer.stacked_eval import score_stacked
-from samformer.stacked_fit import fit_stacked, seeded_models
+from samformer.stacked.evaluation import score_stacked
+from samformer.stacked.fit import fit_stacked, seeded_models
 from samformer.train import TrainConfig, TrainResult, fit, score_test
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -13,9 +13,9 @@ from samformer.data import ChannelRoles, SplitData, split_frame
 from samformer.errors import SamformerError, ShapeError
 from samformer.fused import MSEPass
 from samformer.loading import load_dataset
-from samformer.stacked import StackedSAMformer
-from samformer.stacked_eval import score_stacked
-from samformer.stacked_fit import fit_stacked, seeded_models
+from samformer.stacked.evaluation import score_stacked
+from samformer.stacked.fit import fit_stacked, seeded_models
+from samformer.stacked.network import StackedSAMformer
 from samformer.train import TrainConfig, fit, score_test, seed_everything
 
 from .conftest import make_frame

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-import samformer.stacked_checkpoint as stacked_checkpoint
+import samformer.stacked.checkpoint as stacked_checkpoint
 from samformer import SAMformer, TrainConfig
 from samformer.cli import main
 from samformer.data import split_frame
 from samformer.errors import CheckpointError
-from samformer.stacked import StackedSAMformer
-from samformer.stacked_eval import evaluate_stacked, score_stacked
-from samformer.stacked_fit import fit_stacked, seeded_models
-from samformer.stacked_memory import StackMemoryError, bytes_per_model, check_stack_memory
+from samformer.stacked.evaluation import evaluate_stacked, score_stacked
+from samformer.stacked.fit import fit_stacked, seeded_models
+from samformer.stacked.memory import StackMemoryError, bytes_per_model, check_stack_memory
+from samformer.stacked.network import StackedSAMformer
 
 from .conftest import make_frame
 from .records import assert_same_record

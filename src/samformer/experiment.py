@@ -18,8 +18,8 @@ from samformer.datasets import BENCHMARKS, get_benchmark
 from samformer.errors import SamformerError
 from samformer.loading import load_dataset
 from samformer.model import SAMformer, create_model, variant_uses_sam
-from samformer.stacked_eval import score_stacked
-from samformer.stacked_fit import fit_stacked
+from samformer.stacked.evaluation import score_stacked
+from samformer.stacked.fit import fit_stacked
 from samformer.train import EpochCallback, TrainConfig, TrainResult, fit, score_test, seed_everything
 
 PAPER_PROTOCOL = "paper"
@@ -119,7 +119,7 @@ def execute_stacked(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
 ) -> StackOutcome:
-    """Train runs that differ only in seed and training settings as one stack (`stacked_fit.fit_stacked`).
+    """Train runs that differ only in seed and training settings as one stack (`stacked.fit.fit_stacked`).
 
     Run j ends as `execute(specs[j])` would (same record, up to rounding); the test split is scored for all
     of them at once, with their ensemble. `checkpoint`/`resume` checkpoint and continue the whole stack.

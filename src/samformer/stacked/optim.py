@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from samformer.stacked import StackedSAMformer
+from samformer.stacked.network import StackedSAMformer
 from samformer.train import TrainConfig
 
 BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which `train.build_optimizer` uses

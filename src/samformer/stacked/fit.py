@@ -3,7 +3,7 @@
 `fit_stacked(models, data, cfgs)` runs one loop in which every step does the work of k separate steps.
 Model j sees the batches its own seed gives it (its own `torch.Generator`, one permutation per epoch, as
 `train.fit` draws it), its own SAM perturbation, Adam state and learning-rate schedule
-(`stacked_optim.StackedSAM`), and stops early on its own validation MSE. A model that stops leaves the
+(`optim.StackedSAM`), and stops early on its own validation MSE. A model that stops leaves the
 stack (its parameters and optimizer state are dropped from the (k, ...) tensors), so later steps compute
 only the models still training; it keeps its best weights, restored into the `SAMformer` passed in.
 The epochs are `samformer.loop`'s, which `train.fit` runs too: only the trainee (`StackTrainee`) differs.
@@ -22,11 +22,11 @@ from samformer.data import SplitData, Windows
 from samformer.errors import SamformerError, ShapeError
 from samformer.loop import fresh_state, progress_bar, run_epochs
 from samformer.model import SAMformer
-from samformer.stacked import StackedSAMformer
-from samformer.stacked_checkpoint import StackCheckpoints
-from samformer.stacked_eval import evaluate_stacked
-from samformer.stacked_memory import check_stack_memory
-from samformer.stacked_optim import StackedSAM
+from samformer.stacked.checkpoint import StackCheckpoints
+from samformer.stacked.evaluation import evaluate_stacked
+from samformer.stacked.memory import check_stack_memory
+from samformer.stacked.network import StackedSAMformer
+from samformer.stacked.optim import StackedSAM
 from samformer.train import TrainConfig, TrainResult, autocast, resolve_device, seed_everything
 
 # Settings every model of a stack must share: its batches line up, it runs in one precision on one device.
@@ -183,7 +183,7 @@ def fit_stacked(
     The models are trained in place: each ends with its best weights, like `fit`. Returns one `TrainResult`
     per model, without test scores (`score_stacked` adds them); `train_seconds` is the training time until
     it left the stack. With a `checkpoint` path the whole stack's state is written there after every
-    epoch, and `resume` continues from it exactly (`stacked_checkpoint`). Quantile criteria, callbacks
+    epoch, and `resume` continues from it exactly (`stacked.checkpoint`). Quantile criteria, callbacks
     and compiled passes are not supported.
     """
     check_stack(models, data, cfgs)

@@ -18,13 +18,13 @@ from samformer import distributed
 from samformer.checkpoint import LoopState, loop_from_json, loop_json, read_state, run_fingerprint, write_state
 from samformer.data import SplitData
 from samformer.model import SAMformer
-from samformer.stacked import StackedSAMformer
-from samformer.stacked_optim import StackedSAM
+from samformer.stacked.network import StackedSAMformer
+from samformer.stacked.optim import StackedSAM
 from samformer.train import TrainConfig, data_splits
 
 
 class StackTrainee(Protocol):
-    """What a stack checkpoint holds of `stacked_fit.StackTrainee`."""
+    """What a stack checkpoint holds of `stacked.fit.StackTrainee`."""
 
     models: list[SAMformer]  # every model of the stack; those that left hold their last weights
     stack: StackedSAMformer  # the rows of the models still training

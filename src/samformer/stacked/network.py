@@ -11,7 +11,7 @@ Two passes compute the same function as `SAMformer.forward_channels_first`:
 - `forward`: the plain modules' computation (RevIN, attention, residual, forecaster, RevIN⁻¹) with a
   model axis, differentiated by autograd; every variant (value_dim, attention=False, revin=False,
   target_channels);
-- `mse_and_gradients`: `samformer.fused`'s autograd-free pass with a model axis (`stacked_fused`), taken
+- `mse_and_gradients`: `samformer.fused`'s autograd-free pass with a model axis (`samformer.stacked.fused`), taken
   where a single model would take it (`SAMformer.uses_fused`).
 """
 
@@ -24,9 +24,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from samformer import stacked_fused
 from samformer.errors import SamformerError
 from samformer.model import RevIN, SAMformer, SAMformerConfig, _to_autocast_dtype, missing_as_zero
+from samformer.stacked import fused as stacked_fused
 
 RevinStats = tuple[torch.Tensor, torch.Tensor]
 # RevIN's statistics have no parameters: one instance standardises the inputs of every model (its affine is unused).

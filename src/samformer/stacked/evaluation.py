@@ -9,7 +9,7 @@ import torch
 
 from samformer.data import SplitData, Windows
 from samformer.model import SAMformer, missing_as_zero
-from samformer.stacked import StackedSAMformer, standardize_inputs
+from samformer.stacked.network import StackedSAMformer, standardize_inputs
 from samformer.train import EVAL_ROWS, Precision, TrainConfig, TrainResult, autocast
 
 

@@ -67,31 +67,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_training_options(fit, seq_len_default=None)
     fit.set_defaults(func=cmd_fit)
 
-    predict = sub.add_parser("predict", help="forecast the steps after the end of a CSV with a saved forecaster")
-    predict.add_argument("--model", required=True, help="model directory written by `samformer fit`")
+    predict_help = "forecast the steps after the end of a CSV with a saved forecaster"
+    predict = _saved_model_command(sub, "predict", predict_help, "CSV file to write the forecast to")
     predict.add_argument("--csv", required=True, help="recent history: at least seq_len rows with the fitted columns")
     predict.add_argument("--future-csv", default=None, help="values of the known-future covariates over the next horizon steps")
-    predict.add_argument("--out", required=True, help="CSV file to write the forecast to")
-    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     predict.add_argument("--device", default=None, help=DEVICE_HELP)
     predict.set_defaults(func=cmd_predict)
 
-    plot = sub.add_parser("plot", help="draw a forecast, the channel-attention matrix or the training curves (PNG)")
+    plot_help = "draw a forecast, the channel-attention matrix or the training curves (PNG)"
+    plot = _saved_model_command(sub, "plot", plot_help, "PNG file to write")
     plot.add_argument("kind", choices=["forecast", "attention", "training"])
-    plot.add_argument("--model", required=True, help="model directory written by `samformer fit`")
     plot.add_argument("--csv", default=None, help="history to forecast from / average attention over (forecast, attention)")
     plot.add_argument("--holdout", action="store_true", help="forecast: hold out the CSV's last horizon rows and draw them as actuals")
     plot.add_argument("--future-csv", default=None, help="forecast: known-future covariates over the horizon (not with --holdout)")
-    plot.add_argument("--out", required=True, help="PNG file to write")
-    plot.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     plot.add_argument("--device", default=None, help=DEVICE_HELP)
     plot.set_defaults(func=cmd_plot)
 
-    export = sub.add_parser("export-onnx", help="export a saved forecaster (scaling included) to ONNX")
-    export.add_argument("--model", required=True, help="model directory written by `samformer fit`")
-    export.add_argument("--out", required=True, help="ONNX file to write")
-    export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    export = _saved_model_command(sub, "export-onnx", "export a saved forecaster (scaling included) to ONNX", "ONNX file to write")
     export.set_defaults(func=cmd_export)
+
+
+def _saved_model_command(sub: argparse._SubParsersAction, name: str, help: str, out_help: str) -> argparse.ArgumentParser:
+    """A subcommand that reads a saved forecaster (`--model`) and writes one file (`--out`, `--overwrite`)."""
+    parser = sub.add_parser(name, help=help)
+    parser.add_argument("--model", required=True, help="model directory written by `samformer fit`")
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    return parser
 
 
 def _load(model_dir: str, device: str | None = None):

@@ -8,6 +8,7 @@ then renamed into place, so a failure leaves the previous directory as it was.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from samformer.errors import DataError
+from samformer.errors import DataError, SamformerError, quoted
 
 MAX_JSON_DEPTH = 64  # deeper nesting is refused before parsing (json.load would recurse once per level)
 MAX_JSON_BYTES = 64 * 2**20  # a larger JSON file is refused before it is read
@@ -86,6 +87,50 @@ def _swap_in(new: Path, target: Path) -> None:
         os.replace(old, target)  # put the previous one back
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def lock_path(target: str | os.PathLike) -> Path:
+    """The lock file of `target`: a hidden file beside it, outside what `atomic_directory` replaces."""
+    target = Path(target)
+    return target.parent / f".{target.name}.lock"
+
+
+@contextmanager
+def exclusive_lock(target: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on `target` for the block, or refuse at once if another process holds it.
+
+    The lock is `fcntl.flock` on `lock_path(target)`, created for the block and deleted at its end
+    (while still held). A lock file deleted by its previous holder between our open and our lock is
+    detected (its inode left the directory) and opened afresh, so two processes never both hold one.
+    The lock ends with the process, also on SIGKILL.
+    """
+    path = lock_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SamformerError(
+                f"another samformer process is writing to {quoted(target)} (it holds {quoted(path)}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # we locked a file its holder had already deleted: try again
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def write_json(path: str | os.PathLike, obj: Any, *, make_dirs: bool = False) -> None:

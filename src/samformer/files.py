@@ -89,6 +89,16 @@ def _swap_in(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def check_writable_directory(target: str | os.PathLike, option: str = "--out") -> None:
+    """Refuse (SamformerError) a `target` that cannot become or be a writable directory, before any work is done."""
+    target = Path(target)
+    existing = next(p for p in (target, *target.parents) if p.exists())  # "/" or "." at the latest
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SamformerError(
+            f"cannot write to {quoted(target)} ({quoted(existing)} is not a writable directory); choose a writable {option}"
+        )
+
+
 def lock_path(target: str | os.PathLike) -> Path:
     """The lock file of `target`: a hidden file beside it, outside what `atomic_directory` replaces."""
     target = Path(target)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from samformer.commands.options import count, non_negative_float, positive_int, seed
 from samformer.datasets import get_benchmark
-from samformer.errors import SamformerError
+from samformer.errors import SamformerError, quoted
 from samformer.experiment import RunSpec
+from samformer.files import check_writable_directory
 from samformer.grid import cells_as_json, grid, render_table, run_grid, summarise, summarise_tuned
 from samformer.model import list_variants
 from samformer.paper import HORIZONS
@@ -75,11 +76,9 @@ def specs_from_args(args: argparse.Namespace) -> list[RunSpec]:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    check_writable_directory(args.out)
     specs = specs_from_args(args)
-    try:
-        report = run_grid(specs, args.out, data_dir=args.data_dir, workers=args.workers)
-    except OSError as exc:
-        raise SamformerError(f"cannot write run files to {args.out} ({exc.strerror or exc}); choose a writable --out") from None
+    report = run_grid(specs, args.out, data_dir=args.data_dir, workers=args.workers)  # an OSError: one line, by samformer.cli
     print(
         json.dumps(
             {"out": args.out, "runs": report.total, "skipped": report.skipped, "ran": report.ran, "wall_seconds": report.wall_seconds}
@@ -90,18 +89,21 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def cmd_table(args: argparse.Namespace) -> int:
     if not Path(args.runs).is_dir():
-        raise SamformerError(f"{args.runs} is not a directory of run files; run `samformer benchmark --out {args.runs}` first")
+        raise SamformerError(f"{quoted(args.runs)} is not a directory of run files; run `samformer benchmark --out {args.runs}` first")
     cells = summarise(args.runs)
     if not cells:
-        raise SamformerError(f"no run files under {args.runs}; run `samformer benchmark --out {args.runs}` first")
+        raise SamformerError(f"no run files under {quoted(args.runs)}; run `samformer benchmark --out {args.runs}` first")
     if args.tuned is not None:
         if not Path(args.tuned).is_dir():
             raise SamformerError(
-                f"--tuned {args.tuned} is not a directory; give the --out of `samformer sweep --search` (or of benchmarks/tune_rho.sh)"
+                f"--tuned {quoted(args.tuned)} is not a directory; "
+                "give the --out of `samformer sweep --search` (or of benchmarks/tune_rho.sh)"
             )
         tuned = summarise_tuned(args.tuned)
         if not tuned:
-            raise SamformerError(f"no run files in setting directories (named like rho=0.3) under {args.tuned}; run tune_rho.sh first")
+            raise SamformerError(
+                f"no run files in setting directories (named like rho=0.3) under {quoted(args.tuned)}; run tune_rho.sh first"
+            )
         cells += tuned
     sys.stdout.write(cells_as_json(cells) + "\n" if args.format == "json" else render_table(cells, args.format))
     return 0

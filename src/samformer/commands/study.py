@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from samformer.analysis import attention_statistics, fixed_subset, sharpness
 from samformer.commands.options import count, positive_int, seed
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec, execute
-from samformer.files import atomic_destination, write_json
+from samformer.files import atomic_destination, check_writable_directory, write_json
 from samformer.loading import load_dataset
 from samformer.toy import METHOD_LABELS, StudyConfig, ToyConfig, run_toy_study
 
@@ -69,12 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _prepare_out(out: str) -> Path:
     path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SamformerError(f"cannot create {path} ({exc.strerror or exc}); choose a writable --out") from None
-    if not os.access(path, os.W_OK):
-        raise SamformerError(f"{path} is not writable; choose a writable --out")
+    check_writable_directory(path)
+    path.mkdir(parents=True, exist_ok=True)
     return path
 
 

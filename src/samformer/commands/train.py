@@ -16,7 +16,7 @@ from samformer.checkpoint import CHECKPOINT_FILE, PARTIAL_FILE_TARGETS, remove_p
 from samformer.commands.options import add_training_options, positive_int, run_spec_from_args, seed
 from samformer.errors import SamformerError, quoted
 from samformer.experiment import execute
-from samformer.files import atomic_directory, exclusive_lock, read_json, write_json
+from samformer.files import atomic_directory, check_writable_directory, exclusive_lock, read_json, write_json
 from samformer.modelfile import MODEL_FILES, WEIGHTS_FILE, save_model
 
 RESULT_FILE = "result.json"
@@ -46,13 +46,6 @@ def _default_out(dataset: str, horizon: int, seed: int) -> Path:
     while out.exists():
         out, n = base.with_name(f"{base.name}-{n}"), n + 1
     return out
-
-
-def _check_writable(out: Path) -> None:
-    """Refuse an --out that cannot become a writable directory, before any training time is spent."""
-    existing = next(p for p in (out, *out.parents) if p.exists())  # "/" or "." at the latest
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise SamformerError(f"cannot write to {quoted(out)} ({quoted(existing)} is not a writable directory); choose a writable --out")
 
 
 def _carry_over(out: Path, staging: Path) -> None:
@@ -97,7 +90,7 @@ def _train(args: argparse.Namespace) -> int:
         raise SamformerError("--resume continues the run in an existing --out: give --out, and do not combine it with --overwrite")
     out = _default_out(args.dataset, args.horizon, args.seed) if args.out is None else Path(args.out)
     out = distributed.broadcast_object(out)  # rank 0's choice: the default name depends on what exists
-    _check_writable(out)
+    check_writable_directory(out)
     with exclusive_lock(out) if distributed.is_main() else nullcontext():  # rank 0 writes: it alone locks
         return _train_into(args, out)
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import errno
+import zlib
 
 from safetensors import SafetensorError
 
@@ -43,6 +44,8 @@ def _message(exc: BaseException) -> str | None:
         return _os_message(exc)
     if isinstance(exc, SafetensorError):
         return f"a safetensors file could not be read or written ({exc}); check the file, the free space and the permissions"
+    if isinstance(exc, (EOFError, zlib.error)):
+        return f"a compressed input is truncated or corrupt ({exc}); check the .gz file, or give it uncompressed"
     if isinstance(exc, RecursionError):
         return "the input is nested too deeply to be read (a JSON file not written by samformer?); check the files given"
     if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(m in str(exc) for m in _MEMORY_MARKERS)):

@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,40 @@ def check_writable_directory(target: str | os.PathLike, option: str = "--out") -
         raise SamformerError(
             f"cannot write to {quoted(target)} ({quoted(existing)} is not a writable directory); choose a writable {option}"
         )
+
+
+def remove_stale_staging(target: str | os.PathLike) -> list[Path]:
+    """Delete the temporary siblings `atomic_directory(target)` left when killed before its rename (`.NAME.*.tmp`).
+
+    Call it only while holding `exclusive_lock(target)`: then no live writer owns them. The `.NAME.*.old`
+    directory of a swap killed half-way is kept: it may hold the only copy of the previous directory.
+    """
+    target = Path(target)
+    stale = [p for p in target.parent.glob(f".{target.name}.*.tmp") if p.is_dir() and not p.is_symlink()]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+@contextmanager
+def removed_if_left_empty(directory: str | os.PathLike) -> Iterator[None]:
+    """If `directory` does not exist yet and the block fails, delete the empty directories it left under it.
+
+    A failed command then leaves no empty output tree behind; anything with a file in it (a checkpoint
+    to resume from, finished run files) stays. A directory that existed before is never touched.
+    """
+    directory = Path(directory)
+    created = not directory.exists()
+    try:
+        yield
+    except BaseException:
+        if created and directory.is_dir():
+            for path in sorted((p for p in directory.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                with suppress(OSError):
+                    path.rmdir()  # only succeeds when empty
+            with suppress(OSError):
+                directory.rmdir()
+        raise
 
 
 def lock_path(target: str | os.PathLike) -> Path:

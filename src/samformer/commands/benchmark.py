@@ -11,7 +11,7 @@ from samformer.commands.options import count, non_negative_float, positive_int, 
 from samformer.datasets import get_benchmark
 from samformer.errors import SamformerError, quoted
 from samformer.experiment import RunSpec
-from samformer.files import check_writable_directory
+from samformer.files import check_writable_directory, removed_if_left_empty
 from samformer.grid import cells_as_json, grid, render_table, run_grid, summarise, summarise_tuned
 from samformer.model import list_variants
 from samformer.paper import HORIZONS
@@ -78,7 +78,8 @@ def specs_from_args(args: argparse.Namespace) -> list[RunSpec]:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     check_writable_directory(args.out)
     specs = specs_from_args(args)
-    report = run_grid(specs, args.out, data_dir=args.data_dir, workers=args.workers)  # an OSError: one line, by samformer.cli
+    with removed_if_left_empty(args.out):  # an error: one line, by samformer.cli
+        report = run_grid(specs, args.out, data_dir=args.data_dir, workers=args.workers)
     print(
         json.dumps(
             {"out": args.out, "runs": report.total, "skipped": report.skipped, "ran": report.ran, "wall_seconds": report.wall_seconds}

@@ -16,7 +16,15 @@ from samformer.checkpoint import CHECKPOINT_FILE, PARTIAL_FILE_TARGETS, remove_p
 from samformer.commands.options import add_training_options, positive_int, run_spec_from_args, seed
 from samformer.errors import SamformerError, quoted
 from samformer.experiment import execute
-from samformer.files import atomic_directory, check_writable_directory, exclusive_lock, read_json, write_json
+from samformer.files import (
+    atomic_directory,
+    check_writable_directory,
+    exclusive_lock,
+    read_json,
+    remove_stale_staging,
+    removed_if_left_empty,
+    write_json,
+)
 from samformer.modelfile import MODEL_FILES, WEIGHTS_FILE, save_model
 
 RESULT_FILE = "result.json"
@@ -91,7 +99,8 @@ def _train(args: argparse.Namespace) -> int:
     out = _default_out(args.dataset, args.horizon, args.seed) if args.out is None else Path(args.out)
     out = distributed.broadcast_object(out)  # rank 0's choice: the default name depends on what exists
     check_writable_directory(out)
-    with exclusive_lock(out) if distributed.is_main() else nullcontext():  # rank 0 writes: it alone locks
+    lock = exclusive_lock(out) if distributed.is_main() else nullcontext()  # rank 0 writes: it alone locks
+    with removed_if_left_empty(out), lock:
         return _train_into(args, out)
 
 
@@ -111,8 +120,10 @@ def _train_into(args: argparse.Namespace, out: Path) -> int:
             raise SamformerError(
                 f"{quoted(out)} holds an interrupted run's checkpoint; pass --resume to continue it, or --overwrite to start over"
             )
-    if out.is_dir() and distributed.is_main():
-        remove_partial_files(out)  # a killed run's temporaries
+    if distributed.is_main():
+        remove_stale_staging(out)  # a killed run's temporaries: its run directory's, then its checkpoint's
+        if out.is_dir():
+            remove_partial_files(out)
     spec = run_spec_from_args(args, args.dataset, args.horizon, args.seed)
     device = distributed.device_for_rank(spec.train_options.get("device", "auto"))
     if device != spec.train_options.get("device", "auto"):

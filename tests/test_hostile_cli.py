@@ -102,7 +102,7 @@ for option, (values, pattern) in NUMBERS.items():
         CASES[f"train {option} {value}"] = (train(f"{option}={value}"), Refused(pattern + r".*(accepted|must|expected|choose)"))
 for option in ("--seed", "--batch-size", "--value-dim", "--threads"):
     CASES[f"fit {option} {NUMBERS[option][0][0]}"] = (fit(f"{option}={NUMBERS[option][0][0]}"), Refused(rf"{option}.*accepted"))
-for option in ("--batch-size", "--value-dim", "--epochs", "--threads"):
+for option in ("--batch-size", "--value-dim", "--epochs"):
     CASES[f"benchmark {option} {NUMBERS[option][0][0]}"] = (benchmark(f"{option}={NUMBERS[option][0][0]}"), Refused(rf"{option}"))
 CASES["benchmark --seeds huge"] = (benchmark("--seeds", "0,18446744073709551616"), Refused(r"--seeds.*accepted"))
 CASES["benchmark --workers 0"] = (benchmark("--workers", "0"), Refused(r"--workers.*positive"))

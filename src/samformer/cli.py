@@ -24,6 +24,9 @@ from samformer.failures import describe_failure
 
 # Subcommand modules under samformer/commands/, each with a `register(subparsers)` function.
 COMMANDS = ["train", "benchmark", "forecast", "study", "sweep"]
+# Commands whose worker processes set their own thread count (grid.run_grid: cores / --workers), where a
+# process-wide --threads would be overridden; they get one when run_grid takes the count from samformer.threads.
+THREADS_SET_BY_WORKERS = ("benchmark",)
 INTERRUPTED = 130
 USER_ERROR = 2
 
@@ -41,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in _command_modules():
         module.register(sub)
-    for command in sub.choices.values():
-        _complete_options(command)
+    for name, command in sub.choices.items():
+        _complete_options(command, threads=name not in THREADS_SET_BY_WORKERS)
     return parser
 
 
@@ -50,11 +53,11 @@ def _command_modules() -> list[ModuleType]:
     return [importlib.import_module(f"samformer.commands.{name}") for name in COMMANDS]
 
 
-def _complete_options(command: argparse.ArgumentParser) -> None:
+def _complete_options(command: argparse.ArgumentParser, threads: bool = True) -> None:
     """Give a command the options every command has, checked the same way everywhere.
 
-    `--seed` and `--device` get the range-checked types of `samformer.commands.options`; a command
-    without its own `--threads` gets one, applied by `main` before the command runs.
+    `--seed` and `--device` get the range-checked types of `samformer.commands.options`; with `threads`,
+    a command without its own `--threads` gets one, applied by `main` before the command runs.
     """
     from samformer.commands.options import count, device, seed
 
@@ -65,7 +68,7 @@ def _complete_options(command: argparse.ArgumentParser) -> None:
         options["--seed"].type = seed
     if "--device" in options and options["--device"].type is None:
         options["--device"].type = device
-    if "--threads" not in options:
+    if threads and "--threads" not in options:
         command.add_argument("--threads", type=count, default=None, help="torch CPU threads (default: $OMP_NUM_THREADS, else the cores)")
         command.set_defaults(threads_by_cli=True)
 

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,31 @@ def _same_file(fd: int, path: Path) -> bool:
         return os.path.samestat(os.fstat(fd), os.stat(path))
     except FileNotFoundError:
         return False
+
+
+def carry_over(source: str | os.PathLike, destination: str | os.PathLike, skip: Collection[str] = ()) -> None:
+    """Give directory `destination` the entries of `source` not named in `skip`, unchanged (bytes, modes, times).
+
+    Files become hard links (copies where the file system has none), so the originals stay where they
+    are: for an `atomic_directory` that must keep files the user had in the directory it replaces.
+    """
+    source, destination = Path(source), Path(destination)
+    if not source.is_dir():
+        return
+    for entry in source.iterdir():
+        if entry.name in skip:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, destination / entry.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, destination / entry.name)
+
+
+def _link_or_copy(source: str | os.PathLike, destination: str | os.PathLike) -> None:
+    try:
+        os.link(source, destination, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(source, destination, follow_symlinks=False)
 
 
 def write_json(path: str | os.PathLike, obj: Any, *, make_dirs: bool = False) -> None:

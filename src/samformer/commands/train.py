@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -18,6 +16,7 @@ from samformer.errors import SamformerError, quoted
 from samformer.experiment import execute
 from samformer.files import (
     atomic_directory,
+    carry_over,
     check_writable_directory,
     exclusive_lock,
     read_json,
@@ -56,29 +55,9 @@ def _default_out(dataset: str, horizon: int, seed: int) -> Path:
     return out
 
 
-def _carry_over(out: Path, staging: Path) -> None:
-    """Give the new run directory the files a user keeps in --out (anything but a run's files), unchanged.
-
-    They are hard links (copies where the file system has none), so the originals stay where they are
-    until the new directory has replaced the old one.
-    """
-    if not out.is_dir():
-        return
-    partial = {tmp.name for name in PARTIAL_FILE_TARGETS for tmp in out.glob(f".{name}.*.tmp")}
-    for entry in out.iterdir():
-        if entry.name in RUN_FILES or entry.name in partial:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.copytree(entry, staging / entry.name, symlinks=True, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(entry, staging / entry.name)
-
-
-def _link_or_copy(source: str | os.PathLike, destination: str | os.PathLike) -> None:
-    try:
-        os.link(source, destination, follow_symlinks=False)
-    except OSError:
-        shutil.copy2(source, destination, follow_symlinks=False)
+def _partial_files(out: Path) -> tuple[str, ...]:
+    """Names of the temporaries a killed write left in `out` (see checkpoint.remove_partial_files)."""
+    return tuple(tmp.name for name in PARTIAL_FILE_TARGETS for tmp in out.glob(f".{name}.*.tmp"))
 
 
 def _summary(record: dict[str, Any], out: Path) -> str:
@@ -134,6 +113,6 @@ def _train_into(args: argparse.Namespace, out: Path) -> int:
     with atomic_directory(out, overwrite=True) as staging:  # replaces the checkpoint (and an old model) only once complete
         save_model(staging, model, extra={"dataset": record["dataset"], "horizon": args.horizon})
         write_json(staging / RESULT_FILE, record)
-        _carry_over(out, staging)
+        carry_over(out, staging, skip=RUN_FILES + _partial_files(out))  # the other files a user keeps in --out
     print(_summary(record, out))
     return 0

@@ -314,7 +314,14 @@ def test_ctrl_c_during_training_is_130_in_one_line(tmp_path, sources):
     prepare_user_files(tmp_path, sources)
     argv = [sys.executable, "-m", "samformer", "train", "--dataset", str(tmp_path / "data.csv"), "--horizon", "6"]
     options = ["--out", str(tmp_path / "out"), "--seq-len", "24", "--epochs", "50", "--patience", "50", "--batch-size", "8", "--quiet"]
-    proc = subprocess.Popen([*argv, *options], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*argv, *options],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a shell's background job inherits SIGINT ignored
+    )
     deadline = time.monotonic() + 120
     while not (tmp_path / "out" / "checkpoint.safetensors").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)

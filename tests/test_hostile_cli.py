@@ -223,7 +223,7 @@ CASES |= {
     ),
     "study sharpness: --out under a file": (
         lambda r: ["study", "sharpness", "--dataset", str(r / "data.csv"), "--horizon", "6", "--out", str(r / "notes.txt" / "s")],
-        Refused(r"cannot write to"),
+        Refused(r"(cannot write to|cannot create).*choose a writable --out"),
     ),
     "study sharpness: seed out of range": (
         lambda r: ["study", "sharpness", "--dataset", "x.csv", "--horizon", "6", "--seed", "-5"],

@@ -61,8 +61,12 @@ def _complete_options(command: argparse.ArgumentParser, threads: bool = True) ->
     """
     from samformer.commands.options import count, device, seed
 
-    if any(isinstance(action, argparse._SubParsersAction) for action in command._actions):
-        return  # a group of commands (`study`): its own subcommands carry the options
+    groups = [action for action in command._actions if isinstance(action, argparse._SubParsersAction)]
+    for group in groups:  # a group of commands (`study`): its own subcommands carry the options
+        for subcommand in group.choices.values():
+            _complete_options(subcommand, threads)
+    if groups:
+        return
     options = command._option_string_actions
     if "--seed" in options and options["--seed"].type is int:
         options["--seed"].type = seed

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from samformer.commands.options import count, non_negative_float, positive_int, seed
+from samformer.commands.options import non_negative_float, positive_int, seed
 from samformer.datasets import get_benchmark
 from samformer.errors import SamformerError, quoted
 from samformer.experiment import RunSpec
@@ -41,11 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--variants", type=_csv_list(_variant), default=["samformer"], help=", ".join(list_variants()))
     bench.add_argument("--seq-len", type=positive_int, default=512)
     bench.add_argument("--data-dir", default=None)
-    bench.add_argument("--workers", type=count, default=1, help="parallel training processes")
+    bench.add_argument("--workers", type=positive_int, default=1, help="parallel training processes")
     bench.add_argument("--out", default="runs/benchmark", help="directory of run files (default runs/benchmark)")
     opt = bench.add_argument_group("protocol overrides (the table labels such runs 'custom(...)')")
     opt.add_argument("--rho", type=non_negative_float, default=None)
-    opt.add_argument("--epochs", type=count, default=None)
+    opt.add_argument("--epochs", type=positive_int, default=None)
     opt.add_argument("--batch-size", type=positive_int, default=None)
     opt.add_argument("--precision", choices=["fp32", "bf16"], default=None)
     opt.add_argument("--value-dim", type=positive_int, default=None)

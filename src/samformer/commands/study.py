@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from samformer.analysis import attention_statistics, fixed_subset, sharpness
-from samformer.commands.options import count, positive_int, seed
+from samformer.commands.options import positive_int
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec, execute
-from samformer.files import atomic_destination, check_writable_directory, write_json
+from samformer.files import atomic_destination, write_json
 from samformer.loading import load_dataset
 from samformer.toy import METHOD_LABELS, StudyConfig, ToyConfig, run_toy_study
 
@@ -48,9 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     toy = kinds.add_parser("toy", help="the paper's toy task: 4 methods, the oracle, figures and summary.json")
     toy.add_argument("--out", required=True, help="directory for the PNGs and summary.json")
     toy.add_argument("--quick", action="store_true", help="reduced run (2000 training samples, 10 epochs): under 2 minutes")
-    toy.add_argument("--epochs", type=count, default=None, help=f"epochs per method (default {StudyConfig.epochs}, quick {QUICK.epochs})")
-    toy.add_argument("--workers", type=count, default=2, help="processes training the methods in parallel, one thread each (default 2)")
-    toy.add_argument("--threads", type=count, default=1, help="torch CPU threads with --workers 1 (default 1: these matrices are small)")
+    toy.add_argument(
+        "--epochs", type=positive_int, default=None, help=f"epochs per method (default {StudyConfig.epochs}, quick {QUICK.epochs})"
+    )
+    toy.add_argument(
+        "--workers", type=positive_int, default=2, help="processes training the methods in parallel, one thread each (default 2)"
+    )
+    toy.add_argument(
+        "--threads", type=positive_int, default=1, help="torch CPU threads with --workers 1 (default 1: these matrices are small)"
+    )
     toy.add_argument("--progress", action="store_true", help="show a progress bar per method (with --workers 1)")
     toy.set_defaults(func=cmd_toy)
 
@@ -58,18 +65,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     sharp.add_argument("--dataset", required=True, help="benchmark name (ETTh1, ...) or path of a CSV")
     sharp.add_argument("--horizon", type=positive_int, required=True, help="forecast length H")
     sharp.add_argument("--data-dir", default=None, help="directory holding the benchmark CSVs (else $SAMFORMER_DATA, cache)")
-    sharp.add_argument("--epochs", type=count, default=None, help="maximum epochs (default 100, early stopping)")
-    sharp.add_argument("--seed", type=seed, default=0)
+    sharp.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs (default 100, early stopping)")
+    sharp.add_argument("--seed", type=int, default=0)
     sharp.add_argument("--samples", type=positive_int, default=1024, help="training windows for the diagnostics (default 1024)")
-    sharp.add_argument("--threads", type=count, default=None, help="torch CPU threads (default: torch's choice)")
+    sharp.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     sharp.add_argument("--out", default=None, help="directory for summary.json (optional)")
     sharp.set_defaults(func=cmd_sharpness)
 
 
 def _prepare_out(out: str) -> Path:
     path = Path(out)
-    check_writable_directory(path)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SamformerError(f"cannot create {path} ({exc.strerror or exc}); choose a writable --out") from None
+    if not os.access(path, os.W_OK):
+        raise SamformerError(f"{path} is not writable; choose a writable --out")
     return path
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from samformer.commands.benchmark import _csv_list, _variant, specs_from_args
-from samformer.commands.options import count, non_negative_float, positive_int
+from samformer.commands.options import non_negative_float, positive_int
 from samformer.errors import SamformerError
 from samformer.files import check_writable_directory
 from samformer.model import list_variants
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ray = sweep.add_argument_group("Ray")
     ray.add_argument("--address", default=None, help="Ray cluster: 'auto', 'ray://head:10001' or 'head:6379' (default: a local instance)")
     ray.add_argument("--workers", type=positive_int, default=2, help="concurrent runs on the local instance (default 2)")
-    ray.add_argument("--threads", type=count, default=None, help="CPUs (torch threads) per run (default: cores / workers)")
+    ray.add_argument("--threads", type=positive_int, default=None, help="CPUs (torch threads) per run (default: cores / workers)")
     ray.add_argument("--max-retries", type=int, default=2, help="retries of a run whose worker died or hit a transient error (default 2)")
     ray.add_argument(
         "--search",
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     opt = sweep.add_argument_group("protocol overrides (the table labels such runs 'custom(...)')")
     opt.add_argument("--rho", type=non_negative_float, default=None)
-    opt.add_argument("--epochs", type=count, default=None)
+    opt.add_argument("--epochs", type=positive_int, default=None)
     opt.add_argument("--batch-size", type=positive_int, default=None)
     opt.add_argument("--precision", choices=["fp32", "bf16"], default=None)
     opt.add_argument("--value-dim", type=positive_int, default=None)

@@ -4,7 +4,8 @@ Every case runs in a directory that also holds files the user already had (a CSV
 finished training run, notes). It is snapshotted (every path: kind, bytes, mode, modification time)
 before and after. A refusal must be one line on stderr naming the problem, exit code 2 (130 for an
 interrupt), nothing on stdout, and an unchanged directory. A documented success must exit 0 and
-leave every file the user had unchanged.
+leave every file the user had unchanged. Progress bars and `samformer: warning:`/`samformer: note:`
+lines printed before the outcome are information, not part of the refusal.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ ROWS = 240
 TINY = ["--seq-len", "24", "--epochs", "1", "--batch-size", "64", "--quiet"]
 ERROR_LINE = re.compile(r"samformer( [\w-]+)*: error: ")
 PROGRESS_BAR = re.compile(r"\d+/\d+ \[")  # tqdm's "0/1 [00:00<?, ?run/s]": progress, not a message
+NOTICE = re.compile(r"^samformer: (warning|note): ")  # informational lines printed before the outcome
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ def check_verdict(expect: Refused | Succeeds, code: int, out: str, err: str, roo
     if isinstance(expect, Refused):
         assert code == expect.code, (code, err)
         assert out == "", out
-        err = "\n".join(line for line in re.split(r"[\r\n]", err) if line.strip() and not PROGRESS_BAR.search(line)) + "\n"
+        lines = [line for line in re.split(r"[\r\n]", err) if line.strip()]
+        err = "\n".join(line for line in lines if not PROGRESS_BAR.search(line) and not NOTICE.match(line)) + "\n"
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         if expect.code == 2:
             assert ERROR_LINE.match(err), err

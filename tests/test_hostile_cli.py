@@ -289,6 +289,11 @@ def planted(name: str, content: bytes) -> Callable[[Path], None]:
     return plant
 
 
+def linked_directory(r: Path) -> None:
+    (r / "target").mkdir()
+    (r / "link").symlink_to(r / "target", target_is_directory=True)
+
+
 CASES |= {
     "train --resume: checkpoint of zeros": (
         then(planted("checkpoint.safetensors", bytes(64)), train("--resume")),
@@ -312,6 +317,10 @@ CASES |= {
     "train: --out keeps the user's other files (documented success)": (
         then(planted("mine.txt", b"keep me"), train()),
         Succeeds(lambda r: (r / "out" / "mine.txt").read_bytes() == b"keep me" and (r / "out" / "model.safetensors").is_file()),
+    ),
+    "train: --out is a symlink to a directory (documented success: the run lands there, the link stays)": (
+        then(linked_directory, lambda r: [*train()(r), "--out", str(r / "link")]),
+        Succeeds(lambda r: (r / "link").is_symlink() and (r / "target" / "model.safetensors").is_file()),
     ),
     "train: CRLF line endings (documented success)": (
         with_file("crlf.csv", rows().replace("\n", "\r\n"), train),

@@ -77,6 +77,8 @@ def _train(args: argparse.Namespace) -> int:
         raise SamformerError("--resume continues the run in an existing --out: give --out, and do not combine it with --overwrite")
     out = _default_out(args.dataset, args.horizon, args.seed) if args.out is None else Path(args.out)
     out = distributed.broadcast_object(out)  # rank 0's choice: the default name depends on what exists
+    if out.is_symlink():
+        out = out.resolve()  # the run replaces the directory the link points to; the link stays
     check_writable_directory(out)
     lock = exclusive_lock(out) if distributed.is_main() else nullcontext()  # rank 0 writes: it alone locks
     with removed_if_left_empty(out), lock:

@@ -25,7 +25,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import samformer.checkpoint as checkpoint_module
 from samformer import ModelFileError, SAMformer, TrainConfig, fit
 from samformer.checkpoint import CHECKPOINT_FILE, read_checkpoint
 from samformer.cli import main
@@ -164,11 +163,12 @@ def test_a_failing_checkpoint_write_leaves_the_previous_checkpoint_intact(tmp_pa
     train(data, TrainConfig(epochs=1, progress=False), path)
     before = path.read_bytes()
 
-    def half_written(tensors, filename, metadata=None):
-        Path(filename).write_bytes(b"\x00" * 100)  # a torn write, then the disk fills up
+    def half_written(tmp: Path, blob: bytes) -> None:
+        with open(tmp, "wb") as f:
+            f.write(b"\x00" * 100)  # a torn write, then the disk fills up
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint_module, "save_file", half_written)
+    monkeypatch.setattr(Path, "write_bytes", half_written)  # how the checkpoint's bytes reach its temporary file
     with pytest.raises(CheckpointError, match="No space left on device.*choose a writable --out"):
         train(data, TrainConfig(epochs=1, seed=1, progress=False), path)  # a new run over the old one
     assert path.read_bytes() == before

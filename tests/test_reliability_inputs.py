@@ -190,7 +190,7 @@ CLI_CASES = {
     "unknown precision": (good("--precision", "fp16"), r"invalid choice: 'fp16'", r"--help"),
     "unknown device": (good("--device", "gpu7"), r"unknown device 'gpu7'", r"use auto, cpu, cuda"),
     "absent CUDA device": (good("--device", "cuda:7"), r"'cuda:7' is not available on this machine", r"--device cpu"),
-    "output under a file": (out_under_a_file, r"cannot write to .*a-file is not a writable directory", r"choose a writable --out"),
+    "output under a file": (out_under_a_file, r"cannot write to .*a-file'? is not a writable directory", r"choose a writable --out"),
     "output is a file": (out_is_a_file, r"cannot write to", r"choose a writable --out"),
     "output holds a model": (with_out("model"), r"already holds a model", r"--overwrite"),
     "output holds an interrupted run": (with_out("checkpoint"), r"interrupted run's checkpoint", r"pass --resume"),

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from samformer.errors import CheckpointError
+from samformer.errors import CheckpointError, quoted
 from samformer.files import atomic_destination
+from samformer.modelfile import safetensors_bytes
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "samformer-checkpoint"
@@ -126,13 +126,14 @@ def write_state(path: str | os.PathLike, tensors: dict[str, torch.Tensor], state
     rng = {"numpy": [np_kind, int(np_pos), int(np_has_gauss), float(np_gauss)], "python": [py_version, list(py_state), py_gauss]}
     state = {"fingerprint": fingerprint, **state, "rng": rng, "sha256": _tensor_digest(tensors)}
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "state": json.dumps(state)}
+    blob = safetensors_bytes(tensors, metadata)  # serialised in memory: the only file written is our own temporary
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_destination(path) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
+            tmp.write_bytes(blob)
     except OSError as exc:
         raise CheckpointError(
-            f"cannot write the checkpoint {path} ({exc.strerror or exc}); choose a writable --out with free space"
+            f"cannot write the checkpoint {quoted(path)} ({exc.strerror or exc}); choose a writable --out with free space"
         ) from None
 
 

@@ -1,6 +1,11 @@
 """The `samformer` command line: argument parsing and translation to the library, nothing else.
 
-Errors a user can fix print one line on stderr (`samformer: error: ...`) and exit with code 2.
+The error contract lives here, for every command: a failure a user can act on (bad input, a
+`SamformerError`, an operating-system error such as permission denied, a read-only file system or a
+full disk, a damaged safetensors file, JSON nested too deep, memory) prints one line on stderr
+(`samformer: error: ...`, control characters escaped) and exits with code 2; Ctrl-C, also during
+start-up, prints `samformer: interrupted` and exits with code 130. Anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -14,17 +19,23 @@ from types import ModuleType
 from typing import NoReturn
 
 from samformer.allocator import keep_freed_memory
-from samformer.errors import SamformerError
+from samformer.errors import one_line
+from samformer.failures import describe_failure
 
 # Subcommand modules under samformer/commands/, each with a `register(subparsers)` function.
 COMMANDS = ["train", "benchmark", "forecast", "study", "sweep"]
+# Commands whose worker processes set their own thread count (grid.run_grid: cores / --workers), where a
+# process-wide --threads would be overridden; they get one when run_grid takes the count from samformer.threads.
+THREADS_SET_BY_WORKERS = ("benchmark",)
+INTERRUPTED = 130
+USER_ERROR = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage dump), exit code 2."""
+    """argparse with one-line errors (no usage dump, control characters escaped), exit code 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(USER_ERROR, one_line(f"{self.prog}: error: {message} (see '{self.prog} --help')") + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in _command_modules():
         module.register(sub)
+    for name, command in sub.choices.items():
+        _complete_options(command, threads=name not in THREADS_SET_BY_WORKERS)
     return parser
 
 
@@ -40,21 +53,69 @@ def _command_modules() -> list[ModuleType]:
     return [importlib.import_module(f"samformer.commands.{name}") for name in COMMANDS]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def _complete_options(command: argparse.ArgumentParser, threads: bool = True) -> None:
+    """Give a command the options every command has, checked the same way everywhere.
+
+    `--seed` and `--device` get the range-checked types of `samformer.commands.options`; with `threads`,
+    a command without its own `--threads` gets one, applied by `main` before the command runs.
+    """
+    from samformer.commands.options import count, device, seed
+
+    groups = [action for action in command._actions if isinstance(action, argparse._SubParsersAction)]
+    for group in groups:  # a group of commands (`study`): its own subcommands carry the options
+        for subcommand in group.choices.values():
+            _complete_options(subcommand, threads)
+    if groups:
+        return
+    options = command._option_string_actions
+    if "--seed" in options and options["--seed"].type is int:
+        options["--seed"].type = seed
+    if "--device" in options and options["--device"].type is None:
+        options["--device"].type = device
+    if threads and "--threads" not in options:
+        command.add_argument("--threads", type=count, default=None, help="torch CPU threads (default: $OMP_NUM_THREADS, else the cores)")
+        command.set_defaults(threads_by_cli=True)
+
+
+def main(argv: Sequence[str] | None = None, adapt_to_load: bool = False) -> int:
+    """Run one command; returns its exit code (0, 2 for an error a user can fix, 130 when interrupted).
+
+    With `adapt_to_load` (the console script's choice), a busy machine lowers the default thread count
+    (`samformer.threads.choose_threads`).
+    """
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error already printed on one line
-        return int(exc.code or 0)
-    keep_freed_memory()  # the CLI owns its process: let glibc keep freed memory for reuse (see samformer.allocator)
-    try:
+        args = build_parser().parse_args(argv)
+        keep_freed_memory()  # the CLI owns its process: let glibc keep freed memory for reuse (see samformer.allocator)
+        if getattr(args, "threads_by_cli", False):
+            _set_threads(args.threads, adapt_to_load)
         return args.func(args)
-    except (SamformerError, FloatingPointError) as exc:
-        print(f"samformer: error: {exc}", file=sys.stderr)
-        return 2
+    except SystemExit as exc:  # --help, or a usage error already printed on one line
+        return exc.code if isinstance(exc.code, int) else USER_ERROR
     except KeyboardInterrupt:
-        print("samformer: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
+    except Exception as exc:
+        message = describe_failure(exc)
+        if message is None:
+            raise  # a bug: keep its traceback
+        print(f"samformer: error: {message}", file=sys.stderr)
+        return USER_ERROR
+
+
+def _set_threads(requested: int | None, adapt_to_load: bool) -> None:
+    import torch
+
+    from samformer.threads import choose_threads
+
+    threads, note = choose_threads(requested, adapt_to_load=adapt_to_load)
+    if note:
+        print(note, file=sys.stderr)
+    if requested is not None or note:  # otherwise torch's own choice stands (it reads OMP_NUM_THREADS itself)
+        torch.set_num_threads(threads)
+
+
+def _interrupted() -> int:
+    print("samformer: interrupted", file=sys.stderr)
+    return INTERRUPTED
 
 
 def run() -> NoReturn:
@@ -67,10 +128,13 @@ def run() -> NoReturn:
     for the operating system to reclaim the memory (together ~1 s per run here).
     """
     gc.disable()
-    _command_modules()
+    try:
+        _command_modules()
+    except KeyboardInterrupt:
+        sys.exit(_interrupted())
     gc.freeze()
     gc.enable()
-    code = main()
+    code = main(adapt_to_load=True)
     gc.freeze()
     sys.exit(code)
 

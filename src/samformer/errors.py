@@ -23,3 +23,13 @@ class CheckpointError(SamformerError):
 
 class ConfigError(SamformerError):
     """A setting out of its accepted type or range (a training option, a variant name, ...)."""
+
+
+def one_line(text: str) -> str:
+    """`text` with its control characters (newline, carriage return, tab, escape, ...) escaped as `repr` writes them."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def quoted(path: object) -> str:
+    """A path or name for a message: quoted and escaped as `repr` writes a string, so it cannot break the line."""
+    return repr(str(path))

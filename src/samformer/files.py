@@ -8,18 +8,19 @@ then renamed into place, so a failure leaves the previous directory as it was.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from samformer.errors import DataError
+from samformer.errors import DataError, SamformerError, quoted
 
 MAX_JSON_DEPTH = 64  # deeper nesting is refused before parsing (json.load would recurse once per level)
 MAX_JSON_BYTES = 64 * 2**20  # a larger JSON file is refused before it is read
@@ -86,6 +87,119 @@ def _swap_in(new: Path, target: Path) -> None:
         os.replace(old, target)  # put the previous one back
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_writable_directory(target: str | os.PathLike, option: str = "--out") -> None:
+    """Refuse (SamformerError) a `target` that cannot become or be a writable directory, before any work is done."""
+    target = Path(target)
+    existing = next(p for p in (target, *target.parents) if p.exists())  # "/" or "." at the latest
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SamformerError(
+            f"cannot write to {quoted(target)} ({quoted(existing)} is not a writable directory); choose a writable {option}"
+        )
+
+
+def remove_stale_staging(target: str | os.PathLike) -> list[Path]:
+    """Delete the temporary siblings `atomic_directory(target)` left when killed before its rename (`.NAME.*.tmp`).
+
+    Call it only while holding `exclusive_lock(target)`: then no live writer owns them. The `.NAME.*.old`
+    directory of a swap killed half-way is kept: it may hold the only copy of the previous directory.
+    """
+    target = Path(target)
+    stale = [p for p in target.parent.glob(f".{target.name}.*.tmp") if p.is_dir() and not p.is_symlink()]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+@contextmanager
+def removed_if_left_empty(directory: str | os.PathLike) -> Iterator[None]:
+    """If `directory` does not exist yet and the block fails, delete the empty directories it left under it.
+
+    A failed command then leaves no empty output tree behind; anything with a file in it (a checkpoint
+    to resume from, finished run files) stays. A directory that existed before is never touched.
+    """
+    directory = Path(directory)
+    created = not directory.exists()
+    try:
+        yield
+    except BaseException:
+        if created and directory.is_dir():
+            for path in sorted((p for p in directory.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                with suppress(OSError):
+                    path.rmdir()  # only succeeds when empty
+            with suppress(OSError):
+                directory.rmdir()
+        raise
+
+
+def lock_path(target: str | os.PathLike) -> Path:
+    """The lock file of `target`: a hidden file beside it, outside what `atomic_directory` replaces."""
+    target = Path(target)
+    return target.parent / f".{target.name}.lock"
+
+
+@contextmanager
+def exclusive_lock(target: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on `target` for the block, or refuse at once if another process holds it.
+
+    The lock is `fcntl.flock` on `lock_path(target)`, created for the block and deleted at its end
+    (while still held). A lock file deleted by its previous holder between our open and our lock is
+    detected (its inode left the directory) and opened afresh, so two processes never both hold one.
+    The lock ends with the process, also on SIGKILL.
+    """
+    path = lock_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SamformerError(
+                f"another samformer process is writing to {quoted(target)} (it holds {quoted(path)}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # we locked a file its holder had already deleted: try again
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def carry_over(source: str | os.PathLike, destination: str | os.PathLike, skip: Collection[str] = ()) -> None:
+    """Give directory `destination` the entries of `source` not named in `skip`, unchanged (bytes, modes, times).
+
+    Files become hard links (copies where the file system has none), so the originals stay where they
+    are: for an `atomic_directory` that must keep files the user had in the directory it replaces.
+    """
+    source, destination = Path(source), Path(destination)
+    if not source.is_dir():
+        return
+    for entry in source.iterdir():
+        if entry.name in skip:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, destination / entry.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, destination / entry.name)
+
+
+def _link_or_copy(source: str | os.PathLike, destination: str | os.PathLike) -> None:
+    try:
+        os.link(source, destination, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(source, destination, follow_symlinks=False)
 
 
 def write_json(path: str | os.PathLike, obj: Any, *, make_dirs: bool = False) -> None:

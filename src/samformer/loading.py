@@ -19,11 +19,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
 
 from samformer.covariates import ChannelSpec
 from samformer.data import SplitData, SplitKind, read_series_csv, split_frame
 from samformer.datasets import BenchmarkSpec, check_benchmark_file, content_sha256, get_benchmark, is_benchmark_name, locate
+from samformer.errors import DataError, quoted
 
 
 @dataclass(frozen=True)
@@ -82,11 +85,26 @@ def load_dataset(
     roles = None
     if channels is not None:
         frame, roles = channels.apply(frame)
-    data = split_frame(frame, seq_len, horizon, resolved.split, resolved.name)
+    with np.errstate(over="ignore"):  # an overflow to float32 is reported below, as a DataError
+        data = split_frame(frame, seq_len, horizon, resolved.split, resolved.name)
+    check_finite_after_scaling(data)
     data.source = identity
     if roles is not None:
         data.roles = roles
     return data
+
+
+def check_finite_after_scaling(data: SplitData) -> None:
+    """Refuse (DataError) columns whose standardised values leave float32's range (e.g. 1e300 beside small values)."""
+    bad = torch.zeros(data.n_channels, dtype=torch.bool)
+    for split in (data.train, data.val, data.test):  # each (T, D)
+        bad |= ~torch.isfinite(split).all(dim=0)
+    if bad.any():
+        names = ", ".join(quoted(name) for name, is_bad in zip(data.columns, bad.tolist(), strict=True) if is_bad)
+        raise DataError(
+            f"{quoted(data.name)}: column(s) {names} become non-finite once standardised (values far outside the training "
+            "rows' range, beyond float32); rescale or clip them first"
+        )
 
 
 def load_dataset_with_roles(

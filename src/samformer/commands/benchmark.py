@@ -7,11 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from samformer.commands.options import non_negative_float, positive_int
+from samformer.commands.options import non_negative_float, positive_int, seed
 from samformer.datasets import get_benchmark
 from samformer.ensembles import render_ensemble_table, summarise_ensembles
-from samformer.errors import SamformerError
+from samformer.errors import SamformerError, quoted
 from samformer.experiment import RunSpec
+from samformer.files import check_writable_directory, removed_if_left_empty
 from samformer.grid import cells_as_json, grid, render_table, run_grids, summarise, summarise_tuned
 from samformer.model import list_variants
 from samformer.paper import HORIZONS
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("benchmark", help="run a grid of trainings; re-running skips finished runs")
     bench.add_argument("--datasets", type=_csv_list(str), required=True, help="comma-separated benchmark names or CSV paths")
     bench.add_argument("--horizons", type=_csv_list(positive_int), default=list(HORIZONS), help="default 96,192,336,720")
-    bench.add_argument("--seeds", type=_csv_list(int), default=[0], help="default 0")
+    bench.add_argument("--seeds", type=_csv_list(seed), default=[0], help="default 0")
     bench.add_argument("--variants", type=_csv_list(_variant), default=["samformer"], help=", ".join(list_variants()))
     bench.add_argument("--seq-len", type=positive_int, default=512)
     bench.add_argument("--data-dir", default=None)
@@ -101,11 +102,10 @@ def grids_from_args(args: argparse.Namespace) -> dict[Path, list[RunSpec]]:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    check_writable_directory(args.out)
     grids = grids_from_args(args)
-    try:
+    with removed_if_left_empty(args.out):  # an error: one line, by samformer.cli
         report = run_grids(grids, data_dir=args.data_dir, workers=args.workers, stack=args.stack)
-    except OSError as exc:
-        raise SamformerError(f"cannot write run files to {args.out} ({exc.strerror or exc}); choose a writable --out") from None
     print(
         json.dumps(
             {"out": args.out, "runs": report.total, "skipped": report.skipped, "ran": report.ran, "wall_seconds": report.wall_seconds}
@@ -116,20 +116,23 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def cmd_table(args: argparse.Namespace) -> int:
     if not Path(args.runs).is_dir():
-        raise SamformerError(f"{args.runs} is not a directory of run files; run `samformer benchmark --out {args.runs}` first")
+        raise SamformerError(f"{quoted(args.runs)} is not a directory of run files; run `samformer benchmark --out {args.runs}` first")
     if args.ensembles:
         return _ensemble_table(args)
     cells = summarise(args.runs)
     if not cells:
-        raise SamformerError(f"no run files under {args.runs}; run `samformer benchmark --out {args.runs}` first")
+        raise SamformerError(f"no run files under {quoted(args.runs)}; run `samformer benchmark --out {args.runs}` first")
     if args.tuned is not None:
         if not Path(args.tuned).is_dir():
             raise SamformerError(
-                f"--tuned {args.tuned} is not a directory; give the --out of `samformer sweep --search` (or of benchmarks/tune_rho.sh)"
+                f"--tuned {quoted(args.tuned)} is not a directory; "
+                "give the --out of `samformer sweep --search` (or of benchmarks/tune_rho.sh)"
             )
         tuned = summarise_tuned(args.tuned)
         if not tuned:
-            raise SamformerError(f"no run files in setting directories (named like rho=0.3) under {args.tuned}; run tune_rho.sh first")
+            raise SamformerError(
+                f"no run files in setting directories (named like rho=0.3) under {quoted(args.tuned)}; run tune_rho.sh first"
+            )
         cells += tuned
     sys.stdout.write(cells_as_json(cells) + "\n" if args.format == "json" else render_table(cells, args.format))
     return 0

@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 
 from samformer.covariates import ChannelSpec
 from samformer.experiment import RunSpec
 
+# Accepted ranges of the numeric options (inclusive). Dimensions stop where a saved model's do
+# (`samformer.modelfile.MAX_DIMENSION`); seeds span torch's generator seeds.
+MAX_DIMENSION = 2**20
+MAX_COUNT = 10**6  # epochs, patience, workers, threads
+MAX_SEED = 2**64 - 1
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], refused in one line naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            kind = "a positive integer" if low == 1 else "an integer"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r} (accepted: {low}..{high})") from None
+        if value < low:
+            problem = "must be a positive integer, got" if low == 1 else f"must be at least {low}, got"
+            raise argparse.ArgumentTypeError(f"{problem} {value} (accepted: {low}..{high})")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{value} is too large (accepted: {low}..{high})")
+        return value
+
+    return parse
+
+
+positive_int = bounded_int(1, MAX_DIMENSION)  # sizes: horizon, seq_len, batch size, value_dim, samples
+count = bounded_int(1, MAX_COUNT)  # epochs, patience, workers, threads
+seed = bounded_int(0, MAX_SEED)
 
 
 def non_negative_float(text: str) -> float:
@@ -25,6 +48,8 @@ def non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite non-negative number, got {text}")
     return value
 
 
@@ -33,6 +58,20 @@ def positive_float(text: str) -> float:
     if value == 0:
         raise argparse.ArgumentTypeError("must be positive, got 0")
     return value
+
+
+def device(text: str) -> str:
+    """An argparse type: a device this machine has ('auto', 'cpu', 'cuda', 'cuda:N'; 'mps' where available)."""
+    import torch
+
+    kind, _, index = text.partition(":")
+    if text == "auto" or text == "cpu" or (text == "mps" and torch.backends.mps.is_available()):
+        return text
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use {DEVICE_CHOICES}")
+    if not torch.cuda.is_available() or int(index or 0) >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"device {text!r} is not available on this machine; use --device cpu or auto")
+    return text
 
 
 def column_list(text: str) -> tuple[str, ...]:
@@ -61,13 +100,13 @@ def add_training_options(parser: argparse.ArgumentParser, seq_len_default: int |
     opt = parser.add_argument_group("optimisation (defaults: the paper's protocol for the dataset)")
     opt.add_argument("--rho", type=non_negative_float, default=None, help="SAM radius (default 0.7)")
     opt.add_argument("--no-sam", action="store_true", help="train with plain Adam (the paper's 'Transformer')")
-    opt.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs (default 100)")
+    opt.add_argument("--epochs", type=count, default=None, help="maximum epochs (default 100)")
     opt.add_argument("--batch-size", type=positive_int, default=None, help="default 32")
     opt.add_argument("--lr", type=positive_float, default=None, help="learning rate (default per dataset)")
     opt.add_argument("--weight-decay", type=non_negative_float, default=None)
-    opt.add_argument("--patience", type=positive_int, default=None, help="early-stopping patience (default 5)")
+    opt.add_argument("--patience", type=count, default=None, help="early-stopping patience (default 5)")
     opt.add_argument("--precision", choices=["fp32", "bf16"], default=None, help="bf16 autocast (fp32 master weights)")
-    opt.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, ...")
+    opt.add_argument("--device", type=device, default=None, help="auto (default), cpu, cuda, cuda:1, ...")
     opt.add_argument(
         "--compile",
         action="store_true",

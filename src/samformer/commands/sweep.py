@@ -8,6 +8,7 @@ import json
 from samformer.commands.benchmark import _csv_list, _variant, specs_from_args
 from samformer.commands.options import non_negative_float, positive_int
 from samformer.errors import SamformerError
+from samformer.files import check_writable_directory
 from samformer.model import list_variants
 from samformer.paper import HORIZONS
 
@@ -53,6 +54,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.max_retries < 0:
         raise SamformerError(f"--max-retries must be 0 or more, got {args.max_retries}")
     space = parse_search(args.search)
+    check_writable_directory(args.out)
     specs = specs_from_args(args)
     common = {
         "data_dir": args.data_dir,
@@ -62,10 +64,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "max_retries": args.max_retries,
         "progress": not args.quiet,
     }
-    try:
-        report = run_search(specs, space, args.out, **common) if space else run_sweep(specs, args.out, **common)
-    except OSError as exc:
-        raise SamformerError(f"cannot write run files to {args.out} ({exc.strerror or exc}); choose a writable --out") from None
+    report = run_search(specs, space, args.out, **common) if space else run_sweep(specs, args.out, **common)
     summary = {"out": args.out, "runs": report.total, "skipped": report.skipped, "ran": report.ran, "wall_seconds": report.wall_seconds}
     if report.best:
         summary["best"] = [{k: b[k] for k in ("variant", "dataset", "horizon", "best", "val_mse", "test_mse")} for b in report.best]

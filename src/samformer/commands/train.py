@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from samformer import distributed
-from samformer.checkpoint import CHECKPOINT_FILE, remove_partial_files
-from samformer.commands.options import add_training_options, positive_int, run_spec_from_args
+from samformer.checkpoint import CHECKPOINT_FILE, PARTIAL_FILE_TARGETS, remove_partial_files
+from samformer.commands.options import add_training_options, positive_int, run_spec_from_args, seed
 from samformer.commands.train_seeds import seed_list, train_seeds
-from samformer.errors import SamformerError
+from samformer.errors import SamformerError, quoted
 from samformer.experiment import execute
-from samformer.files import read_json, write_json
-from samformer.modelfile import save_model
+from samformer.files import (
+    atomic_directory,
+    carry_over,
+    check_writable_directory,
+    exclusive_lock,
+    read_json,
+    remove_stale_staging,
+    removed_if_left_empty,
+    write_json,
+)
+from samformer.modelfile import MODEL_FILES, WEIGHTS_FILE, save_model
+
+RESULT_FILE = "result.json"
+RUN_FILES = (*MODEL_FILES, RESULT_FILE, CHECKPOINT_FILE)  # everything a run directory holds, finished or interrupted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--dataset", required=True, help="benchmark name (ETTh1, weather, ...) or path of a CSV")
     train.add_argument("--horizon", type=positive_int, required=True, help="forecast length H (96, 192, 336, 720)")
     train.add_argument("--data-dir", default=None, help="directory holding the benchmark CSVs (else $SAMFORMER_DATA, cache)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=seed, default=0)
     train.add_argument("--out", default=None, help="directory for the model and result.json (default runs/train/...)")
     train.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     train.add_argument(
@@ -45,11 +57,9 @@ def _default_out(dataset: str, horizon: int, seed: int) -> Path:
     return out
 
 
-def _check_writable(out: Path) -> None:
-    """Refuse an --out that cannot become a writable directory, before any training time is spent."""
-    existing = next(p for p in (out, *out.parents) if p.exists())  # "/" or "." at the latest
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise SamformerError(f"cannot write to {out} ({existing} is not a writable directory); choose a writable --out")
+def _partial_files(out: Path) -> tuple[str, ...]:
+    """Names of the temporaries a killed write left in `out` (see checkpoint.remove_partial_files)."""
+    return tuple(tmp.name for name in PARTIAL_FILE_TARGETS for tmp in out.glob(f".{name}.*.tmp"))
 
 
 def _summary(record: dict[str, Any], out: Path) -> str:
@@ -65,27 +75,40 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    if args.seeds is not None:
-        return train_seeds(args, _check_writable, _summary)
     if args.resume and (args.out is None or args.overwrite):
         raise SamformerError("--resume continues the run in an existing --out: give --out, and do not combine it with --overwrite")
+    if args.seeds is not None:
+        return train_seeds(args, _summary)
     out = _default_out(args.dataset, args.horizon, args.seed) if args.out is None else Path(args.out)
     out = distributed.broadcast_object(out)  # rank 0's choice: the default name depends on what exists
-    _check_writable(out)
-    checkpoint, weights, result = out / CHECKPOINT_FILE, out / "model.safetensors", out / "result.json"
+    if out.is_symlink():
+        out = out.resolve()  # the run replaces the directory the link points to; the link stays
+    check_writable_directory(out)
+    lock = exclusive_lock(out) if distributed.is_main() else nullcontext()  # rank 0 writes: it alone locks
+    with removed_if_left_empty(out), lock:
+        return _train_into(args, out)
+
+
+def _train_into(args: argparse.Namespace, out: Path) -> int:
+    """Train the run into `out`, whose lock this process holds; the run directory appears whole at the end."""
+    checkpoint, weights, result = out / CHECKPOINT_FILE, out / WEIGHTS_FILE, out / RESULT_FILE
     resuming = args.resume and checkpoint.exists()
     if args.resume and not resuming and weights.exists() and result.exists():
         if distributed.is_main():
-            print(f"samformer: {out} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
+            print(f"samformer: {quoted(out)} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
             print(_summary(read_json(result), out))
         return 0
     if not resuming and not args.overwrite:
         if weights.exists():
-            raise SamformerError(f"{out} already holds a model; choose another --out or pass --overwrite")
+            raise SamformerError(f"{quoted(out)} already holds a model; choose another --out or pass --overwrite")
         if checkpoint.exists():
-            raise SamformerError(f"{out} holds an interrupted run's checkpoint; pass --resume to continue it, or --overwrite to start over")
-    if out.is_dir() and distributed.is_main():
-        remove_partial_files(out)
+            raise SamformerError(
+                f"{quoted(out)} holds an interrupted run's checkpoint; pass --resume to continue it, or --overwrite to start over"
+            )
+    if distributed.is_main():
+        remove_stale_staging(out)  # a killed run's temporaries: its run directory's, then its checkpoint's
+        if out.is_dir():
+            remove_partial_files(out)
     spec = run_spec_from_args(args, args.dataset, args.horizon, args.seed)
     device = distributed.device_for_rank(spec.train_options.get("device", "auto"))
     if device != spec.train_options.get("device", "auto"):
@@ -93,12 +116,9 @@ def _train(args: argparse.Namespace) -> int:
     model, _, record = execute(spec, data_dir=args.data_dir, checkpoint=checkpoint, resume=args.resume)
     if not distributed.is_main():
         return 0  # rank 0 writes the model and the result; the others leave quietly
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        save_model(out, model, extra={"dataset": record["dataset"], "horizon": args.horizon}, overwrite=True)
-        write_json(result, record)
-        checkpoint.unlink(missing_ok=True)  # only once the model and result are safely in place
-    except OSError as exc:
-        raise SamformerError(f"cannot write to {out} ({exc.strerror or exc}); choose a writable --out") from None
+    with atomic_directory(out, overwrite=True) as staging:  # replaces the checkpoint (and an old model) only once complete
+        save_model(staging, model, extra={"dataset": record["dataset"], "horizon": args.horizon})
+        write_json(staging / RESULT_FILE, record)
+        carry_over(out, staging, skip=RUN_FILES + _partial_files(out))  # the other files a user keeps in --out
     print(_summary(record, out))
     return 0

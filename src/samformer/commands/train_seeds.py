@@ -19,9 +19,18 @@ from typing import Any
 from samformer import distributed
 from samformer.checkpoint import CHECKPOINT_FILE, remove_partial_files
 from samformer.commands.options import run_spec_from_args
-from samformer.errors import SamformerError
+from samformer.errors import SamformerError, quoted
 from samformer.experiment import StackOutcome, execute_stacked
-from samformer.files import read_json, write_json
+from samformer.files import (
+    atomic_directory,
+    carry_over,
+    check_writable_directory,
+    exclusive_lock,
+    read_json,
+    remove_stale_staging,
+    removed_if_left_empty,
+    write_json,
+)
 from samformer.modelfile import save_model
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -66,47 +75,55 @@ def _refuse_existing(args: argparse.Namespace, out: Path, resuming: bool) -> Non
         raise SamformerError(f"{out} holds an interrupted run's checkpoint; pass --resume to continue it, or --overwrite to start over")
 
 
-def train_seeds(args: argparse.Namespace, check_writable: Callable[[Path], None], summary: Summary) -> int:
-    """Train `args.seeds` as one stack and write every seed's directory, then the ensemble's metrics.
+def train_seeds(args: argparse.Namespace, summary: Summary) -> int:
+    """Train `args.seeds` as one stack and write every seed's directory and the ensemble's metrics as one unit.
 
-    `check_writable` and `summary` are `samformer train`'s own (refuse an unwritable --out; a run's summary line).
+    `summary` is `samformer train`'s summary line of a run. Like a single run, the output directory is
+    checked before any work, locked for the run, and appears whole at the end.
     """
     if distributed.is_distributed():
         raise SamformerError("--seeds trains every seed in one process; run it without torchrun")
-    if args.resume and (args.out is None or args.overwrite):
-        raise SamformerError("--resume continues the run in an existing --out: give --out, and do not combine it with --overwrite")
     out = _default_out(args.dataset, args.horizon, args.seeds) if args.out is None else Path(args.out)
-    check_writable(out)
+    if out.is_symlink():
+        out = out.resolve()  # the run replaces the directory the link points to; the link stays
+    check_writable_directory(out)
+    with removed_if_left_empty(out), exclusive_lock(out):
+        return _train_seeds_into(args, out, summary)
+
+
+def _train_seeds_into(args: argparse.Namespace, out: Path, summary: Summary) -> int:
+    """Train the stack into `out`, whose lock this process holds."""
     checkpoint = out / CHECKPOINT_FILE
     resuming = args.resume and checkpoint.exists()
     if args.resume and not resuming and (out / ENSEMBLE_FILE).exists():
-        print(f"samformer: {out} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
+        print(f"samformer: {quoted(out)} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
         records = [read_json(seed_directory(out, s) / "result.json") for s in args.seeds]
         print(_summary_line(records, read_json(out / ENSEMBLE_FILE), out, summary))
         return 0
     _refuse_existing(args, out, resuming)
+    remove_stale_staging(out)
     if out.is_dir():
         remove_partial_files(out)
     specs = [run_spec_from_args(args, args.dataset, args.horizon, seed) for seed in args.seeds]
     outcome = execute_stacked(specs, data_dir=args.data_dir, checkpoint=checkpoint, resume=args.resume)
     ensemble = {"seeds": args.seeds, **outcome.ensemble}
-    try:
-        _write(out, args, outcome, ensemble)
-    except OSError as exc:
-        raise SamformerError(f"cannot write to {out} ({exc.strerror or exc}); choose a writable --out") from None
+    _write(out, args, outcome, ensemble)
     print(_summary_line(outcome.records, ensemble, out, summary))
     return 0
 
 
 def _write(out: Path, args: argparse.Namespace, outcome: StackOutcome, ensemble: dict[str, Any]) -> None:
-    """Every seed's directory as `samformer train` writes it, then the ensemble file; the checkpoint goes last."""
-    for seed, model, record in zip(args.seeds, outcome.models, outcome.records, strict=True):
-        directory = seed_directory(out, seed)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_model(directory, model, extra={"dataset": record["dataset"], "horizon": args.horizon}, overwrite=True)
-        write_json(directory / "result.json", record)
-    write_json(out / ENSEMBLE_FILE, ensemble)
-    (out / CHECKPOINT_FILE).unlink(missing_ok=True)  # only once every model and result is safely in place
+    """Every seed's directory as `samformer train` writes it and the ensemble file, swapped in as one directory that
+    replaces the checkpoint only once complete; other files a user keeps in `out` are carried over."""
+    seed_names = tuple(seed_directory(out, s).name for s in args.seeds)
+    with atomic_directory(out, overwrite=True) as staging:
+        for seed, model, record in zip(args.seeds, outcome.models, outcome.records, strict=True):
+            directory = seed_directory(staging, seed)
+            directory.mkdir()
+            save_model(directory, model, extra={"dataset": record["dataset"], "horizon": args.horizon}, overwrite=True)
+            write_json(directory / "result.json", record)
+        write_json(staging / ENSEMBLE_FILE, ensemble)
+        carry_over(out, staging, skip=(CHECKPOINT_FILE, ENSEMBLE_FILE, *seed_names))
 
 
 def _summary_line(records: list[dict[str, Any]], ensemble: dict[str, Any], out: Path, summary: Summary) -> str:

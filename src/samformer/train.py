@@ -102,13 +102,27 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
+MAX_BATCH = 2**20  # the largest batch accepted: far beyond any memory here, small enough to refuse a typo early
+
+
+def _is_device(value: Any) -> bool:
+    """'auto', or a CPU or CUDA device (what training runs on); other torch device types are refused up front."""
+    if value == "auto":
+        return True
+    try:
+        return torch.device(value).type in ("cpu", "cuda")
+    except (RuntimeError, TypeError):
+        return False
+
+
 _POSITIVE_INT = (lambda v: _is_int(v) and v >= 1, "positive (an integer >= 1)")
+_BATCH = (lambda v: _is_int(v) and 1 <= v <= MAX_BATCH, f"positive (an integer >= 1, at most {MAX_BATCH})")
 _NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "non-negative (a finite number >= 0)")
 _BOOL = (lambda v: isinstance(v, bool), "True or False")
 # TrainConfig field -> (whether a value is accepted, what is accepted)
 _FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "lr": (lambda v: _is_number(v) and v > 0, "positive (a finite number > 0)"),
-    "batch_size": _POSITIVE_INT,
+    "batch_size": _BATCH,
     "epochs": _POSITIVE_INT,
     "patience": _POSITIVE_INT,
     "sam": _BOOL,
@@ -118,10 +132,10 @@ _FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "lr_schedule": (lambda v: v in ("cosine-restarts", "constant"), "'cosine-restarts' or 'constant'"),
     "restart_period": _POSITIVE_INT,
     "min_lr": _NON_NEGATIVE,
-    "seed": (_is_int, "an integer"),
-    "device": (lambda v: isinstance(v, (str, torch.device)), "a device name (auto, cpu, cuda or cuda:N)"),
+    "seed": (lambda v: _is_int(v) and 0 <= v < 2**64, "an integer from 0 to 2**64 - 1 (what torch.manual_seed takes)"),
+    "device": (_is_device, "a device name (auto, cpu, cuda or cuda:N)"),
     "precision": (lambda v: v in ("fp32", "bf16"), "'fp32' or 'bf16'"),
-    "eval_batch_size": _POSITIVE_INT,
+    "eval_batch_size": _BATCH,
     "progress": _BOOL,
     "compile": _BOOL,
 }

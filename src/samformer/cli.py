@@ -24,9 +24,6 @@ from samformer.failures import describe_failure
 
 # Subcommand modules under samformer/commands/, each with a `register(subparsers)` function.
 COMMANDS = ["train", "benchmark", "forecast", "study", "sweep"]
-# Commands whose worker processes set their own thread count (grid.run_grid: cores / --workers), where a
-# process-wide --threads would be overridden; they get one when run_grid takes the count from samformer.threads.
-THREADS_SET_BY_WORKERS = ("benchmark",)
 INTERRUPTED = 130
 USER_ERROR = 2
 
@@ -44,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in _command_modules():
         module.register(sub)
-    for name, command in sub.choices.items():
-        _complete_options(command, threads=name not in THREADS_SET_BY_WORKERS)
+    for command in sub.choices.values():
+        _complete_options(command)
     return parser
 
 

@@ -261,17 +261,24 @@ def run_grid(
     workers: int = 1,
     progress: bool = True,
     stack: bool = False,
+    threads: int | None = None,
 ) -> GridReport:
-    """Run every pending spec (in `workers` processes), storing each result as soon as it finishes.
+    """Run every pending spec (in `workers` processes, `threads` torch threads each; default the cores shared by the
+    workers), storing each result as soon as it finishes.
 
     With `stack`, the pending seeds of a cell train as one stack (`stacks`): each record is the one a run alone
     stores up to rounding (a stack sums in another order), and the cell's ensemble is stored too.
     """
-    return run_grids({Path(out): specs}, data_dir, workers, progress, stack)
+    return run_grids({Path(out): specs}, data_dir, workers, progress, stack, threads)
 
 
 def run_grids(
-    grids: dict[Path, list[RunSpec]], data_dir: str | None = None, workers: int = 1, progress: bool = True, stack: bool = False
+    grids: dict[Path, list[RunSpec]],
+    data_dir: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    stack: bool = False,
+    threads: int | None = None,
 ) -> GridReport:
     """`run_grid` of several directories of run files at once (e.g. one per rho): with `stack`, runs of one shape
     stack across them."""
@@ -281,7 +288,7 @@ def run_grids(
         out.mkdir(parents=True, exist_ok=True)
         jobs += [(spec, out) for spec in pending(specs, out, log=lambda m: print(m, file=sys.stderr), data_dir=data_dir)]
     total = sum(len(specs) for specs in grids.values())
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
     groups = stacks(jobs) if stack else [[job] for job in jobs]
     bar = tqdm(total=total, initial=total - len(jobs), desc="benchmark runs", unit="run", disable=not progress)
     try:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from samformer.commands.options import non_negative_float, positive_int, seed
+from samformer.commands.options import count, non_negative_float, positive_int, seed
 from samformer.datasets import get_benchmark
 from samformer.ensembles import render_ensemble_table, summarise_ensembles
 from samformer.errors import SamformerError, quoted
@@ -16,6 +16,7 @@ from samformer.files import check_writable_directory, removed_if_left_empty
 from samformer.grid import cells_as_json, grid, render_table, run_grids, summarise, summarise_tuned
 from samformer.model import list_variants
 from samformer.paper import HORIZONS
+from samformer.threads import choose_threads
 
 
 def _csv_list(kind):
@@ -43,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--seq-len", type=positive_int, default=512)
     bench.add_argument("--data-dir", default=None)
     bench.add_argument("--workers", type=positive_int, default=1, help="parallel training processes")
+    bench.add_argument(
+        "--threads", type=count, default=None, help="torch threads per worker (default: $OMP_NUM_THREADS, else the cores / --workers)"
+    )
     bench.add_argument("--out", default="runs/benchmark", help="directory of run files (default runs/benchmark)")
     bench.add_argument(
         "--stack",
@@ -101,11 +105,20 @@ def grids_from_args(args: argparse.Namespace) -> dict[Path, list[RunSpec]]:
     return {Path(args.out) / f"rho={rho}": specs_from_args(argparse.Namespace(**{**vars(args), "rho": rho})) for rho in args.rho_grid}
 
 
+def _threads(args: argparse.Namespace) -> int:
+    """Torch threads per worker: --threads, else $OMP_NUM_THREADS, else the cores shared by the workers (1 each on a busy
+    machine, said in one line)."""
+    threads, note = choose_threads(args.threads, args.workers)
+    if note:
+        print(note, file=sys.stderr)
+    return threads
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     check_writable_directory(args.out)
     grids = grids_from_args(args)
     with removed_if_left_empty(args.out):  # an error: one line, by samformer.cli
-        report = run_grids(grids, data_dir=args.data_dir, workers=args.workers, stack=args.stack)
+        report = run_grids(grids, data_dir=args.data_dir, workers=args.workers, stack=args.stack, threads=_threads(args))
     print(
         json.dumps(
             {"out": args.out, "runs": report.total, "skipped": report.skipped, "ran": report.ran, "wall_seconds": report.wall_seconds}

@@ -9,22 +9,15 @@ import sys
 import numpy as np
 import pytest
 
-from samformer.cli import main
-
 from .conftest import make_frame
+from .helpers import run_cli, write_file
 
 FAST = ["--seq-len", "48", "--epochs", "2", "--batch-size", "64", "--quiet"]
 
 
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_train_on_a_csv_writes_model_result_and_last_line_json(capsys, small_csv, tmp_path):
     out_dir = tmp_path / "run"
-    code, out, _ = run(capsys, "train", "--dataset", str(small_csv), "--horizon", "12", "--out", str(out_dir), *FAST)
+    code, out, _ = run_cli(capsys, "train", "--dataset", str(small_csv), "--horizon", "12", "--out", str(out_dir), *FAST)
     assert code == 0
     summary = json.loads(out.strip().splitlines()[-1])
     for key in ("dataset", "horizon", "seq_len", "seed", "test_mse", "test_mae", "val_mse", "best_epoch", "epochs_run", "train_seconds"):
@@ -37,21 +30,15 @@ def test_train_on_a_csv_writes_model_result_and_last_line_json(capsys, small_csv
 
 def test_existing_model_is_not_overwritten_without_flag(capsys, small_csv, tmp_path):
     out_dir = tmp_path / "run"
-    assert run(capsys, "train", "--dataset", str(small_csv), "--horizon", "12", "--out", str(out_dir), *FAST)[0] == 0
+    assert run_cli(capsys, "train", "--dataset", str(small_csv), "--horizon", "12", "--out", str(out_dir), *FAST)[0] == 0
     before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
-    code, _, err = run(capsys, "train", "--dataset", str(small_csv), "--horizon", "12", "--out", str(out_dir), "--seed", "1", *FAST)
+    code, _, err = run_cli(capsys, "train", "--dataset", str(small_csv), "--horizon", "12", "--out", str(out_dir), "--seed", "1", *FAST)
     assert code == 2 and "--overwrite" in err
     assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
-    code, _, _ = run(
+    code, _, _ = run_cli(
         capsys, "train", "--dataset", str(small_csv), "--horizon", "12", "--out", str(out_dir), "--seed", "1", "--overwrite", *FAST
     )
     assert code == 0 and (out_dir / "model.safetensors").read_bytes() != before["model.safetensors"]
-
-
-def write(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 @pytest.mark.parametrize(
@@ -62,16 +49,19 @@ def write(tmp_path, name, text):
         (lambda t: ["--dataset", "ETTh1", "--horizon", "-5"], "--horizon"),
         (lambda t: ["--dataset", "ETTh1", "--horizon", "abc"], "expected a positive integer"),
         (lambda t: ["--dataset", str(t / "missing.csv"), "--horizon", "12"], "no such file"),
-        (lambda t: ["--dataset", write(t, "nan.csv", "date,a\n2020-01-01,1\n2020-01-02,\n"), "--horizon", "12"], "missing or infinite"),
-        (lambda t: ["--dataset", write(t, "txt.csv", "date,a\n2020-01-01,1\n2020-01-02,up\n"), "--horizon", "12"], "not numeric"),
-        (lambda t: ["--dataset", write(t, "empty.csv", ""), "--horizon", "12"], "is empty"),
+        (
+            lambda t: ["--dataset", write_file(t, "nan.csv", "date,a\n2020-01-01,1\n2020-01-02,\n"), "--horizon", "12"],
+            "missing or infinite",
+        ),
+        (lambda t: ["--dataset", write_file(t, "txt.csv", "date,a\n2020-01-01,1\n2020-01-02,up\n"), "--horizon", "12"], "not numeric"),
+        (lambda t: ["--dataset", write_file(t, "empty.csv", ""), "--horizon", "12"], "is empty"),
         (lambda t: ["--dataset", "ETTh1", "--horizon", "96", "--seq-len", "100000"], "too short"),
         (lambda t: ["--dataset", "ETTh1", "--horizon", "96", "--rho", "-1"], "--rho"),
         (lambda t: ["--dataset", "ETTh1", "--horizon", "96", "--lr", "0"], "--lr"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_2(capsys, tmp_path, data_dir, case, message):
-    code, _, err = run(capsys, "train", *case(tmp_path), "--out", str(tmp_path / "o"), "--data-dir", str(data_dir), "--quiet")
+    code, _, err = run_cli(capsys, "train", *case(tmp_path), "--out", str(tmp_path / "o"), "--data-dir", str(data_dir), "--quiet")
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert __import__("re").search(message, err), err
@@ -81,14 +71,14 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, tmp_path, data_dir, case, m
 def test_too_short_csv_is_refused(capsys, tmp_path):
     path = tmp_path / "short.csv"
     make_frame(100).to_csv(path)
-    code, _, err = run(capsys, "train", "--dataset", str(path), "--horizon", "12", "--seq-len", "96", "--quiet")
+    code, _, err = run_cli(capsys, "train", "--dataset", str(path), "--horizon", "12", "--seq-len", "96", "--quiet")
     assert code == 2 and "too short" in err
 
 
 def test_unwritable_out_is_a_clear_error(capsys, small_csv, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("mine")
-    code, _, err = run(capsys, "train", "--dataset", str(small_csv), "--horizon", "12", "--out", str(blocker / "sub"), *FAST)
+    code, _, err = run_cli(capsys, "train", "--dataset", str(small_csv), "--horizon", "12", "--out", str(blocker / "sub"), *FAST)
     assert code == 2 and "cannot write" in err and blocker.read_text() == "mine"
 
 

@@ -15,14 +15,9 @@ from samformer import Forecaster
 from samformer.cli import main
 
 from .conftest import make_frame
+from .helpers import run_cli, write_file
 
 FAST = ["--seq-len", "24", "--epochs", "1", "--batch-size", "64", "--quiet"]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +34,7 @@ def model_dir(tmp_path_factory):
 
 def test_fit_then_predict_writes_the_forecast_csv(capsys, model_dir, tmp_path):
     out = tmp_path / "forecast.csv"
-    code, stdout, _ = run(capsys, "predict", "--model", model_dir / "m", "--csv", model_dir / "recent.csv", "--out", out)
+    code, stdout, _ = run_cli(capsys, "predict", "--model", model_dir / "m", "--csv", model_dir / "recent.csv", "--out", out)
     assert code == 0
     forecast = pd.read_csv(out, index_col="date", parse_dates=True)
     expected = Forecaster.load(model_dir / "m").predict(pd.read_csv(model_dir / "recent.csv"))
@@ -54,8 +49,8 @@ def test_fit_on_a_long_csv_predicts_long(capsys, tmp_path):
     frame.rename_axis("ds").reset_index().melt(id_vars="ds", var_name="unique_id", value_name="y").to_csv(
         tmp_path / "long.csv", index=False
     )
-    assert run(capsys, "fit", "--csv", tmp_path / "long.csv", "--horizon", "6", "--out", tmp_path / "m", *FAST)[0] == 0
-    assert run(capsys, "predict", "--model", tmp_path / "m", "--csv", tmp_path / "long.csv", "--out", tmp_path / "f.csv")[0] == 0
+    assert run_cli(capsys, "fit", "--csv", tmp_path / "long.csv", "--horizon", "6", "--out", tmp_path / "m", *FAST)[0] == 0
+    assert run_cli(capsys, "predict", "--model", tmp_path / "m", "--csv", tmp_path / "long.csv", "--out", tmp_path / "f.csv")[0] == 0
     forecast = pd.read_csv(tmp_path / "f.csv")
     assert list(forecast.columns) == ["unique_id", "ds", "y"] and len(forecast) == 12
 
@@ -64,14 +59,14 @@ def test_fit_on_a_long_csv_predicts_long(capsys, tmp_path):
 def test_plot_writes_a_png(capsys, model_dir, tmp_path, kind):
     pytest.importorskip("matplotlib")
     extra = [] if kind == "training" else ["--csv", model_dir / "train.csv"]
-    code, _, err = run(capsys, "plot", kind, "--model", model_dir / "m", *extra, "--out", tmp_path / "p.png")
+    code, _, err = run_cli(capsys, "plot", kind, "--model", model_dir / "m", *extra, "--out", tmp_path / "p.png")
     assert code == 0, err
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_export_onnx_writes_a_model(capsys, model_dir, tmp_path):
     pytest.importorskip("onnx")
-    code, stdout, err = run(capsys, "export-onnx", "--model", model_dir / "m", "--out", tmp_path / "m.onnx")
+    code, stdout, err = run_cli(capsys, "export-onnx", "--model", model_dir / "m", "--out", tmp_path / "m.onnx")
     assert code == 0, err
     assert (tmp_path / "m.onnx").stat().st_size > 1000 and json.loads(stdout)["input"] == ["batch", 24, 2]
 
@@ -85,17 +80,11 @@ def test_existing_outputs_are_never_overwritten_without_the_flag(capsys, model_d
         ["export-onnx", "--model", model_dir / "m", "--out", target],
         ["fit", "--csv", model_dir / "train.csv", "--horizon", "6", "--out", model_dir / "m", *FAST],
     ):
-        code, _, err = run(capsys, *argv)
+        code, _, err = run_cli(capsys, *argv)
         assert code == 2 and "--overwrite" in err, argv
     assert target.read_text() == "precious"
-    code, _, _ = run(capsys, "predict", "--model", model_dir / "m", "--csv", model_dir / "recent.csv", "--out", target, "--overwrite")
+    code, _, _ = run_cli(capsys, "predict", "--model", model_dir / "m", "--csv", model_dir / "recent.csv", "--out", target, "--overwrite")
     assert code == 0 and target.read_text().startswith("date,")
-
-
-def write(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def fit(t, m):
@@ -121,9 +110,9 @@ def tampered(tmp_path, model_dir):
     ("argv", "message"),
     [
         (lambda t, m: ["fit", "--csv", t / "missing.csv", "--horizon", "6", "--out", t / "o"], "no such file"),
-        (lambda t, m: ["fit", "--csv", write(t, "e.csv", ""), "--horizon", "6", "--out", t / "o"], "is empty"),
-        (lambda t, m: ["fit", "--csv", write(t, "s.csv", "a;b\n1;2\n"), "--horizon", "6", "--out", t / "o"], "not numeric"),
-        (lambda t, m: ["fit", "--csv", write(t, "n.csv", "a,b\n1,2\n3,4\n"), "--horizon", "6", "--out", t / "o"], "no timestamps"),
+        (lambda t, m: ["fit", "--csv", write_file(t, "e.csv", ""), "--horizon", "6", "--out", t / "o"], "is empty"),
+        (lambda t, m: ["fit", "--csv", write_file(t, "s.csv", "a;b\n1;2\n"), "--horizon", "6", "--out", t / "o"], "not numeric"),
+        (lambda t, m: ["fit", "--csv", write_file(t, "n.csv", "a,b\n1,2\n3,4\n"), "--horizon", "6", "--out", t / "o"], "no timestamps"),
         (lambda t, m: ["fit", "--csv", m / "train.csv", "--horizon", "0", "--out", t / "o"], "--horizon: must be a positive integer"),
         (lambda t, m: [*fit(t, m), "--quantiles", "0.1,2"], "--quantiles"),
         (lambda t, m: [*fit(t, m), "--val-size", "-1"], "--val-size"),
@@ -142,11 +131,11 @@ def tampered(tmp_path, model_dir):
         (lambda t, m: ["predict", "--model", m, "--csv", m / "recent.csv", "--out", t / "f.csv"], "not a saved samformer model directory"),
         (lambda t, m: ["predict", "--model", tampered(t, m), "--csv", m / "recent.csv", "--out", t / "f.csv"], "changed after saving"),
         (
-            lambda t, m: [*predict(m), write(t, "x.csv", "date,c0\n2020-01-01,1\n"), "--out", t / "f.csv"],
+            lambda t, m: [*predict(m), write_file(t, "x.csv", "date,c0\n2020-01-01,1\n"), "--out", t / "f.csv"],
             "missing",
         ),
         (
-            lambda t, m: [*predict(m), write(t, "y.csv", "date,c0,c1\n2020-01-01,1,2\n"), "--out", t / "f.csv"],
+            lambda t, m: [*predict(m), write_file(t, "y.csv", "date,c0,c1\n2020-01-01,1,2\n"), "--out", t / "f.csv"],
             "pass freq=|fewer",
         ),
         (lambda t, m: ["predict", "--model", m / "m", "--csv", m / "recent.csv", "--out", t / "no" / "f.csv"], "does not exist"),
@@ -156,7 +145,7 @@ def tampered(tmp_path, model_dir):
 )
 def test_bad_input_gives_one_line_and_exit_2(capsys, tmp_path, model_dir, argv, message):
     args = argv(tmp_path, model_dir)
-    code, _, err = run(capsys, *args, *(["--quiet"] if args[0] == "fit" else []))
+    code, _, err = run_cli(capsys, *args, *(["--quiet"] if args[0] == "fit" else []))
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert re.search(message, err), err
@@ -185,7 +174,7 @@ def _dir(t):
 def test_unwritable_outputs_are_refused_before_any_work_in_one_line(capsys, tmp_path, model_dir, argv, message):
     if not os.path.isdir(UNWRITABLE):
         pytest.skip(f"{UNWRITABLE} is not mounted here")
-    code, out, err = run(capsys, *argv(tmp_path, model_dir))
+    code, out, err = run_cli(capsys, *argv(tmp_path, model_dir))
     assert code == 2 and len(err.strip().splitlines()) == 1 and re.search(message, err), err
     assert "epoch" not in out + err  # refused before training
     assert not (tmp_path / "d").exists() or list((tmp_path / "d").iterdir()) == []
@@ -196,6 +185,6 @@ def test_a_full_disk_while_writing_the_forecast_is_one_line_and_leaves_no_file(c
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
-    code, _, err = run(capsys, "predict", "--model", model_dir / "m", "--csv", model_dir / "recent.csv", "--out", tmp_path / "f.csv")
+    code, _, err = run_cli(capsys, "predict", "--model", model_dir / "m", "--csv", model_dir / "recent.csv", "--out", tmp_path / "f.csv")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "No space left on device" in err, err
     assert list(tmp_path.iterdir()) == []

@@ -16,6 +16,7 @@ from samformer.model import SAMformer
 from samformer.train import batch_loss
 
 from .conftest import make_frame
+from .helpers import edit_config, flip_byte
 
 FAST = {"epochs": 1, "batch_size": 64, "progress": False}
 
@@ -293,31 +294,19 @@ def test_save_never_overwrites_unless_asked(tmp_path):
         model.save(tmp_path / "notes")
 
 
-def _flip_byte(path, offset=-5):
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
-def _edit_config(path, change):
-    config = json.loads(path.read_text())
-    change(config)
-    path.write_text(json.dumps(config))
-
-
 @pytest.mark.parametrize(
     ("tamper", "message"),
     [
-        (lambda d: _flip_byte(d / "model.safetensors"), "model.safetensors was changed after saving"),
+        (lambda d: flip_byte(d / "model.safetensors", offset=-5, mask=0x01), "model.safetensors was changed after saving"),
         (
-            lambda d: _edit_config(d / "config.json", lambda c: c["forecaster"]["scaler"]["std"].reverse()),
+            lambda d: edit_config(d / "config.json", lambda c: c["forecaster"]["scaler"]["std"].reverse()),
             "changed after saving",
         ),
-        (lambda d: _edit_config(d / "config.json", lambda c: c.pop("weights_sha256")), "changed after saving|no checksums"),
-        (lambda d: _edit_config(d / "config.json", lambda c: c["model"].__setitem__("seq_len", 12)), "does not match|changed after saving"),
+        (lambda d: edit_config(d / "config.json", lambda c: c.pop("weights_sha256")), "changed after saving|no checksums"),
+        (lambda d: edit_config(d / "config.json", lambda c: c["model"].__setitem__("seq_len", 12)), "does not match|changed after saving"),
         (lambda d: (d / "config.json").write_text("{not json"), "not valid JSON|not a valid samformer config"),
         (lambda d: (d / "model.safetensors").unlink(), "is missing"),
-        (lambda d: _edit_config(d / "config.json", lambda c: c.__setitem__("format_version", 99)), "format 99"),
+        (lambda d: edit_config(d / "config.json", lambda c: c.__setitem__("format_version", 99)), "format 99"),
     ],
 )
 def test_tampered_or_incompatible_directories_are_refused(tmp_path, tamper, message):
@@ -337,7 +326,7 @@ def test_a_consistent_but_rewritten_config_is_still_checked_against_the_weights(
         c["forecaster"]["columns"] = ["c0"]
         c["config_sha256"] = config_sha256(c)
 
-    _edit_config(tmp_path / "m" / "config.json", shrink)
+    edit_config(tmp_path / "m" / "config.json", shrink)
     with pytest.raises(ModelFileError, match="does not match its weights"):
         Forecaster.load(tmp_path / "m")
 

@@ -27,7 +27,6 @@ from safetensors.torch import load_file, save_file
 
 from samformer import ModelFileError, SAMformer, TrainConfig, fit
 from samformer.checkpoint import CHECKPOINT_FILE, read_checkpoint
-from samformer.cli import main
 from samformer.data import split_frame
 from samformer.errors import CheckpointError
 from samformer.model import RevIN
@@ -35,6 +34,7 @@ from samformer.modelfile import load_model, save_model
 from samformer.train import score_test, seed_everything
 
 from .conftest import make_frame
+from .helpers import flip_byte, run_cli
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "samformer"
 FAST = ["--horizon", "12", "--seq-len", "48", "--batch-size", "32", "--quiet"]
@@ -48,12 +48,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -79,7 +73,7 @@ def comparable(result: dict) -> dict:
 def test_same_seed_is_bit_identical_and_another_seed_differs(capsys, small_csv, tmp_path):
     runs = {}
     for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
-        code, _, err = cli(
+        code, _, err = run_cli(
             capsys, "train", "--dataset", str(small_csv), "--out", str(tmp_path / name), "--seed", seed, "--epochs", "3", *FAST
         )
         assert code == 0, err
@@ -175,15 +169,9 @@ def test_a_failing_checkpoint_write_leaves_the_previous_checkpoint_intact(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.safetensors"]
 
 
-def flip_last_byte(path: Path) -> None:
-    raw = bytearray(path.read_bytes())
-    raw[-1] ^= 0xFF
-    path.write_bytes(bytes(raw))
-
-
 DAMAGE = {
     "truncated": (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "truncated or corrupt"),
-    "bit-flip": (flip_last_byte, "does not match its own checksum"),
+    "bit-flip": (flip_byte, "does not match its own checksum"),
     "foreign": (lambda p: save_file({"x": torch.zeros(2)}, str(p), metadata={"format": "other"}), "not a samformer checkpoint"),
     "empty": (lambda p: p.write_bytes(b""), "truncated or corrupt"),
 }
@@ -264,9 +252,9 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_result(tmp
 
 def test_resume_of_a_finished_run_changes_nothing(capsys, small_csv, tmp_path):
     out = tmp_path / "run"
-    assert cli(capsys, "train", "--dataset", str(small_csv), "--out", str(out), "--epochs", "1", *FAST)[0] == 0
+    assert run_cli(capsys, "train", "--dataset", str(small_csv), "--out", str(out), "--epochs", "1", *FAST)[0] == 0
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
-    code, stdout, err = cli(capsys, "train", "--dataset", str(small_csv), "--out", str(out), "--epochs", "1", "--resume", *FAST)
+    code, stdout, err = run_cli(capsys, "train", "--dataset", str(small_csv), "--out", str(out), "--epochs", "1", "--resume", *FAST)
     assert code == 0 and "nothing to resume" in err
     assert json.loads(stdout.strip().splitlines()[-1])["test_mse"] == json.loads(before["result.json"][0])["test_mse"]
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
@@ -311,7 +299,7 @@ def test_a_pickle_planted_as_checkpoint_is_refused_by_resume_and_never_runs(caps
     out.mkdir()
     torch.save({"model": Payload(marker)}, out / CHECKPOINT_FILE)
     before = (out / CHECKPOINT_FILE).read_bytes()
-    code, _, err = cli(capsys, "train", "--dataset", str(small_csv), "--out", str(out), "--epochs", "1", "--resume", *FAST)
+    code, _, err = run_cli(capsys, "train", "--dataset", str(small_csv), "--out", str(out), "--epochs", "1", "--resume", *FAST)
     assert code == 2 and "not a readable samformer checkpoint" in err and len(err.strip().splitlines()) == 1
     assert not marker.exists()
     assert (out / CHECKPOINT_FILE).read_bytes() == before
@@ -371,7 +359,9 @@ def test_a_nan_loss_stops_training_and_writes_no_model(capsys, small_csv, tmp_pa
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("kept")
-    code, _, err = cli(capsys, "train", "--dataset", str(small_csv), "--out", str(out), "--epochs", "2", "--lr", "1e30", "--no-sam", *FAST)
+    code, _, err = run_cli(
+        capsys, "train", "--dataset", str(small_csv), "--out", str(out), "--epochs", "2", "--lr", "1e30", "--no-sam", *FAST
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert re.search(r"training loss became (nan|inf) in epoch 1; lower --lr", err), err
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "kept"

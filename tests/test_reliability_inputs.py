@@ -27,6 +27,7 @@ from samformer.experiment import RunSpec, execute
 from samformer.modelfile import config_sha256, load_model, save_model
 
 from .conftest import make_frame
+from .helpers import flip_byte
 
 OPTIONS = ["--horizon", "12", "--seq-len", "48", "--epochs", "1", "--batch-size", "64", "--quiet"]
 GOOD_ROWS = make_frame(600)
@@ -77,12 +78,6 @@ def with_row(i: int, column: str, value) -> Callable[[pd.DataFrame], pd.DataFram
         return frame
 
     return edit
-
-
-def flip_byte(path: Path, offset: int = -1) -> None:
-    raw = bytearray(path.read_bytes())
-    raw[offset] ^= 0xFF
-    path.write_bytes(bytes(raw))
 
 
 def copy_run(run_files, root: Path, kind: str) -> Path:

@@ -19,7 +19,9 @@ from samformer.cli import main
 from samformer.errors import DataError
 from samformer.files import read_json
 from samformer.model import SAMformer
-from samformer.modelfile import MAX_DIMENSION, config_sha256
+from samformer.modelfile import MAX_DIMENSION
+
+from .helpers import edit_config
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,15 +35,6 @@ def _history() -> pd.DataFrame:
 
 def _copy(tmp_path: Path, name: str = "m") -> Path:
     return Path(shutil.copytree(V1, tmp_path / name))
-
-
-def _edit_config(directory: Path, change, rechecksum: bool = False) -> None:
-    path = directory / "config.json"
-    config = json.loads(path.read_text())
-    change(config)
-    if rechecksum:
-        config["config_sha256"] = config_sha256(config)
-    path.write_text(json.dumps(config))
 
 
 def _full_disk(*args, **kwargs):
@@ -132,7 +125,7 @@ def builds(monkeypatch):
 )
 def test_an_edited_config_is_refused_before_any_network_is_allocated(tmp_path, builds, change, rechecksum, message):
     target = _copy(tmp_path)
-    _edit_config(target, change, rechecksum)
+    edit_config(target / "config.json", change, rechecksum)
     with pytest.raises(ModelFileError, match=message):
         Forecaster.load(target)
     assert set(builds) <= {"meta"}
@@ -165,7 +158,7 @@ def test_predict_on_a_deeply_nested_model_config_exits_2_with_one_line(tmp_path,
 # ------------------------------------------------------ devices at run time
 def _fitted_on_cuda(tmp_path: Path) -> Path:
     target = _copy(tmp_path)
-    _edit_config(target, lambda c: c["forecaster"]["train_config"].__setitem__("device", "cuda"), rechecksum=True)
+    edit_config(target / "config.json", lambda c: c["forecaster"]["train_config"].__setitem__("device", "cuda"), rechecksum=True)
     return target
 
 

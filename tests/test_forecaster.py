@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from samformer import DataError, Forecaster, ModelFileError
+from samformer import ConfigError, DataError, Forecaster, ModelFileError
 from samformer.data import Windows
 from samformer.metrics import pinball
 from samformer.model import SAMformer
@@ -383,3 +383,26 @@ def test_plots_return_figures_and_write_pngs(tmp_path):
     plot_training(model.history_, path=tmp_path / "t.png")
     for name in ("f", "a", "t"):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "pattern"),
+    [
+        ({"horizon": 0}, r"horizon must be a positive integer, got 0"),
+        ({"horizon": True}, r"horizon must be a positive integer, got True"),
+        ({"horizon": 6, "seq_len": 24.0}, r"seq_len must be a positive integer or None, got 24\.0"),
+        ({"horizon": 6, "quantiles": "0.1,0.9"}, r"quantiles .* got '0\.1,0\.9', not a sequence"),
+        ({"horizon": 6, "quantiles": 0.9}, r"quantiles .* got 0\.9, not a sequence"),
+        ({"horizon": 6, "quantiles": [0.1, "0.9"]}, r"'0\.9' is not a number in \(0, 1\)"),
+        ({"horizon": 6, "quantiles": [0.0, 0.5]}, r"0\.0 is not a number in \(0, 1\)"),
+        ({"horizon": 6, "quantiles": [float("nan")]}, r"nan is not a number in \(0, 1\)"),
+    ],
+)
+def test_forecaster_arguments_are_config_errors_naming_the_argument(arguments, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        Forecaster(**arguments)
+
+
+def test_quantile_levels_are_sorted_deduplicated_and_include_the_median():
+    assert Forecaster(6, quantiles=np.array([0.9, 0.1, 0.9])).quantiles == (0.1, 0.5, 0.9)
+    assert Forecaster(6, seq_len=None).seq_len is None

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from samformer.arguments import check_positive_int, check_quantile_levels
 from samformer.baselines import baseline_forecasts, season_length, skill_table
 from samformer.covariates import ChannelSpec
 from samformer.data import SplitData, StandardScaler, Windows
@@ -43,7 +44,7 @@ from samformer.metrics import QuantileLoss
 from samformer.model import SAMformer, SAMformerConfig
 from samformer.modelfile import check_model_destination, load_model, save_model
 from samformer.predictor import Predictor
-from samformer.quantile import QuantileSAMformer, calibrate, check_quantiles
+from samformer.quantile import QuantileSAMformer, calibrate
 from samformer.schema import Channels, FrameSchema
 from samformer.train import TrainConfig, TrainResult, fit, resolve_device, seed_everything
 
@@ -175,18 +176,16 @@ class Forecaster:
         log_dir: str | os.PathLike | None = None,
         **train_options: Any,
     ) -> None:
-        for name, value in (("horizon", horizon), ("seq_len", seq_len), ("season", season)):
-            if (value is not None or name == "horizon") and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be a positive integer{'' if name == 'horizon' else ' or None'}, got {value!r}")
+        horizon = check_positive_int("horizon", horizon)
+        seq_len = check_positive_int("seq_len", seq_len, optional=True)
+        season = check_positive_int("season", season, optional=True)
         unknown = set(train_options) - _TRAIN_OPTIONS
         if unknown:
             raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}; training options are: {', '.join(sorted(_TRAIN_OPTIONS))}")
         bad_model = set(model_options or {}) - _MODEL_OPTIONS
         if bad_model:
             raise TypeError(f"unknown model option(s) {', '.join(sorted(bad_model))}; choose from {', '.join(sorted(_MODEL_OPTIONS))}")
-        if quantiles is not None:
-            quantiles = tuple(sorted({float(q) for q in quantiles} | {0.5}))
-            check_quantiles(quantiles)
+        quantiles = check_quantile_levels(quantiles)
         self.horizon, self.seq_len = horizon, seq_len
         self.quantiles: tuple[float, ...] | None = quantiles
         self.calibrate = calibrate

@@ -406,3 +406,17 @@ def test_forecaster_arguments_are_config_errors_naming_the_argument(arguments, p
 def test_quantile_levels_are_sorted_deduplicated_and_include_the_median():
     assert Forecaster(6, quantiles=np.array([0.9, 0.1, 0.9])).quantiles == (0.1, 0.5, 0.9)
     assert Forecaster(6, seq_len=None).seq_len is None
+
+
+def test_fit_refuses_a_column_whose_variance_overflows_naming_it():
+    frame = make_frame(200, 2)
+    frame["c1"] = np.where(np.arange(200) % 2, 1e300, -1e300)  # mean 0, variance 1e600: beyond float64
+    with pytest.raises(DataError, match=r"the training frame: column\(s\) c1 hold values too large to standardise"):
+        Forecaster(6, 24, **FAST).fit(frame)
+
+
+def test_fit_refuses_values_beyond_float32_once_standardised_naming_the_column():
+    frame = make_frame(200, 2)
+    frame.iloc[180, 0] = 1e39  # in the validation rows: (1e39 - mean) / std of values near 1 exceeds float32's 3.4e38
+    with pytest.raises(DataError, match=r"column\(s\) 'c0' become non-finite once standardised"):
+        Forecaster(6, 24, **FAST).fit(frame)

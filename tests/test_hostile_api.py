@@ -141,7 +141,6 @@ def test_forecaster_keeps_the_labels_and_time_zone_it_was_given(case):
     assert np.isfinite(forecast.to_numpy(dtype=float)).all()
 
 
-@pytest.mark.xfail(strict=True, reason="Forecaster.fit scales in forecaster.py without the non-finite check: NaN forecasts, no error")
 def test_forecaster_refuses_values_that_overflow_once_scaled():
     frame = make_frame(ROWS, 2)
     frame.iloc[200, 1] = 1e300

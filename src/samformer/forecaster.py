@@ -34,10 +34,11 @@ from tqdm.auto import tqdm
 from samformer.arguments import check_positive_int, check_quantile_levels
 from samformer.baselines import baseline_forecasts, season_length, skill_table
 from samformer.covariates import ChannelSpec
-from samformer.data import SplitData, StandardScaler, Windows
+from samformer.data import SplitData, StandardScaler, Windows, check_scaler_finite
 from samformer.errors import DataError, ModelFileError, SamformerError
 from samformer.files import atomic_directory
 from samformer.frames import check_missing, check_observed_before, future_index, longest_gap, to_wide, unselected_text_columns
+from samformer.loading import check_finite_after_scaling
 from samformer.logs import MetricsLogger
 from samformer.lookback import Trial, lookback_candidates, search_lookback
 from samformer.metrics import QuantileLoss
@@ -265,7 +266,9 @@ class Forecaster:
         else:
             self._check_train_rows(len(frame), train_end, self.seq_len)
         check_observed_before(values, list(inputs.columns), train_end, "the training frame")
-        scaler = StandardScaler.fit(values[:train_end], ignore_nan=True)
+        with np.errstate(over="ignore"):  # an overflow is refused just below, naming the column
+            scaler = StandardScaler.fit(values[:train_end], ignore_nan=True)
+        check_scaler_finite(scaler, list(inputs.columns), "the training frame")
         season = self.season if self.season is not None else season_length(freq)
         options = {"quantiles": self.quantiles, "model_options": self.model_options, "train_config": asdict(self.train_config)}
         schema = FrameSchema(self.horizon, 0, inputs, scaler, freq, layout, season=season, **options)  # seq_len: per run
@@ -340,12 +343,15 @@ class Forecaster:
     def _split_data(self, schema: FrameSchema, values: np.ndarray, index: pd.Index, train_end: int) -> SplitData:
         """The scaled series (T, D) cut for `train.fit`: train rows, then validation windows."""
         L, n = schema.seq_len, len(values)
-        series, mask = _scaled(schema.scaler, values)
+        with np.errstate(over="ignore"):  # values beyond float32 once scaled are refused below, naming the column
+            series, mask = _scaled(schema.scaler, values)
         borders = {"train": (0, train_end), "val": (train_end - L, n)}  # no test split: `fit` never reads one
         masks = None if mask is None else {s: mask[a:b] for s, (a, b) in borders.items()}
         train, val = (series[a:b] for a, b in borders.values())
         columns = list(schema.channels.columns)
-        return SplitData("frame", columns, L, self.horizon, train, val, None, schema.scaler, borders, index, masks, schema.channels.roles())
+        data = SplitData("frame", columns, L, self.horizon, train, val, None, schema.scaler, borders, index, masks, schema.channels.roles())
+        check_finite_after_scaling(data)
+        return data
 
     def _validation_forecasts(self, predictor: Predictor, data: SplitData) -> tuple[np.ndarray, np.ndarray]:
         """Forecasts (N, H, D_targets[, Q]) of every validation window and what happened (N, H, D_targets), original units."""

@@ -420,3 +420,55 @@ def test_fit_refuses_values_beyond_float32_once_standardised_naming_the_column()
     frame.iloc[180, 0] = 1e39  # in the validation rows: (1e39 - mean) / std of values near 1 exceeds float32's 3.4e38
     with pytest.raises(DataError, match=r"column\(s\) 'c0' become non-finite once standardised"):
         Forecaster(6, 24, **FAST).fit(frame)
+
+
+# ------------------------------------------------------------ time zones
+def zoned_frame(start: str, n_rows: int, freq: str, tz: str) -> pd.DataFrame:
+    """make_frame's values on `n_rows` timestamps of `freq` from local `start` in zone `tz`."""
+    frame = make_frame(n_rows, 2)
+    frame.index = pd.date_range(start, periods=n_rows, freq=freq, tz=tz, name="date")
+    return frame
+
+
+def test_hourly_data_across_a_dst_change_keeps_its_zone_in_predict_and_backtest():
+    frame = zoned_frame("2021-03-20", 300, "h", "Europe/Paris")  # the clocks go forward on 2021-03-28
+    assert frame.index[0].utcoffset() != frame.index[-1].utcoffset()
+    forecaster = Forecaster(6, 24, **FAST).fit(frame)
+    forecast = forecaster.predict(frame)
+    expected = pd.date_range(frame.index[-1] + pd.Timedelta(hours=1), periods=6, freq="h")  # consecutive instants
+    assert str(forecast.index.tz) == "Europe/Paris" and forecast.index.equals(expected)
+    backtest = forecaster.backtest(frame, start=-30)
+    assert str(backtest.forecasts.index.levels[0].tz) == str(backtest.forecasts.index.levels[1].tz) == "Europe/Paris"
+    first_cutoff = backtest.forecasts.index.get_level_values("cutoff")[0]
+    assert first_cutoff == frame.index[-31]
+
+
+def test_daily_data_across_a_dst_change_fits_and_forecasts_local_midnights():
+    frame = zoned_frame("2021-01-01", 200, "D", "Europe/Paris")  # 23- and 25-hour days in March and October
+    forecaster = Forecaster(6, 24, **FAST).fit(frame)
+    forecast = forecaster.predict(frame)
+    assert forecaster.freq_ == "D"
+    assert forecast.index.equals(pd.date_range("2021-07-20", periods=6, freq="D", tz="Europe/Paris"))
+    backtest = forecaster.backtest(frame, start=pd.Timestamp("2021-03-25", tz="Europe/Paris"), stride=50)
+    assert backtest.forecasts.index.get_level_values("cutoff")[0] == pd.Timestamp("2021-03-24", tz="Europe/Paris")
+
+
+def test_the_time_zone_survives_save_and_load_and_is_checked_at_predict(tmp_path):
+    frame = zoned_frame("2021-10-25", 300, "h", "Europe/Paris")  # the clocks go back on 2021-10-31
+    forecaster = Forecaster(6, 24, **FAST).fit(frame)
+    loaded = Forecaster.load(forecaster.save(tmp_path / "model"))
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["forecaster"]["tz"] == "Europe/Paris"
+    pd.testing.assert_frame_equal(loaded.predict(frame), forecaster.predict(frame))
+    with pytest.raises(DataError, match=r"time zone 'UTC', the model was fitted on time zone 'Europe/Paris'.*tz_convert"):
+        loaded.predict(frame.tz_convert("UTC"))
+    with pytest.raises(DataError, match=r"naive timestamps .*tz_localize\('Europe/Paris'\)"):
+        loaded.predict(frame.tz_localize(None))
+
+
+def test_a_naive_model_saves_no_zone_and_refuses_zoned_timestamps(tmp_path):
+    frame = make_frame(200, 2)
+    forecaster = Forecaster(6, 24, **FAST).fit(frame)
+    forecaster.save(tmp_path / "model")
+    assert "tz" not in json.loads((tmp_path / "model" / "config.json").read_text())["forecaster"]
+    with pytest.raises(DataError, match=r"fitted on naive timestamps; pass naive timestamps"):
+        forecaster.predict(frame.tz_localize("UTC"))

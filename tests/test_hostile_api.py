@@ -126,7 +126,6 @@ FORECASTER_DATA = {
 FORECASTER_XFAIL = {
     "integer column labels": "forecaster.py/frames.py turn labels into str: KeyError \"None of [Index(['0', '1'])] are in the [columns]\"",
     "tuple column labels": "forecaster.py/frames.py turn labels into str: the forecast's columns are not the labels given",
-    "time-zone-aware index": "forecaster.py/frames.py drop the time zone: the forecast's index comes back naive (tz=None)",
 }
 
 

@@ -37,7 +37,16 @@ from samformer.covariates import ChannelSpec
 from samformer.data import SplitData, StandardScaler, Windows, check_scaler_finite
 from samformer.errors import DataError, ModelFileError, SamformerError
 from samformer.files import atomic_directory
-from samformer.frames import check_missing, check_observed_before, future_index, longest_gap, to_wide, unselected_text_columns
+from samformer.frames import (
+    check_missing,
+    check_observed_before,
+    future_index,
+    localize,
+    longest_gap,
+    naive_timestamp,
+    to_wide_zoned,
+    unselected_text_columns,
+)
 from samformer.loading import check_finite_after_scaling
 from samformer.logs import MetricsLogger
 from samformer.lookback import Trial, lookback_candidates, search_lookback
@@ -255,7 +264,7 @@ class Forecaster:
         """Validate `df`, select its channels, cut off the validation rows and fit the scaler on the rest."""
         named = {*spec.targets, *spec.past_covariates, *spec.future_covariates}
         text = unselected_text_columns(df, named) if spec.targets else []  # roles given: unused text columns are ignored
-        frame, freq, layout = to_wide(df, self.freq, "the training frame", drop=text)
+        frame, freq, layout, tz = to_wide_zoned(df, self.freq, "the training frame", drop=text)
         inputs = Channels.from_spec(frame, spec)
         inputs = dataclasses.replace(inputs, ignored=(*inputs.ignored, *text))
         frame = inputs.model_frame(frame[inputs.user_columns])
@@ -271,7 +280,7 @@ class Forecaster:
         check_scaler_finite(scaler, list(inputs.columns), "the training frame")
         season = self.season if self.season is not None else season_length(freq)
         options = {"quantiles": self.quantiles, "model_options": self.model_options, "train_config": asdict(self.train_config)}
-        schema = FrameSchema(self.horizon, 0, inputs, scaler, freq, layout, season=season, **options)  # seq_len: per run
+        schema = FrameSchema(self.horizon, 0, inputs, scaler, freq, layout, season=season, tz=tz, **options)  # seq_len: per run
         return _Prepared(frame, values, train_end, schema)
 
     def _validation_rows(self, n: int, val_size: int | float) -> int:
@@ -401,7 +410,7 @@ class Forecaster:
         window = self._input_window(self.schema_.channels.model_frame(block).to_numpy())  # (L, D)
         check_missing(window, self.columns_, self.seq_len_, f"the last {self.seq_len_} rows")
         pred = self._forecast(window[None])[0]  # (H, D_targets) or (H, D_targets, Q)
-        return self._output(pred, dates)
+        return self._output(pred, localize(dates, self.schema_.tz, self.freq_))
 
     def _future_values(self, future_df: pd.DataFrame | None, dates: pd.DatetimeIndex) -> np.ndarray:
         """The known-future covariates over `dates` (H, D_future), from `future_df`; refuses gaps."""
@@ -411,7 +420,7 @@ class Forecaster:
                 f"this model uses known-future covariates ({names}): pass their values for the next {self.horizon} steps, "
                 f"predict(df, future_df=...) (CLI: --future-csv)"
             )
-        future, _, _ = to_wide(future_df, self.freq_, "future_df")
+        future, _, _, _ = to_wide_zoned(future_df, self.freq_, "future_df", check_tz=True, fitted_tz=self.schema_.tz)
         absent = [c for c in self.future_columns_ if c not in future.columns]
         if absent:
             raise DataError(f"future_df has no column {', '.join(absent)}; it needs the known-future covariates {names}")
@@ -465,8 +474,9 @@ class Forecaster:
         pred = np.concatenate(preds)  # (N, H, D_targets[, Q])
         targets = [self.columns_.index(c) for c in self.targets_]
         actual = np.stack([values[o : o + H, targets] for o in origins])  # (N, H, D_targets)
-        cutoffs = frame.index[origins - 1]
-        dates = [frame.index[o : o + H] for o in origins]
+        zoned = localize(frame.index, self.schema_.tz, self.freq_)
+        cutoffs = zoned[origins - 1]
+        dates = [zoned[o : o + H] for o in origins]
         keys = {"keys": cutoffs, "names": ["cutoff", "date"]}
         forecasts = pd.concat([self._output(p, d, long=False) for p, d in zip(pred, dates, strict=True)], **keys)
         actuals = pd.concat([pd.DataFrame(a, index=d, columns=self.targets_) for a, d in zip(actual, dates, strict=True)], **keys)
@@ -575,7 +585,7 @@ class Forecaster:
 
     def _inference_frame(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
         """`df` on the fitted grid, with the fitted channels in the fitted order."""
-        frame, _, _ = to_wide(df, self.freq_, source, drop=self.ignored_columns_)
+        frame, _, _, _ = to_wide_zoned(df, self.freq_, source, drop=self.ignored_columns_, check_tz=True, fitted_tz=self.schema_.tz)
         needed = self.schema_.channels.user_columns
         missing = [c for c in needed if c not in frame.columns]
         extra = [str(c) for c in frame.columns if c not in needed and c not in self.ignored_columns_]
@@ -640,7 +650,7 @@ class Forecaster:
             if not 0 < start < 1:
                 raise ValueError(f"a fractional start must lie in (0, 1), got {start}")
             return int(start * len(frame))
-        return int(frame.index.searchsorted(pd.Timestamp(start)))
+        return int(frame.index.searchsorted(naive_timestamp(pd.Timestamp(start), self.freq_)))
 
 
 def _channel_spec(

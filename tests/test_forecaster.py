@@ -472,3 +472,27 @@ def test_a_naive_model_saves_no_zone_and_refuses_zoned_timestamps(tmp_path):
     assert "tz" not in json.loads((tmp_path / "model" / "config.json").read_text())["forecaster"]
     with pytest.raises(DataError, match=r"fitted on naive timestamps; pass naive timestamps"):
         forecaster.predict(frame.tz_localize("UTC"))
+
+
+# ------------------------------------------------------------ column labels
+def test_labels_of_any_hashable_type_are_named_by_their_str_everywhere(tmp_path):
+    frame = make_frame(200, 3).set_axis([0, ("a", 1), 2.5], axis=1)
+    forecaster = Forecaster(6, 24, **FAST).fit(frame, target=[0, ("a", 1)])
+    assert forecaster.targets_ == ["0", "('a', 1)"] and forecaster.columns_ == ["0", "('a', 1)", "2.5"]
+    assert list(forecaster.predict(frame).columns) == ["0", "('a', 1)"]
+    as_text = frame.set_axis(["0", "('a', 1)", "2.5"], axis=1)  # the same columns, already named by their str
+    pd.testing.assert_frame_equal(forecaster.predict(as_text), forecaster.predict(frame))
+    loaded = Forecaster.load(forecaster.save(tmp_path / "model"))
+    pd.testing.assert_frame_equal(loaded.predict(frame), forecaster.predict(frame))
+    assert list(forecaster.backtest(frame, start=-10).summary().index) == ["0", "('a', 1)", "overall"]
+
+
+def test_an_integer_label_zero_is_a_target_not_the_default():
+    frame = make_frame(200, 2).set_axis([0, 1], axis=1)
+    assert Forecaster(6, 24, **FAST).fit(frame, target=0).targets_ == ["0"]
+
+
+def test_labels_whose_str_collide_are_refused_naming_them():
+    frame = make_frame(200, 2).set_axis([1, "1"], axis=1)
+    with pytest.raises(DataError, match=r"columns 1, '1' that all read as '1'"):
+        Forecaster(6, 24, **FAST).fit(frame)

@@ -237,7 +237,8 @@ class Forecaster:
         and a one-line `UserWarning` says when it does not beat the better one. Returns self.
 
         Args:
-            target: the column(s) to forecast; default every column that is not a covariate (mode M).
+            target: the column(s) to forecast; default every column that is not a covariate (mode M). Labels
+                of any type are matched by `str(label)`, the name the forecasts carry (docs/api.md).
             past_covariates: columns observed only up to the forecast origin. With a `target` and no
                 `past_covariates`, every other column is one (mode MS); with both, only the named ones
                 are inputs besides the targets (`[]`: the target alone, mode S).
@@ -660,7 +661,7 @@ def _channel_spec(
     for name, value in (("past_covariates", past_covariates), ("future_covariates", future_covariates)):
         if isinstance(value, str):
             raise TypeError(f"{name} must be a list of column names, got the string {value!r}; write [{value!r}]")
-    targets = (target,) if isinstance(target, str) else tuple(target or ())
+    targets = () if target is None else tuple(target) if isinstance(target, list | tuple) else (target,)  # 0 is a label too
     past, future = tuple(map(str, past_covariates or ())), tuple(map(str, future_covariates or ()))
     if not targets:
         return ChannelSpec("M", (), past, future, calendar)

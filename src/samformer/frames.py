@@ -2,8 +2,9 @@
 
 Two layouts are accepted: wide (a DatetimeIndex or a date column, one numeric column per channel) and
 long (`unique_id, ds, y`, as Nixtla's neuralforecast). Both become the same wide frame, channels in
-column order (long: `unique_id` sorted), rows on a regular grid of one frequency; timestamps missing
-from the grid become rows of NaN, which the forecaster masks. Series of a panel may start and end on
+column order (long: `unique_id` sorted) named by `str(label)` (integer and tuple labels included),
+rows on a regular grid of one frequency; timestamps missing from the grid become rows of NaN, which
+the forecaster masks. Time-zone-aware timestamps are gridded in UTC (sub-daily) or on local dates. Series of a panel may start and end on
 different dates (ragged): before its first and after its last value a series is missing, and that is
 allowed at any length; gaps inside a series must be shorter than the look-back.
 """
@@ -91,6 +92,7 @@ def to_wide_zoned(
             f"{source} has no timestamps: give it a DatetimeIndex, a date column (date, ds, timestamp, time or datetime) "
             f"or the long layout unique_id, ds, y"
         )
+    frame.columns = text_labels(frame.columns, source)
     if check_tz:
         check_zone(None if frame.index.tz is None else str(frame.index.tz), fitted_tz, source)
     frame.index, tz = _naive(frame.index, freq, source)
@@ -106,6 +108,19 @@ def to_wide_zoned(
     if len(off_grid):
         raise DataError(f"{source}: timestamp {off_grid[0]} is not on the {freq!r} grid from {frame.index[0]}; resample the data first")
     return frame.reindex(grid), freq, layout, tz
+
+
+def text_labels(labels: pd.Index, source: str) -> list[str]:
+    """Column labels of any hashable type as the strings the model knows them by: `str(label)` (0 -> '0', ('a', 1) -> "('a', 1)").
+
+    Two labels with the same string (1 and '1') are refused, since their forecasts could not be told apart.
+    """
+    names = [str(label) for label in labels]
+    if len(set(names)) < len(names):
+        first = next(name for name in names if names.count(name) > 1)
+        clashing = ", ".join(repr(label) for label in labels if str(label) == first)
+        raise DataError(f"{source} has columns {clashing} that all read as {first!r}; rename them so their str() differ")
+    return names
 
 
 def _naive(index: pd.DatetimeIndex, freq: str | None, source: str) -> tuple[pd.DatetimeIndex, str | None]:

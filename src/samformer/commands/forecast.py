@@ -24,7 +24,7 @@ from pathlib import Path
 
 from samformer.commands.options import add_training_options, positive_int, run_spec_from_args
 from samformer.errors import SamformerError
-from samformer.files import atomic_destination
+from samformer.files import atomic_destination, exclusive_lock
 from samformer.frames import read_csv, to_wide
 
 DEVICE_HELP = "where to run the model: auto (default), cpu, cuda or cuda:N; whatever it was fitted on"
@@ -135,15 +135,27 @@ def _writing(out: Path) -> Iterator[Path]:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from samformer.forecaster import Forecaster
+    out = Path(args.out)
+    _check_model_destination(out, args.overwrite)
+    _check_writable(next(p for p in (out.parent, *out.parents) if p.exists()))  # "/" or "." at the latest
+    with exclusive_lock(out):  # a second fit into the same --out is refused at once, not after its training
+        _check_model_destination(out, args.overwrite)  # another run may have saved there before we held the lock
+        return _fit_into(args, out)
+
+
+def _check_model_destination(out: Path, overwrite: bool) -> None:
     from samformer.modelfile import check_model_destination
 
-    out = Path(args.out)
     try:
-        check_model_destination(out, args.overwrite)
+        check_model_destination(out, overwrite)
     except FileExistsError as exc:
         raise SamformerError(str(exc).replace("overwrite=True (--overwrite)", "--overwrite")) from None
-    _check_writable(next(p for p in (out.parent, *out.parents) if p.exists()))  # "/" or "." at the latest
+
+
+def _fit_into(args: argparse.Namespace, out: Path) -> int:
+    """Fit on `args.csv` and save the model to `out`, whose lock this process holds."""
+    from samformer.forecaster import Forecaster
+
     frame = read_csv(args.csv)
     spec = run_spec_from_args(args, args.csv, args.horizon, args.seed)
     options = {"seed": args.seed, **spec.train_options}

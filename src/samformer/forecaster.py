@@ -720,7 +720,7 @@ def _check_ensemble(ensemble: Any, forecaster: Forecaster) -> None:
     if ensemble == 1:
         return
     excluded = {
-        "model_options sigma_reparam=True (σReparam networks cannot be trained as one stack)": forecaster.model_options.get("sigma_reparam"),
+        "model_options sigma_reparam=True (σReparam networks cannot be stacked)": forecaster.model_options.get("sigma_reparam"),
         "calibrate=False (an ensemble's intervals come only from calibration)": forecaster.quantiles and not forecaster.calibrate,
         "log_dir (per-epoch logs are written for a single network)": forecaster.log_dir is not None,
         "compile=True (the stacked trainer runs uncompiled)": forecaster.train_config.compile,

@@ -151,7 +151,7 @@ class FrameSchema:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"{where} has an invalid forecaster section ({exc!r}); re-save the model") from None
         if schema.ensemble != members:
-            raise ModelFileError(f"{where} records an ensemble of {schema.ensemble} model(s), its weights hold {members}; re-save the model")
+            raise ModelFileError(f"{where} records an ensemble of {schema.ensemble} model(s), its weights {members}; re-save the model")
         if not schema._matches(network):
             raise ModelFileError(f"{where} does not match its weights (channels, seq_len, horizon or scaler); re-save the model")
         return schema

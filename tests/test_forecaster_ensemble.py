@@ -164,3 +164,19 @@ def test_the_lookback_search_stays_single_seed(frame):
     pd.testing.assert_frame_equal(model.selection_, single.selection_)
     assert model.seq_len_ == single.seq_len_
     assert torch.is_tensor(model.net_.stack.flat) and len(model.net_.stack) == 2
+
+
+def test_samformer_fit_ensemble_saves_one_model_that_predicts(capsys, frame, tmp_path):
+    from samformer.cli import main
+
+    frame.to_csv(tmp_path / "train.csv")
+    fast = ["--epochs", "1", "--batch-size", "32", "--seq-len", str(SEQ_LEN), "--quiet"]
+    fit = ["fit", "--csv", str(tmp_path / "train.csv"), "--horizon", "6"]
+    assert main([*fit, "--out", str(tmp_path / "m"), "--ensemble", "2", *fast]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["ensemble"] == 2
+    assert Forecaster.load(tmp_path / "m").ensemble == 2
+    args = ["predict", "--model", str(tmp_path / "m"), "--csv", str(tmp_path / "train.csv"), "--out", str(tmp_path / "f.csv")]
+    assert main(args) == 0
+    assert len(pd.read_csv(tmp_path / "f.csv")) == HORIZON
+    assert main([*fit, "--out", str(tmp_path / "o"), "--ensemble", "0"]) == 2
+    assert "--ensemble" in capsys.readouterr().err

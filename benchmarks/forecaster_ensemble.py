@@ -29,7 +29,8 @@ def main() -> None:
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            model = Forecaster(96, 512, ensemble=ensemble, epochs=2, progress=False, seed=0, precision=precision).fit(frame, val_size=4 * 30 * 24)
+            model = Forecaster(96, 512, ensemble=ensemble, epochs=2, progress=False, seed=0, precision=precision)
+            model.fit(frame, val_size=4 * 30 * 24)
         seconds[ensemble] = time.perf_counter() - start
         val_mse = model.validation_.loc["overall", "mse"]
         print(json.dumps({"ensemble": ensemble, "fit_s": round(seconds[ensemble], 2), "val_mse": round(float(val_mse), 5)}), flush=True)

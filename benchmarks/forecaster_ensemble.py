@@ -38,6 +38,7 @@ def main() -> None:
         json.dumps(
             {
                 "k": k,
+                "precision": precision,
                 "fit_s_single": round(seconds[1], 2),
                 "fit_s_ensemble": round(seconds[k], 2),
                 "k_x_single_over_ensemble": round(k * seconds[1] / seconds[k], 2),

@@ -180,3 +180,14 @@ def test_samformer_fit_ensemble_saves_one_model_that_predicts(capsys, frame, tmp
     assert len(pd.read_csv(tmp_path / "f.csv")) == HORIZON
     assert main([*fit, "--out", str(tmp_path / "o"), "--ensemble", "0"]) == 2
     assert "--ensemble" in capsys.readouterr().err
+
+
+def test_covariates_and_missing_values_reach_every_network_as_alone():
+    frame = make_frame(220, 3)
+    frame.iloc[40:45, 1] = np.nan  # masked out of the loss and of RevIN's statistics
+    future = make_frame(226, 3).iloc[-HORIZON:][["c2"]]
+    roles = {"target": "c0", "future_covariates": ["c2"]}
+    ensemble = Forecaster(HORIZON, SEQ_LEN, ensemble=2, seed=SEED, **OPTIONS).fit(frame, **roles)
+    singles = [Forecaster(HORIZON, SEQ_LEN, seed=SEED + j, **OPTIONS).fit(frame, **roles) for j in range(2)]
+    expected = np.mean([s.predict(future_df=future).to_numpy() for s in singles], axis=0)
+    np.testing.assert_allclose(ensemble.predict(future_df=future).to_numpy(), expected, atol=1e-4)

@@ -2,6 +2,7 @@
 
     samformer fit --csv FILE --horizon H --out MODEL_DIR [--quantiles 0.1,0.9] [--freq h] [--season 24] [--val-size 0.2]
                   [--seq-len L] [--target y [--mode S|MS]] [--past-covariates a,b] [--future-covariates c] [--calendar]
+                  [--ensemble K]
     samformer predict --model MODEL_DIR --csv FILE [--future-csv FILE] --out forecast.csv [--device cpu]
     samformer plot {forecast,attention,training} --model MODEL_DIR [--csv FILE] --out figure.png [--device cpu]
     samformer export-onnx --model MODEL_DIR --out model.onnx
@@ -63,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--val-size", type=_size, default=0.2, help="validation rows at the end: a count or a fraction (default 0.2)")
     fit.add_argument("--log-dir", default=None, help="write per-epoch metrics.csv (and TensorBoard events if installed) here")
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--ensemble", type=positive_int, default=1, help="train K seeds (seed..seed+K-1) in one pass; forecast their mean")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
     add_training_options(fit, seq_len_default=None)
     fit.set_defaults(func=cmd_fit)
@@ -168,6 +170,7 @@ def _fit_into(args: argparse.Namespace, out: Path) -> int:
             season=args.season,
             model_options=spec.model_options,
             log_dir=args.log_dir,
+            ensemble=args.ensemble,
             **options,
         )
     except ValueError as exc:
@@ -199,6 +202,7 @@ def _fit_report(forecaster, out: Path) -> dict:
         "seq_len": forecaster.seq_len_,
         "selection": None if selection is None else selection.reset_index().to_dict("records"),
         "epochs_run": len(forecaster.history_),
+        **({"ensemble": forecaster.ensemble} if forecaster.ensemble > 1 else {}),
         **best,
         "validation": {channel: _json_row(row) for channel, row in validation.iterrows()},
     }

@@ -14,6 +14,7 @@ import pytest
 
 from samformer.cli import main
 from samformer.errors import SamformerError
+from samformer.files import exclusive_lock
 from samformer.grid import grid, pending, render_table, run_grid, run_path, summarise, summarise_tuned
 
 from .records import assert_same_record
@@ -289,3 +290,11 @@ def test_a_rho_grid_stacks_its_values_into_one_directory_per_value(tmp_path, sma
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ran"] == 0
     assert main([*common, "--rho", "0.2", "--rho-grid", "0.2,0.9", "--out", str(tmp_path / "both")]) == 2
     assert "either --rho or --rho-grid" in capsys.readouterr().err
+
+
+def test_a_run_another_benchmark_is_training_is_refused_not_trained_twice(tmp_path, small_csv):
+    specs = grid([str(small_csv)], [6], [0], ["samformer"], seq_len=24, train_options=TINY)
+    out = tmp_path / "runs"
+    with exclusive_lock(run_path(out, specs[0])), pytest.raises(SamformerError, match="another samformer process"):
+        run_grid(specs, out, progress=False, threads=1)
+    assert not run_path(out, specs[0]).exists()

@@ -13,6 +13,7 @@ import pytest
 
 from samformer import Forecaster
 from samformer.cli import main
+from samformer.files import exclusive_lock
 
 from .conftest import make_frame
 from .helpers import run_cli, write_file
@@ -188,3 +189,11 @@ def test_a_full_disk_while_writing_the_forecast_is_one_line_and_leaves_no_file(c
     code, _, err = run_cli(capsys, "predict", "--model", model_dir / "m", "--csv", model_dir / "recent.csv", "--out", tmp_path / "f.csv")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "No space left on device" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fit_into_an_out_another_process_is_writing_is_refused_before_any_training(capsys, tmp_path, small_csv):
+    out = tmp_path / "model"
+    with exclusive_lock(out):  # what a running `samformer fit --out model` holds
+        code, stdout, err = run_cli(capsys, "fit", "--csv", small_csv, "--horizon", "6", "--seq-len", "24", "--out", out)
+    assert code == 2 and stdout == "" and "another samformer process is writing to" in err and len(err.splitlines()) == 1
+    assert not out.exists()

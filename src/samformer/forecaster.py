@@ -12,6 +12,9 @@ Targets and covariates (`fit(df, target=..., past_covariates=..., future_covaria
 follow `samformer.covariates`: every model input is a channel of the attention, only the targets are
 forecast and scored, and a known-future covariate's token ends at the horizon's end, so `predict` then
 needs its values over the next `horizon` steps (`future_df`).
+
+An ensemble (`ensemble=k`) is k networks of seeds seed..seed+k−1 trained together in one pass by
+`samformer.stacked.fit_stacked`, served as one network (`samformer.stacked.network.MeanForecast`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from samformer.arguments import check_positive_int, check_quantile_levels
 from samformer.baselines import baseline_forecasts, season_length, skill_table
 from samformer.covariates import ChannelSpec
 from samformer.data import SplitData, StandardScaler, Windows, check_scaler_finite
-from samformer.errors import DataError, ModelFileError, SamformerError
+from samformer.errors import ConfigError, DataError, ModelFileError, SamformerError
 from samformer.files import atomic_directory
 from samformer.frames import (
     check_missing,
@@ -52,10 +55,12 @@ from samformer.logs import MetricsLogger
 from samformer.lookback import Trial, lookback_candidates, search_lookback
 from samformer.metrics import QuantileLoss
 from samformer.model import SAMformer, SAMformerConfig
-from samformer.modelfile import check_model_destination, load_model, save_model
+from samformer.modelfile import check_model_destination, load_network, save_model
 from samformer.predictor import Predictor
-from samformer.quantile import QuantileSAMformer, calibrate
+from samformer.quantile import PointQuantiles, QuantileSAMformer, calibrate
 from samformer.schema import Channels, FrameSchema
+from samformer.stacked import StackedSAMformer, fit_stacked, seeded_models
+from samformer.stacked.network import MeanForecast
 from samformer.train import TrainConfig, TrainResult, fit, resolve_device, seed_everything
 
 _MODEL_OPTIONS = {f.name for f in fields(SAMformerConfig)} - {"n_channels", "seq_len", "horizon"}
@@ -106,7 +111,7 @@ class _Prepared:
 class _Run:
     """One trained network with the schema and data it was trained on."""
 
-    net: SAMformer | QuantileSAMformer
+    net: SAMformer | QuantileSAMformer | MeanForecast
     schema: FrameSchema
     data: SplitData
     result: TrainResult
@@ -136,6 +141,13 @@ class Forecaster:
         calibrate: widen (or narrow) each quantile model's central intervals after training so that they
             cover their nominal share of the validation rows (conformalized quantile regression; see
             `samformer.quantile.conformal_offsets`). False keeps the network's raw quantiles.
+        ensemble: number k of networks to train, with seeds seed, seed + 1, ..., seed + k − 1, in one pass
+            (`samformer.stacked.fit_stacked`); the forecast is the mean of theirs. The look-back search
+            (`seq_len=None`) stays single-seed: the ensemble is trained once, at the look-back it chose.
+            With `quantiles`, the networks forecast points (the stack trains no pinball loss) and the
+            intervals come from calibrating the mean forecast on the validation windows: split-conformal
+            on its residuals, per horizon step with the calibration's floor (`samformer.quantile.calibrate`
+            on `PointQuantiles`), so `calibrate` must stay True. 1 (the default): one network.
         freq: pandas frequency alias of the data ("h", "15min", "D", "B", ...); None infers it.
         season: seasonal period in steps, for the seasonal-naive baseline and the look-back candidates;
             None derives it from the frequency (`samformer.baselines.season_length`: 24 for hourly, 7 for daily, ...).
@@ -180,6 +192,7 @@ class Forecaster:
         *,
         quantiles: tuple[float, ...] | list[float] | None = None,
         calibrate: bool = True,
+        ensemble: int = 1,
         freq: str | None = None,
         season: int | None = None,
         model_options: dict[str, Any] | None = None,
@@ -203,8 +216,10 @@ class Forecaster:
         self.model_options = dict(model_options or {})
         self.log_dir = log_dir
         self.train_config = TrainConfig(**train_options)
+        _check_ensemble(ensemble, self)
+        self.ensemble = ensemble
         self.schema_: FrameSchema | None = None
-        self.net_: SAMformer | QuantileSAMformer | None = None
+        self.net_: SAMformer | QuantileSAMformer | MeanForecast | PointQuantiles | None = None
         self.validation_: pd.DataFrame | None = None
 
     @property
@@ -252,12 +267,16 @@ class Forecaster:
         spec = channels if channels is not None else _channel_spec(target, past_covariates, future_covariates, calendar)
         prepared = self._prepare(df, spec, val_size)
         full_epochs = self.train_config.epochs
+        run, selection = None, None
         if self.seq_len is None:
             candidates = self._candidates(prepared)
             trial = partial(self._trial, prepared)
             run, selection = search_lookback(candidates, trial, self.train_config.restart_period, full_epochs)
-        else:
-            run, selection = self._trial(prepared, self.seq_len, full_epochs).run, None
+        seq_len = self.seq_len if run is None else run.schema.seq_len
+        if self.ensemble > 1:  # after the single-seed search: the ensemble trains at the look-back it chose
+            run = self._ensemble_run(prepared, seq_len)
+        elif run is None:
+            run = self._trial(prepared, seq_len, full_epochs).run
         self._finish(prepared, run, selection)
         return self
 
@@ -299,19 +318,42 @@ class Forecaster:
 
     def _trial(self, prepared: _Prepared, seq_len: int, epochs: int) -> Trial[_Run]:
         """Train a network with look-back `seq_len` for at most `epochs` epochs (same seed every time)."""
-        check_missing(prepared.values, list(prepared.frame.columns), seq_len, "the training frame")
-        self._check_train_rows(len(prepared.frame), prepared.train_end, seq_len)
-        schema = prepared.schema.replace(seq_len=seq_len)
-        data = self._split_data(schema, prepared.values, prepared.frame.index, prepared.train_end)
+        schema, data = self._run_data(prepared, seq_len)
         seed_everything(self.train_config.seed)
         net = self._build_net(schema)
         logged = self.log_dir is not None and epochs == self.train_config.epochs
         callbacks = (MetricsLogger(self.log_dir),) if logged else ()
-        criterion = QuantileLoss(self.quantiles) if self.quantiles else None
+        criterion = QuantileLoss(self.quantiles) if self._quantile_heads else None
         config = dataclasses.replace(self.train_config, epochs=epochs)
         result: TrainResult = fit(net, data, config, callbacks, criterion=criterion)
         net.cpu().eval()
         return Trial(seq_len, result.val_mse, result.epochs_run, _Run(net, schema, data, result, logged))
+
+    def _ensemble_run(self, prepared: _Prepared, seq_len: int) -> _Run:
+        """Train the `ensemble` networks of seeds seed, seed + 1, ... together in one stacked pass at look-back `seq_len`.
+
+        Network j is the one a single-network forecaster with seed seed + j would train; the run's
+        history is the first network's.
+        """
+        schema, data = self._run_data(prepared, seq_len)
+        schema = schema.replace(ensemble=self.ensemble)
+        seeds = range(self.train_config.seed, self.train_config.seed + self.ensemble)
+        models = seeded_models(partial(self._build_net, schema), seeds)
+        results = fit_stacked(models, data, [dataclasses.replace(self.train_config, seed=seed) for seed in seeds])
+        stack = StackedSAMformer([model.cpu() for model in models]).eval()
+        return _Run(MeanForecast(stack), schema, data, results[0], logged=False)
+
+    def _run_data(self, prepared: _Prepared, seq_len: int) -> tuple[FrameSchema, SplitData]:
+        """The schema and scaled data of a run at look-back `seq_len`; refuses one the frame cannot give."""
+        check_missing(prepared.values, list(prepared.frame.columns), seq_len, "the training frame")
+        self._check_train_rows(len(prepared.frame), prepared.train_end, seq_len)
+        schema = prepared.schema.replace(seq_len=seq_len)
+        return schema, self._split_data(schema, prepared.values, prepared.frame.index, prepared.train_end)
+
+    @property
+    def _quantile_heads(self) -> bool:
+        """Whether the network forecasts the quantiles itself (trained with the pinball loss): not in an ensemble."""
+        return self.quantiles is not None and self.ensemble == 1
 
     def _finish(self, prepared: _Prepared, run: _Run, selection: pd.DataFrame | None) -> None:
         """Calibrate the final run's intervals, compare it with the baselines, and keep it as the fitted state."""
@@ -320,6 +362,10 @@ class Forecaster:
             for record in run.result.history:
                 logger(run.net, dict(record))
         forecasts, actuals = self._validation_forecasts(Predictor(run.net, run.schema), run.data)  # (N, H, D_t[, Q]), (N, H, D_t)
+        net = run.net
+        if self.quantiles and not self._quantile_heads:  # the ensemble's mean: every level starts at it
+            forecasts = np.repeat(forecasts[..., None], len(self.quantiles), axis=-1)  # (N, H, D_t) -> (N, H, D_t, Q)
+            net = PointQuantiles(run.net, self.quantiles)
         calibration = calibrate(forecasts, actuals, self.quantiles) if self.quantiles and self.calibrate else None
         rows = [] if selection is None else selection.reset_index().to_dict("records")
         self.schema_ = run.schema.replace(
@@ -328,7 +374,7 @@ class Forecaster:
             interval_floor=None if calibration is None else calibration.floor,
             selection=[{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in rows],
         )
-        self.net_ = run.net
+        self.net_ = net
         point = forecasts if self.quantiles is None else forecasts[..., self.quantiles.index(0.5)]
         self.validation_ = self._compare(
             point, actuals, prepared.values, np.arange(prepared.train_end, len(prepared.values) - self.horizon + 1)
@@ -378,10 +424,10 @@ class Forecaster:
         return np.concatenate(forecasts), np.concatenate(actuals)
 
     def _build_net(self, schema: FrameSchema) -> SAMformer | QuantileSAMformer:
-        n_out = self.horizon * (len(self.quantiles) if self.quantiles else 1)
+        n_out = self.horizon * (len(self.quantiles) if self._quantile_heads else 1)
         targets = schema.channels.roles().targets
         net = SAMformer(len(schema.channels.columns), schema.seq_len, n_out, target_channels=targets, **self.model_options)
-        return QuantileSAMformer(net, self.quantiles) if self.quantiles else net
+        return QuantileSAMformer(net, self.quantiles) if self._quantile_heads else net
 
     # -------------------------------------------------------------- forecasting
     def predict(self, df: pd.DataFrame | None = None, future_df: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -497,10 +543,12 @@ class Forecaster:
         """The D×D channel-attention matrix averaged over every window of `df` (default: the last window seen).
 
         Row i gives how much channel i draws on each channel; rows and columns are named by channel.
+        An ensemble's is the mean of its networks' matrices.
         """
         self._check_fitted()
-        net = self.net_.net if isinstance(self.net_, QuantileSAMformer) else self.net_
-        if net.attention is None:
+        net = self._network()
+        members = [net.model(j) for j in range(len(net))] if isinstance(net, StackedSAMformer) else [net]
+        if members[0].attention is None:
             raise DataError("this model has no attention block (model_options attention=False)")
         frame = self._context if df is None else self._inference_frame(df, "the frame")
         values = self.schema_.channels.model_frame(frame).to_numpy()  # (T, D)
@@ -517,8 +565,9 @@ class Forecaster:
             x = series.unfold(0, self.seq_len_, 1)  # (T, D) -> (N, D, L)
             m = None if mask is None else mask.unfold(0, self.seq_len_, 1)
         with torch.inference_mode():
-            _, attn = net.forward_channels_first(x, return_attention=True, mask=m)  # (N, D, D)
-        return pd.DataFrame(attn.mean(dim=0).numpy(), index=self.columns_, columns=self.columns_)
+            attns = [member.forward_channels_first(x, return_attention=True, mask=m)[1].mean(dim=0) for member in members]  # (D, D) each
+        attn = torch.stack(attns).mean(dim=0)  # (k, D, D) -> (D, D)
+        return pd.DataFrame(attn.numpy(), index=self.columns_, columns=self.columns_)
 
     # ------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -527,11 +576,12 @@ class Forecaster:
         The directory is written whole beside `path` and then renamed into place, so a failure leaves
         what was there intact. Refuses a directory that already has content unless `overwrite` is set,
         and even then one holding anything but a saved model's files.
-        The training device is not saved: it is chosen when loading.
+        The training device is not saved: it is chosen when loading. An ensemble is one directory: its
+        k networks' weights in one safetensors file, k in the config.
         """
         self._check_fitted()
         check_model_destination(path, overwrite)
-        net = self.net_.net if isinstance(self.net_, QuantileSAMformer) else self.net_
+        net = self._network()
         schema = self.schema_.replace(model_options=self.model_options, train_config=asdict(self.train_config))
         with atomic_directory(path, overwrite=overwrite) as tmp:
             save_model(tmp, net, extra={"forecaster": schema.to_dict()})
@@ -545,14 +595,15 @@ class Forecaster:
             device: where to forecast ("cpu", "cuda", "auto", ...); default the `TrainConfig` default.
                 Whatever device the model was fitted on, it loads on any machine.
         """
-        net, config = load_model(path)
+        net, config = load_network(path)
         if "forecaster" not in config:
             raise ModelFileError(
                 f"{path} holds a bare SAMformer (from `samformer train`?), not a Forecaster; load it with samformer.modelfile.load_model"
             )
         if "weights_sha256" not in config or "config_sha256" not in config:
             raise ModelFileError(f"{path}/config.json has no checksums; it was not written by Forecaster.save or was altered")
-        schema = FrameSchema.from_dict(config["forecaster"], net.config, f"{path}/config.json")
+        members = len(net) if isinstance(net, StackedSAMformer) else 1
+        schema = FrameSchema.from_dict(config["forecaster"], net.config, f"{path}/config.json", members)
         train_options = {k: v for k, v in schema.train_config.items() if k in _TRAIN_OPTIONS}
         if device is not None:
             if resolve_device(device).type not in ("cpu", "cuda"):
@@ -560,11 +611,15 @@ class Forecaster:
             train_options["device"] = device
         try:
             options = {"quantiles": schema.quantiles, "freq": schema.freq, "season": schema.season, "model_options": schema.model_options}
+            options["ensemble"] = schema.ensemble
             self = cls(schema.horizon, schema.seq_len, **options, **train_options)
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}/config.json has an invalid forecaster section ({exc!r}); re-save the model") from None
         self.schema_ = schema
-        self.net_ = QuantileSAMformer(net, self.quantiles) if self.quantiles else net
+        if isinstance(net, StackedSAMformer):
+            self.net_ = PointQuantiles(MeanForecast(net), self.quantiles) if self.quantiles else MeanForecast(net)
+        else:
+            self.net_ = QuantileSAMformer(net, self.quantiles) if self.quantiles else net
         return self
 
     def predictor(self, dtype: torch.dtype = torch.float64) -> Predictor:
@@ -580,6 +635,11 @@ class Forecaster:
         return export_onnx(self, path, overwrite=overwrite)
 
     # ----------------------------------------------------------------- helpers
+    def _network(self) -> SAMformer | StackedSAMformer:
+        """The trained network without its serving wrappers: one SAMformer, or the ensemble's stack."""
+        net = self.net_.net if isinstance(self.net_, QuantileSAMformer | PointQuantiles) else self.net_
+        return net.stack if isinstance(net, MeanForecast) else net
+
     def _check_fitted(self) -> None:
         if self.net_ is None:
             raise DataError("this Forecaster is not fitted yet; call fit(df) or Forecaster.load(path) first")
@@ -667,6 +727,23 @@ def _channel_spec(
         return ChannelSpec("M", (), past, future, calendar)
     mode = "MS" if past_covariates is None else "S"
     return ChannelSpec(mode, tuple(map(str, targets)), past, future, calendar)
+
+
+def _check_ensemble(ensemble: Any, forecaster: Forecaster) -> None:
+    """One-line `ConfigError` for an `ensemble` that is not a model count, or that the forecaster's other options exclude."""
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+        raise ConfigError(f"ensemble must be a positive integer (the number of seeds whose forecasts are averaged), got {ensemble!r}")
+    if ensemble == 1:
+        return
+    excluded = {
+        "model_options sigma_reparam=True (σReparam networks cannot be stacked)": forecaster.model_options.get("sigma_reparam"),
+        "calibrate=False (an ensemble's intervals come only from calibration)": forecaster.quantiles and not forecaster.calibrate,
+        "log_dir (per-epoch logs are written for a single network)": forecaster.log_dir is not None,
+        "compile=True (the stacked trainer runs uncompiled)": forecaster.train_config.compile,
+    }
+    for option, present in excluded.items():
+        if present:
+            raise ConfigError(f"ensemble={ensemble} cannot be combined with {option}; use ensemble=1 or drop that option")
 
 
 def _warn_if_no_skill(table: pd.DataFrame) -> None:

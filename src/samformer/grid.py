@@ -14,6 +14,7 @@ or not at all for the dataset's identity, and stay readable for tables.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -35,7 +36,7 @@ from tqdm.auto import tqdm
 from samformer.datasets import is_benchmark_name
 from samformer.errors import DataError, SamformerError
 from samformer.experiment import RunSpec, StackOutcome, execute, execute_stacked
-from samformer.files import write_json
+from samformer.files import exclusive_lock, write_json
 from samformer.loading import resolve_source, source_identity
 from samformer.paper import TRANSFORMER_MSE, TSMIXER_MSE, paper_mse
 from samformer.train import TrainConfig
@@ -230,6 +231,13 @@ def stacks(jobs: list[Job]) -> list[list[Job]]:
 def _run_stack(jobs: list[Job], data_dir: str | None, threads: int) -> int:
     """Train the runs of `jobs` as one stack and store each record, and the ensemble of each cell whose seeds all trained here."""
     torch.set_num_threads(threads)
+    with contextlib.ExitStack() as locks:  # two benchmarks into one --out never train and store the same run at once
+        for spec, out in jobs:
+            locks.enter_context(exclusive_lock(run_path(out, spec)))
+        return _train_and_store(jobs, data_dir, threads)
+
+
+def _train_and_store(jobs: list[Job], data_dir: str | None, threads: int) -> int:
     if len(jobs) == 1:
         _run_one(*jobs[0], data_dir, threads)
         return 1

@@ -3,6 +3,10 @@
 `load_model` checks, in this order and before any network is built or tensor allocated: the JSON's
 size and nesting depth, the format version, the config's and the weights' SHA-256, the dimension
 limits, and every tensor's name and shape against the safetensors header (read without the data).
+
+An ensemble (`samformer.stacked.StackedSAMformer`, k models of one configuration) is saved as one model:
+each named weight of the k models as one (k, *shape) tensor, and `"ensemble": k` in the config (absent
+for a single model, whose files are unchanged). `load_network` reads both; `load_model` a single model.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from safetensors.torch import load_file, save
 from samformer.errors import DataError, ModelFileError
 from samformer.files import atomic_destination, file_sha256, read_json, write_json
 from samformer.model import SAMformer, SAMformerConfig
+from samformer.stacked.network import StackedSAMformer
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -28,6 +33,7 @@ MODEL_FILES = (WEIGHTS_FILE, CONFIG_FILE)  # everything a saved model directory 
 FORMAT_VERSION = 1
 MAX_DIMENSION = 2**20  # largest n_channels, seq_len, horizon, d_model or value_dim a saved model may declare
 _DIMENSIONS = ("n_channels", "seq_len", "horizon", "d_model", "value_dim")
+MAX_ENSEMBLE = 4096  # most models a saved ensemble may declare
 
 
 def config_sha256(config: dict[str, Any]) -> str:
@@ -70,8 +76,11 @@ def check_model_destination(directory: str | os.PathLike, overwrite: bool) -> No
         )
 
 
-def save_model(directory: str | os.PathLike, model: SAMformer, extra: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
-    """Save `model` to `directory` as `model.safetensors` + `config.json` (plus `extra` metadata).
+def save_model(
+    directory: str | os.PathLike, model: SAMformer | StackedSAMformer, extra: dict[str, Any] | None = None, overwrite: bool = False
+) -> Path:
+    """Save `model` (one SAMformer, or a stack saved as one ensemble) to `directory` as `model.safetensors` + `config.json`
+    (plus `extra` metadata).
 
     The config records the SHA-256 of the weights file and of itself, so that `load_model` detects a
     file changed after saving (corruption or editing; a checksum is not a signature). Refuses to replace
@@ -85,7 +94,7 @@ def save_model(directory: str | os.PathLike, model: SAMformer, extra: dict[str, 
     weights = directory / WEIGHTS_FILE
     if weights.exists() and not overwrite:
         raise FileExistsError(f"{weights} already exists; choose another directory or pass overwrite=True (--overwrite)")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = _weights(model)
     blob = safetensors_bytes(state, {"format": "samformer", "format_version": str(FORMAT_VERSION)})
     with atomic_destination(weights) as tmp:
         tmp.write_bytes(blob)
@@ -93,6 +102,7 @@ def save_model(directory: str | os.PathLike, model: SAMformer, extra: dict[str, 
         "format_version": FORMAT_VERSION,
         "samformer_version": __version__,
         "model": asdict(model.config),
+        **({"ensemble": len(model)} if isinstance(model, StackedSAMformer) else {}),
         "tensors": {k: list(v.shape) for k, v in state.items()},
         **(extra or {}),
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
@@ -106,19 +116,54 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     """Load a model saved by `save_model`; returns it (in eval mode) and its config dict.
 
     Everything is verified (see the module docstring) before the model is built on `map_location`.
+    Refuses an ensemble (see `load_network`).
     """
+    model, config = load_network(directory, map_location)
+    if isinstance(model, StackedSAMformer):
+        raise ModelFileError(f"{directory} holds an ensemble of {len(model)} models; load it with Forecaster.load or load_network")
+    return model, config
+
+
+def load_network(
+    directory: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[SAMformer | StackedSAMformer, dict[str, Any]]:
+    """Load a single model or an ensemble saved by `save_model`, verified as `load_model` does; in eval mode."""
     directory = Path(directory)
     weights = directory / WEIGHTS_FILE
     config = read_config(directory)
     model_config = _model_config(config, directory / CONFIG_FILE)
-    _check_shapes(weights, model_config)
+    k = _ensemble_size(config, directory / CONFIG_FILE)
+    _check_shapes(weights, model_config, k)
     try:
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError) as exc:
         raise ModelFileError(f"{weights} cannot be read as safetensors ({exc}); the file is truncated or corrupt") from exc
-    model = SAMformer.from_config(model_config)
-    model.load_state_dict(state)
-    return model.to(map_location).eval(), config
+    if k is None:
+        model = SAMformer.from_config(model_config)
+        model.load_state_dict(state)
+        return model.to(map_location).eval(), config
+    members = []
+    for j in range(k):
+        member = SAMformer.from_config(model_config)
+        member.load_state_dict({name: weight[j] for name, weight in state.items()})
+        members.append(member)
+    return StackedSAMformer(members).to(map_location).eval(), config
+
+
+def _weights(model: SAMformer | StackedSAMformer) -> dict[str, torch.Tensor]:
+    """The tensors to save: a model's state dict, or each named weight of a stack's k models as (k, *shape)."""
+    state = model.params() if isinstance(model, StackedSAMformer) else model.state_dict()
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def _ensemble_size(config: dict[str, Any], config_path: Path) -> int | None:
+    """The number of models of a saved ensemble, None for a single model."""
+    k = config.get("ensemble")
+    if k is None:
+        return None
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_ENSEMBLE:
+        raise ModelFileError(f"{config_path} declares ensemble={k!r}, not a model count in 1..{MAX_ENSEMBLE}; re-save the model")
+    return k
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
@@ -165,10 +210,13 @@ def _model_config(config: dict[str, Any], config_path: Path) -> SAMformerConfig:
         raise ModelFileError(f"{config_path} is not a valid samformer config ({exc}); re-save the model") from None
 
 
-def _check_shapes(weights: Path, model_config: SAMformerConfig) -> None:
-    """Refuse weights whose tensor names or shapes (from the header alone) differ from those `model_config` builds."""
+def _check_shapes(weights: Path, model_config: SAMformerConfig, ensemble: int | None = None) -> None:
+    """Refuse weights whose tensor names or shapes (from the header alone) differ from those `model_config` builds
+    (with a leading axis of `ensemble` models, when given)."""
     with torch.device("meta"):  # shapes without memory
         expected = {k: tuple(v.shape) for k, v in SAMformer.from_config(model_config).state_dict().items()}
+    if ensemble is not None:
+        expected = {k: (ensemble, *shape) for k, shape in expected.items()}
     try:
         with safe_open(str(weights), framework="pt") as f:
             found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)

@@ -59,6 +59,30 @@ class QuantileSAMformer(nn.Module):
         return self.forward_channels_first(x.transpose(1, 2)).transpose(1, 2)  # (B, D, H, Q) -> (B, H, D, Q)
 
 
+class PointQuantiles(nn.Module):
+    """Quantile forecasts from a point forecaster: every level starts at its forecast, calibration opens the bands.
+
+    For networks that cannot be trained with the pinball loss (an ensemble's mean forecast): Q copies of
+    the point forecast, which `calibrate` (on the copies' zero-width bands, that is split-conformal on the
+    point forecast's residuals) and `apply_offsets` move apart.
+
+    Args:
+        net: a module whose `forward_channels_first(x, mask=None)` gives point forecasts (B, D, H).
+        quantiles: increasing levels in (0, 1) containing 0.5.
+    """
+
+    def __init__(self, net: nn.Module, quantiles: tuple[float, ...]) -> None:
+        super().__init__()
+        check_quantiles(quantiles)
+        self.net = net
+        self.quantiles = tuple(float(q) for q in quantiles)
+
+    def forward_channels_first(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Q equal quantile forecasts (B, D, H, Q) from inputs (B, D, L)."""
+        y = self.net.forward_channels_first(x, mask=mask)  # (B, D, H)
+        return y[..., None].expand(*y.shape, len(self.quantiles))  # (B, D, H) -> (B, D, H, Q)
+
+
 def check_quantiles(quantiles: tuple[float, ...]) -> None:
     """Raise ValueError unless `quantiles` is a non-empty strictly increasing sequence in (0, 1)."""
     qs = list(quantiles)

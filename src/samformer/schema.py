@@ -6,7 +6,9 @@ layout, calibration offsets, history) and the options it was fitted with. `Frame
 `forecaster` section of a saved model's `config.json`; `FrameSchema.from_dict` reads formats 1 and 2
 and refuses, in one line, a section that is malformed or does not match the network. Format 2's
 optional keys `interval_floor`, `season` and `selection` (with per-step `interval_offsets`) are written
-only when set, so a model saved before them is re-saved key for key.
+only when set, so a model saved before them is re-saved key for key. So is `ensemble` (the number of
+models whose mean forecast is the model's, written only when above 1): an ensemble's networks forecast
+points, and its quantiles are the calibrated copies of their mean (`samformer.quantile.PointQuantiles`).
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class FrameSchema:
     interval_floor: np.ndarray | None = None  # (H, D_targets, Q): least distance of each level from the median
     season: int | None = None  # seasonal period in steps; None: derived from freq when read (models saved without it)
     selection: list[dict[str, Any]] = field(default_factory=list)  # the look-back search: seq_len, val_score, epochs, chosen
+    ensemble: int = 1  # models whose mean forecast is the model's (seeds seed, seed + 1, ...)
     tz: str | None = None  # the training timestamps' time zone (None: naive, or saved before zones were kept)
 
     def replace(self, **changes: Any) -> FrameSchema:
@@ -129,13 +132,16 @@ class FrameSchema:
         if any(v is not None and (not isinstance(v, list) or v) for v in added.values()):
             floor = self.interval_floor
             section.update(added, interval_floor=None if floor is None else floor.tolist())
+        if self.ensemble > 1:
+            section["ensemble"] = self.ensemble
         if self.tz is not None:  # naive models keep the keys they had before zones were kept
             section["tz"] = self.tz
         return section
 
     @classmethod
-    def from_dict(cls, meta: Any, network: SAMformerConfig, where: str) -> FrameSchema:
-        """Read a `forecaster` section (format 1 or 2) and check it against the `network` it was saved with.
+    def from_dict(cls, meta: Any, network: SAMformerConfig, where: str, members: int = 1) -> FrameSchema:
+        """Read a `forecaster` section (format 1 or 2) and check it against the `network` it was saved with
+        (`members` models of that configuration).
 
         Raises ModelFileError naming `where` (the config file) for a section that is malformed,
         inconsistent, or does not match the network's channels, window, horizon or targets.
@@ -147,6 +153,8 @@ class FrameSchema:
             schema = cls._parse(meta)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"{where} has an invalid forecaster section ({exc!r}); re-save the model") from None
+        if schema.ensemble != members:
+            raise ModelFileError(f"{where} records an ensemble of {schema.ensemble} model(s), its weights {members}; re-save the model")
         if not schema._matches(network):
             raise ModelFileError(f"{where} does not match its weights (channels, seq_len, horizon or scaler); re-save the model")
         return schema
@@ -183,6 +191,7 @@ class FrameSchema:
             model_options=dict(meta["model_options"]),
             train_config={k: v for k, v in dict(meta["train_config"]).items() if k not in RUNTIME_OPTIONS},
             history=list(meta["history"]),
+            ensemble=int(meta.get("ensemble", 1)),
         )
 
     def _matches(self, network: SAMformerConfig) -> bool:
@@ -196,7 +205,7 @@ class FrameSchema:
             and self._calibration_matches(Q)
             and (self.season is None or self.season >= 1)
             and network.seq_len == self.seq_len
-            and network.horizon == self.horizon * Q
+            and network.horizon == self.horizon * (1 if self.ensemble > 1 else Q)  # an ensemble's networks forecast points
             and bool(np.isfinite(mean).all())
             and bool((std > 0).all())
             and self.layout in ("wide", "long")

@@ -2,6 +2,7 @@
 
     samformer fit --csv FILE --horizon H --out MODEL_DIR [--quantiles 0.1,0.9] [--freq h] [--season 24] [--val-size 0.2]
                   [--seq-len L] [--target y [--mode S|MS]] [--past-covariates a,b] [--future-covariates c] [--calendar]
+                  [--ensemble K]
     samformer predict --model MODEL_DIR --csv FILE [--future-csv FILE] --out forecast.csv [--device cpu]
     samformer plot {forecast,attention,training} --model MODEL_DIR [--csv FILE] --out figure.png [--device cpu]
     samformer export-onnx --model MODEL_DIR --out model.onnx
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from samformer.commands.options import add_training_options, positive_int, run_spec_from_args
 from samformer.errors import SamformerError
-from samformer.files import atomic_destination
+from samformer.files import atomic_destination, exclusive_lock
 from samformer.frames import read_csv, to_wide
 
 DEVICE_HELP = "where to run the model: auto (default), cpu, cuda or cuda:N; whatever it was fitted on"
@@ -63,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--val-size", type=_size, default=0.2, help="validation rows at the end: a count or a fraction (default 0.2)")
     fit.add_argument("--log-dir", default=None, help="write per-epoch metrics.csv (and TensorBoard events if installed) here")
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--ensemble", type=positive_int, default=1, help="train K seeds (seed..seed+K-1) in one pass; forecast their mean")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
     add_training_options(fit, seq_len_default=None)
     fit.set_defaults(func=cmd_fit)
@@ -135,15 +137,27 @@ def _writing(out: Path) -> Iterator[Path]:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from samformer.forecaster import Forecaster
+    out = Path(args.out)
+    _check_model_destination(out, args.overwrite)
+    _check_writable(next(p for p in (out.parent, *out.parents) if p.exists()))  # "/" or "." at the latest
+    with exclusive_lock(out):  # a second fit into the same --out is refused at once, not after its training
+        _check_model_destination(out, args.overwrite)  # another run may have saved there before we held the lock
+        return _fit_into(args, out)
+
+
+def _check_model_destination(out: Path, overwrite: bool) -> None:
     from samformer.modelfile import check_model_destination
 
-    out = Path(args.out)
     try:
-        check_model_destination(out, args.overwrite)
+        check_model_destination(out, overwrite)
     except FileExistsError as exc:
         raise SamformerError(str(exc).replace("overwrite=True (--overwrite)", "--overwrite")) from None
-    _check_writable(next(p for p in (out.parent, *out.parents) if p.exists()))  # "/" or "." at the latest
+
+
+def _fit_into(args: argparse.Namespace, out: Path) -> int:
+    """Fit on `args.csv` and save the model to `out`, whose lock this process holds."""
+    from samformer.forecaster import Forecaster
+
     frame = read_csv(args.csv)
     spec = run_spec_from_args(args, args.csv, args.horizon, args.seed)
     options = {"seed": args.seed, **spec.train_options}
@@ -156,6 +170,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             season=args.season,
             model_options=spec.model_options,
             log_dir=args.log_dir,
+            ensemble=args.ensemble,
             **options,
         )
     except ValueError as exc:
@@ -187,6 +202,7 @@ def _fit_report(forecaster, out: Path) -> dict:
         "seq_len": forecaster.seq_len_,
         "selection": None if selection is None else selection.reset_index().to_dict("records"),
         "epochs_run": len(forecaster.history_),
+        **({"ensemble": forecaster.ensemble} if forecaster.ensemble > 1 else {}),
         **best,
         "validation": {channel: _json_row(row) for channel, row in validation.iterrows()},
     }

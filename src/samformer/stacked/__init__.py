@@ -9,18 +9,25 @@
 - `memory`: what a stack needs, checked before anything is allocated.
 """
 
-from samformer.stacked.evaluation import evaluate_stacked, mean_forecast, score_stacked
-from samformer.stacked.fit import fit_stacked, seeded_models
-from samformer.stacked.memory import StackMemoryError, check_stack_memory
-from samformer.stacked.network import StackedSAMformer
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "StackMemoryError",
-    "StackedSAMformer",
-    "check_stack_memory",
-    "evaluate_stacked",
-    "fit_stacked",
-    "mean_forecast",
-    "score_stacked",
-    "seeded_models",
-]
+# Exported names and their modules, imported on first use: the model format (`samformer.modelfile`) reads
+# `network` while `fit` sits above it (checkpoints write through the model format).
+_EXPORTS = {
+    "StackMemoryError": "memory",
+    "StackedSAMformer": "network",
+    "check_stack_memory": "memory",
+    "evaluate_stacked": "evaluation",
+    "fit_stacked": "fit",
+    "mean_forecast": "evaluation",
+    "score_stacked": "evaluation",
+    "seeded_models": "fit",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'samformer.stacked' has no attribute {name!r}")
+    return getattr(import_module(f"samformer.stacked.{_EXPORTS[name]}"), name)

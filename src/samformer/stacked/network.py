@@ -210,3 +210,35 @@ class StackedSAMformer(nn.Module):
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """x Wᵀ + b per model: (k, N, in) @ (k, in, out) + (k, 1, out) -> (k, N, out)."""
     return torch.baddbmm(bias[:, None, :], x, weight.transpose(1, 2))
+
+
+class MeanForecast(nn.Module):
+    """The ensemble of a stack's k models as one network: the mean of their forecasts of the same inputs.
+
+    `forward_channels_first` takes inputs (B, D, L) like `SAMformer.forward_channels_first` and gives the
+    mean forecast (B, D_targets, H) by the plain modules' computation (traceable, so it exports to ONNX).
+    """
+
+    def __init__(self, stack: StackedSAMformer) -> None:
+        super().__init__()
+        self.stack = stack
+
+    @property
+    def config(self) -> SAMformerConfig:
+        """The configuration every member shares."""
+        return self.stack.config
+
+    def members(self) -> list[SAMformer]:
+        """Each model of the ensemble as an ordinary `SAMformer` (copies)."""
+        return [self.stack.model(j) for j in range(len(self.stack))]
+
+    def forward_channels_first(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean forecast (B, D_targets, H) of the k models, each given inputs x (B, D, L)."""
+        k = len(self.stack)
+        if self.config.revin:
+            z, (mean, std) = standardize_inputs(x, mask)  # the statistics of the inputs: the same for every model
+            stats: RevinStats | None = (mean.expand(k, *mean.shape), std.expand(k, *std.shape))
+        else:
+            z, stats = missing_as_zero(x, mask), None
+        forecasts = self.stack.forward_standardized(z.expand(k, *z.shape), stats)  # (B, D, L) -> (k, B, Dt, H)
+        return forecasts.mean(dim=0)

@@ -16,7 +16,7 @@ from samformer.model import SAMformer
 from samformer.train import batch_loss
 
 from .conftest import make_frame
-from .helpers import edit_config, flip_byte
+from .helpers import edit_config, flip_byte, run_cli
 
 FAST = {"epochs": 1, "batch_size": 64, "progress": False}
 
@@ -496,3 +496,14 @@ def test_labels_whose_str_collide_are_refused_naming_them():
     frame = make_frame(200, 2).set_axis([1, "1"], axis=1)
     with pytest.raises(DataError, match=r"columns 1, '1' that all read as '1'"):
         Forecaster(6, 24, **FAST).fit(frame)
+
+
+def test_the_cli_keeps_the_utc_offset_of_a_csv_through_fit_and_predict(capsys, tmp_path):
+    frame = make_frame(200, 2)
+    frame.index = frame.index.tz_localize("UTC")
+    frame.to_csv(tmp_path / "data.csv")  # dates written as 2020-01-01 00:00:00+00:00
+    fit_args = ["fit", "--csv", tmp_path / "data.csv", "--horizon", 6, "--seq-len", 24, "--epochs", 1, "--out", tmp_path / "m"]
+    assert run_cli(capsys, *fit_args)[0] == 0
+    assert run_cli(capsys, "predict", "--model", tmp_path / "m", "--csv", tmp_path / "data.csv", "--out", tmp_path / "p.csv")[0] == 0
+    forecast = pd.read_csv(tmp_path / "p.csv")
+    assert list(forecast["date"]) == [f"2020-01-09 {h:02d}:00:00+00:00" for h in range(8, 14)]  # row 200 is day 8, 08:00

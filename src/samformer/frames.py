@@ -135,7 +135,12 @@ def _naive(index: pd.DatetimeIndex, freq: str | None, source: str) -> tuple[pd.D
             f"{source} has timestamps in time zone {tz!r}, which cannot be saved by name; tz_convert them to a named zone or UTC"
         ) from None
     sub_daily = _is_sub_daily(freq) if freq is not None else _steps_below_a_day(index)
-    return (index.tz_convert(None) if sub_daily else index.tz_localize(None)), tz
+    return _drop_zone(index, sub_daily), tz
+
+
+def _drop_zone(times: pd.DatetimeIndex | pd.Timestamp, sub_daily: bool) -> pd.DatetimeIndex | pd.Timestamp:
+    """Zone-aware `times` made naive: in UTC when `sub_daily`, else as local wall-clock times."""
+    return times.tz_convert(None) if sub_daily else times.tz_localize(None)
 
 
 def localize(index: pd.DatetimeIndex, tz: str | None, freq: str) -> pd.DatetimeIndex:
@@ -152,7 +157,7 @@ def naive_timestamp(timestamp: pd.Timestamp, freq: str) -> pd.Timestamp:
     """`timestamp` on the naive grid of `to_wide_zoned` (UTC if sub-daily, its wall-clock date otherwise); naive ones as given."""
     if timestamp.tz is None:
         return timestamp
-    return timestamp.tz_convert(None) if _is_sub_daily(freq) else timestamp.tz_localize(None)
+    return _drop_zone(timestamp, _is_sub_daily(freq))
 
 
 def check_zone(found: str | None, fitted: str | None, source: str) -> None:

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from samformer import DataError, Forecaster, ModelFileError
+from samformer import ConfigError, DataError, Forecaster, ModelFileError
 from samformer.data import Windows
 from samformer.metrics import pinball
 from samformer.model import SAMformer
 from samformer.train import batch_loss
 
 from .conftest import make_frame
-from .helpers import edit_config, flip_byte
+from .helpers import edit_config, flip_byte, run_cli
 
 FAST = {"epochs": 1, "batch_size": 64, "progress": False}
 
@@ -383,3 +383,127 @@ def test_plots_return_figures_and_write_pngs(tmp_path):
     plot_training(model.history_, path=tmp_path / "t.png")
     for name in ("f", "a", "t"):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "pattern"),
+    [
+        ({"horizon": 0}, r"horizon must be a positive integer, got 0"),
+        ({"horizon": True}, r"horizon must be a positive integer, got True"),
+        ({"horizon": 6, "seq_len": 24.0}, r"seq_len must be a positive integer or None, got 24\.0"),
+        ({"horizon": 6, "quantiles": "0.1,0.9"}, r"quantiles .* got '0\.1,0\.9', not a sequence"),
+        ({"horizon": 6, "quantiles": 0.9}, r"quantiles .* got 0\.9, not a sequence"),
+        ({"horizon": 6, "quantiles": [0.1, "0.9"]}, r"'0\.9' is not a number in \(0, 1\)"),
+        ({"horizon": 6, "quantiles": [0.0, 0.5]}, r"0\.0 is not a number in \(0, 1\)"),
+        ({"horizon": 6, "quantiles": [float("nan")]}, r"nan is not a number in \(0, 1\)"),
+    ],
+)
+def test_forecaster_arguments_are_config_errors_naming_the_argument(arguments, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        Forecaster(**arguments)
+
+
+def test_quantile_levels_are_sorted_deduplicated_and_include_the_median():
+    assert Forecaster(6, quantiles=np.array([0.9, 0.1, 0.9])).quantiles == (0.1, 0.5, 0.9)
+    assert Forecaster(6, seq_len=None).seq_len is None
+
+
+def test_fit_refuses_a_column_whose_variance_overflows_naming_it():
+    frame = make_frame(200, 2)
+    frame["c1"] = np.where(np.arange(200) % 2, 1e300, -1e300)  # mean 0, variance 1e600: beyond float64
+    with pytest.raises(DataError, match=r"the training frame: column\(s\) c1 hold values too large to standardise"):
+        Forecaster(6, 24, **FAST).fit(frame)
+
+
+def test_fit_refuses_values_beyond_float32_once_standardised_naming_the_column():
+    frame = make_frame(200, 2)
+    frame.iloc[180, 0] = 1e39  # in the validation rows: (1e39 - mean) / std of values near 1 exceeds float32's 3.4e38
+    with pytest.raises(DataError, match=r"column\(s\) 'c0' become non-finite once standardised"):
+        Forecaster(6, 24, **FAST).fit(frame)
+
+
+# ------------------------------------------------------------ time zones
+def zoned_frame(start: str, n_rows: int, freq: str, tz: str) -> pd.DataFrame:
+    """make_frame's values on `n_rows` timestamps of `freq` from local `start` in zone `tz`."""
+    frame = make_frame(n_rows, 2)
+    frame.index = pd.date_range(start, periods=n_rows, freq=freq, tz=tz, name="date")
+    return frame
+
+
+def test_hourly_data_across_a_dst_change_keeps_its_zone_in_predict_and_backtest():
+    frame = zoned_frame("2021-03-20", 300, "h", "Europe/Paris")  # the clocks go forward on 2021-03-28
+    assert frame.index[0].utcoffset() != frame.index[-1].utcoffset()
+    forecaster = Forecaster(6, 24, **FAST).fit(frame)
+    forecast = forecaster.predict(frame)
+    expected = pd.date_range(frame.index[-1] + pd.Timedelta(hours=1), periods=6, freq="h")  # consecutive instants
+    assert str(forecast.index.tz) == "Europe/Paris" and forecast.index.equals(expected)
+    backtest = forecaster.backtest(frame, start=-30)
+    assert str(backtest.forecasts.index.levels[0].tz) == str(backtest.forecasts.index.levels[1].tz) == "Europe/Paris"
+    first_cutoff = backtest.forecasts.index.get_level_values("cutoff")[0]
+    assert first_cutoff == frame.index[-31]
+
+
+def test_daily_data_across_a_dst_change_fits_and_forecasts_local_midnights():
+    frame = zoned_frame("2021-01-01", 200, "D", "Europe/Paris")  # 23- and 25-hour days in March and October
+    forecaster = Forecaster(6, 24, **FAST).fit(frame)
+    forecast = forecaster.predict(frame)
+    assert forecaster.freq_ == "D"
+    assert forecast.index.equals(pd.date_range("2021-07-20", periods=6, freq="D", tz="Europe/Paris"))
+    backtest = forecaster.backtest(frame, start=pd.Timestamp("2021-03-25", tz="Europe/Paris"), stride=50)
+    assert backtest.forecasts.index.get_level_values("cutoff")[0] == pd.Timestamp("2021-03-24", tz="Europe/Paris")
+
+
+def test_the_time_zone_survives_save_and_load_and_is_checked_at_predict(tmp_path):
+    frame = zoned_frame("2021-10-25", 300, "h", "Europe/Paris")  # the clocks go back on 2021-10-31
+    forecaster = Forecaster(6, 24, **FAST).fit(frame)
+    loaded = Forecaster.load(forecaster.save(tmp_path / "model"))
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["forecaster"]["tz"] == "Europe/Paris"
+    pd.testing.assert_frame_equal(loaded.predict(frame), forecaster.predict(frame))
+    with pytest.raises(DataError, match=r"time zone 'UTC', the model was fitted on time zone 'Europe/Paris'.*tz_convert"):
+        loaded.predict(frame.tz_convert("UTC"))
+    with pytest.raises(DataError, match=r"naive timestamps .*tz_localize\('Europe/Paris'\)"):
+        loaded.predict(frame.tz_localize(None))
+
+
+def test_a_naive_model_saves_no_zone_and_refuses_zoned_timestamps(tmp_path):
+    frame = make_frame(200, 2)
+    forecaster = Forecaster(6, 24, **FAST).fit(frame)
+    forecaster.save(tmp_path / "model")
+    assert "tz" not in json.loads((tmp_path / "model" / "config.json").read_text())["forecaster"]
+    with pytest.raises(DataError, match=r"fitted on naive timestamps; pass naive timestamps"):
+        forecaster.predict(frame.tz_localize("UTC"))
+
+
+# ------------------------------------------------------------ column labels
+def test_labels_of_any_hashable_type_are_named_by_their_str_everywhere(tmp_path):
+    frame = make_frame(200, 3).set_axis([0, ("a", 1), 2.5], axis=1)
+    forecaster = Forecaster(6, 24, **FAST).fit(frame, target=[0, ("a", 1)])
+    assert forecaster.targets_ == ["0", "('a', 1)"] and forecaster.columns_ == ["0", "('a', 1)", "2.5"]
+    assert list(forecaster.predict(frame).columns) == ["0", "('a', 1)"]
+    as_text = frame.set_axis(["0", "('a', 1)", "2.5"], axis=1)  # the same columns, already named by their str
+    pd.testing.assert_frame_equal(forecaster.predict(as_text), forecaster.predict(frame))
+    loaded = Forecaster.load(forecaster.save(tmp_path / "model"))
+    pd.testing.assert_frame_equal(loaded.predict(frame), forecaster.predict(frame))
+    assert list(forecaster.backtest(frame, start=-10).summary().index) == ["0", "('a', 1)", "overall"]
+
+
+def test_an_integer_label_zero_is_a_target_not_the_default():
+    frame = make_frame(200, 2).set_axis([0, 1], axis=1)
+    assert Forecaster(6, 24, **FAST).fit(frame, target=0).targets_ == ["0"]
+
+
+def test_labels_whose_str_collide_are_refused_naming_them():
+    frame = make_frame(200, 2).set_axis([1, "1"], axis=1)
+    with pytest.raises(DataError, match=r"columns 1, '1' that all read as '1'"):
+        Forecaster(6, 24, **FAST).fit(frame)
+
+
+def test_the_cli_keeps_the_utc_offset_of_a_csv_through_fit_and_predict(capsys, tmp_path):
+    frame = make_frame(200, 2)
+    frame.index = frame.index.tz_localize("UTC")
+    frame.to_csv(tmp_path / "data.csv")  # dates written as 2020-01-01 00:00:00+00:00
+    fit_args = ["fit", "--csv", tmp_path / "data.csv", "--horizon", 6, "--seq-len", 24, "--epochs", 1, "--out", tmp_path / "m"]
+    assert run_cli(capsys, *fit_args)[0] == 0
+    assert run_cli(capsys, "predict", "--model", tmp_path / "m", "--csv", tmp_path / "data.csv", "--out", tmp_path / "p.csv")[0] == 0
+    forecast = pd.read_csv(tmp_path / "p.csv")
+    assert list(forecast["date"]) == [f"2020-01-09 {h:02d}:00:00+00:00" for h in range(8, 14)]  # row 200 is day 8, 08:00

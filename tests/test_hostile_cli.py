@@ -339,17 +339,7 @@ def sources(tmp_path_factory) -> Path:
     return make_sources(tmp_path_factory.mktemp("sources"))
 
 
-# Failing today because of code this suite's author may not change (forecaster.py / frames.py scale on their own,
-# without samformer.loading's check); they flip to passing when fixed there.
-XFAIL = {
-    f"fit: {case}": "Forecaster.fit scales in forecaster.py/frames.py without the non-finite check: exit 0, NaN forecasts"
-    for case in ("1e300 beside small values", "values all 1e300")
-}
-
-
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=XFAIL[c])) if c in XFAIL else c for c in CASES]
-)
+@pytest.mark.parametrize("case", CASES)
 def test_hostile_cli_input(capsys, tmp_path, monkeypatch, sources, case):
     build, expect = CASES[case]
     root = tmp_path / "user"

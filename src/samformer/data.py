@@ -281,6 +281,14 @@ class SplitData:
         }
 
 
+def check_scaler_finite(scaler: StandardScaler, columns: list, name: str) -> None:
+    """Refuse (DataError) columns whose mean or standard deviation overflowed (values near 1e300): they cannot be standardised."""
+    overflow = np.isinf(scaler.mean) | np.isinf(scaler.std)
+    if overflow.any():
+        cols = ", ".join(str(c) for c, bad in zip(columns, overflow, strict=True) if bad)
+        raise DataError(f"{name}: column(s) {cols} hold values too large to standardise (their variance overflows); rescale them first")
+
+
 def split_frame(frame: pd.DataFrame, seq_len: int, horizon: int, kind: SplitKind = "ratio", name: str = "data") -> SplitData:
     """Cut a validated wide frame into scaled splits with the given border rule."""
     if seq_len < 1 or horizon < 1:
@@ -296,10 +304,7 @@ def split_frame(frame: pd.DataFrame, seq_len: int, horizon: int, kind: SplitKind
     values = frame.to_numpy(dtype=np.float64)
     with np.errstate(over="ignore"):  # reported below, as a DataError
         scaler = StandardScaler.fit(values[slice(*borders["train"])])
-    overflow = np.isinf(scaler.mean) | np.isinf(scaler.std)
-    if overflow.any():
-        cols = ", ".join(str(c) for c, bad in zip(frame.columns, overflow, strict=True) if bad)
-        raise DataError(f"{name}: column(s) {cols} hold values too large to standardise (their variance overflows); rescale them first")
+    check_scaler_finite(scaler, list(frame.columns), name)
     scaled = torch.from_numpy(scaler.transform(values).astype(np.float32))
     parts = {split: scaled[start:end].contiguous() for split, (start, end) in borders.items()}
     return SplitData(name, [str(c) for c in frame.columns], seq_len, horizon, scaler=scaler, borders=borders, index=frame.index, **parts)

@@ -34,19 +34,30 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from samformer.arguments import check_positive_int, check_quantile_levels
 from samformer.baselines import baseline_forecasts, season_length, skill_table
 from samformer.covariates import ChannelSpec
-from samformer.data import SplitData, StandardScaler, Windows
+from samformer.data import SplitData, StandardScaler, Windows, check_scaler_finite
 from samformer.errors import ConfigError, DataError, ModelFileError, SamformerError
 from samformer.files import atomic_directory
-from samformer.frames import check_missing, check_observed_before, future_index, longest_gap, to_wide, unselected_text_columns
+from samformer.frames import (
+    check_missing,
+    check_observed_before,
+    future_index,
+    localize,
+    longest_gap,
+    naive_timestamp,
+    to_wide_zoned,
+    unselected_text_columns,
+)
+from samformer.loading import check_finite_after_scaling
 from samformer.logs import MetricsLogger
 from samformer.lookback import Trial, lookback_candidates, search_lookback
 from samformer.metrics import QuantileLoss
 from samformer.model import SAMformer, SAMformerConfig
 from samformer.modelfile import check_model_destination, load_network, save_model
 from samformer.predictor import Predictor
-from samformer.quantile import PointQuantiles, QuantileSAMformer, calibrate, check_quantiles
+from samformer.quantile import PointQuantiles, QuantileSAMformer, calibrate
 from samformer.schema import Channels, FrameSchema
 from samformer.stacked import StackedSAMformer, fit_stacked, seeded_models
 from samformer.stacked.network import MeanForecast
@@ -188,18 +199,16 @@ class Forecaster:
         log_dir: str | os.PathLike | None = None,
         **train_options: Any,
     ) -> None:
-        for name, value in (("horizon", horizon), ("seq_len", seq_len), ("season", season)):
-            if (value is not None or name == "horizon") and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be a positive integer{'' if name == 'horizon' else ' or None'}, got {value!r}")
+        horizon = check_positive_int("horizon", horizon)
+        seq_len = check_positive_int("seq_len", seq_len, optional=True)
+        season = check_positive_int("season", season, optional=True)
         unknown = set(train_options) - _TRAIN_OPTIONS
         if unknown:
             raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}; training options are: {', '.join(sorted(_TRAIN_OPTIONS))}")
         bad_model = set(model_options or {}) - _MODEL_OPTIONS
         if bad_model:
             raise TypeError(f"unknown model option(s) {', '.join(sorted(bad_model))}; choose from {', '.join(sorted(_MODEL_OPTIONS))}")
-        if quantiles is not None:
-            quantiles = tuple(sorted({float(q) for q in quantiles} | {0.5}))
-            check_quantiles(quantiles)
+        quantiles = check_quantile_levels(quantiles)
         self.horizon, self.seq_len = horizon, seq_len
         self.quantiles: tuple[float, ...] | None = quantiles
         self.calibrate = calibrate
@@ -243,7 +252,8 @@ class Forecaster:
         and a one-line `UserWarning` says when it does not beat the better one. Returns self.
 
         Args:
-            target: the column(s) to forecast; default every column that is not a covariate (mode M).
+            target: the column(s) to forecast; default every column that is not a covariate (mode M). Labels
+                of any type are matched by `str(label)`, the name the forecasts carry (docs/api.md).
             past_covariates: columns observed only up to the forecast origin. With a `target` and no
                 `past_covariates`, every other column is one (mode MS); with both, only the named ones
                 are inputs besides the targets (`[]`: the target alone, mode S).
@@ -274,7 +284,7 @@ class Forecaster:
         """Validate `df`, select its channels, cut off the validation rows and fit the scaler on the rest."""
         named = {*spec.targets, *spec.past_covariates, *spec.future_covariates}
         text = unselected_text_columns(df, named) if spec.targets else []  # roles given: unused text columns are ignored
-        frame, freq, layout = to_wide(df, self.freq, "the training frame", drop=text)
+        frame, freq, layout, tz = to_wide_zoned(df, self.freq, "the training frame", drop=text)
         inputs = Channels.from_spec(frame, spec)
         inputs = dataclasses.replace(inputs, ignored=(*inputs.ignored, *text))
         frame = inputs.model_frame(frame[inputs.user_columns])
@@ -285,10 +295,12 @@ class Forecaster:
         else:
             self._check_train_rows(len(frame), train_end, self.seq_len)
         check_observed_before(values, list(inputs.columns), train_end, "the training frame")
-        scaler = StandardScaler.fit(values[:train_end], ignore_nan=True)
+        with np.errstate(over="ignore"):  # an overflow is refused just below, naming the column
+            scaler = StandardScaler.fit(values[:train_end], ignore_nan=True)
+        check_scaler_finite(scaler, list(inputs.columns), "the training frame")
         season = self.season if self.season is not None else season_length(freq)
         options = {"quantiles": self.quantiles, "model_options": self.model_options, "train_config": asdict(self.train_config)}
-        schema = FrameSchema(self.horizon, 0, inputs, scaler, freq, layout, season=season, **options)  # seq_len: per run
+        schema = FrameSchema(self.horizon, 0, inputs, scaler, freq, layout, season=season, tz=tz, **options)  # seq_len: per run
         return _Prepared(frame, values, train_end, schema)
 
     def _validation_rows(self, n: int, val_size: int | float) -> int:
@@ -387,12 +399,15 @@ class Forecaster:
     def _split_data(self, schema: FrameSchema, values: np.ndarray, index: pd.Index, train_end: int) -> SplitData:
         """The scaled series (T, D) cut for `train.fit`: train rows, then validation windows."""
         L, n = schema.seq_len, len(values)
-        series, mask = _scaled(schema.scaler, values)
+        with np.errstate(over="ignore"):  # values beyond float32 once scaled are refused below, naming the column
+            series, mask = _scaled(schema.scaler, values)
         borders = {"train": (0, train_end), "val": (train_end - L, n)}  # no test split: `fit` never reads one
         masks = None if mask is None else {s: mask[a:b] for s, (a, b) in borders.items()}
         train, val = (series[a:b] for a, b in borders.values())
         columns = list(schema.channels.columns)
-        return SplitData("frame", columns, L, self.horizon, train, val, None, schema.scaler, borders, index, masks, schema.channels.roles())
+        data = SplitData("frame", columns, L, self.horizon, train, val, None, schema.scaler, borders, index, masks, schema.channels.roles())
+        check_finite_after_scaling(data)
+        return data
 
     def _validation_forecasts(self, predictor: Predictor, data: SplitData) -> tuple[np.ndarray, np.ndarray]:
         """Forecasts (N, H, D_targets[, Q]) of every validation window and what happened (N, H, D_targets), original units."""
@@ -442,7 +457,7 @@ class Forecaster:
         window = self._input_window(self.schema_.channels.model_frame(block).to_numpy())  # (L, D)
         check_missing(window, self.columns_, self.seq_len_, f"the last {self.seq_len_} rows")
         pred = self._forecast(window[None])[0]  # (H, D_targets) or (H, D_targets, Q)
-        return self._output(pred, dates)
+        return self._output(pred, localize(dates, self.schema_.tz, self.freq_))
 
     def _future_values(self, future_df: pd.DataFrame | None, dates: pd.DatetimeIndex) -> np.ndarray:
         """The known-future covariates over `dates` (H, D_future), from `future_df`; refuses gaps."""
@@ -452,7 +467,7 @@ class Forecaster:
                 f"this model uses known-future covariates ({names}): pass their values for the next {self.horizon} steps, "
                 f"predict(df, future_df=...) (CLI: --future-csv)"
             )
-        future, _, _ = to_wide(future_df, self.freq_, "future_df")
+        future, _, _, _ = to_wide_zoned(future_df, self.freq_, "future_df", check_tz=True, fitted_tz=self.schema_.tz)
         absent = [c for c in self.future_columns_ if c not in future.columns]
         if absent:
             raise DataError(f"future_df has no column {', '.join(absent)}; it needs the known-future covariates {names}")
@@ -506,8 +521,9 @@ class Forecaster:
         pred = np.concatenate(preds)  # (N, H, D_targets[, Q])
         targets = [self.columns_.index(c) for c in self.targets_]
         actual = np.stack([values[o : o + H, targets] for o in origins])  # (N, H, D_targets)
-        cutoffs = frame.index[origins - 1]
-        dates = [frame.index[o : o + H] for o in origins]
+        zoned = localize(frame.index, self.schema_.tz, self.freq_)
+        cutoffs = zoned[origins - 1]
+        dates = [zoned[o : o + H] for o in origins]
         keys = {"keys": cutoffs, "names": ["cutoff", "date"]}
         forecasts = pd.concat([self._output(p, d, long=False) for p, d in zip(pred, dates, strict=True)], **keys)
         actuals = pd.concat([pd.DataFrame(a, index=d, columns=self.targets_) for a, d in zip(actual, dates, strict=True)], **keys)
@@ -630,7 +646,7 @@ class Forecaster:
 
     def _inference_frame(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
         """`df` on the fitted grid, with the fitted channels in the fitted order."""
-        frame, _, _ = to_wide(df, self.freq_, source, drop=self.ignored_columns_)
+        frame, _, _, _ = to_wide_zoned(df, self.freq_, source, drop=self.ignored_columns_, check_tz=True, fitted_tz=self.schema_.tz)
         needed = self.schema_.channels.user_columns
         missing = [c for c in needed if c not in frame.columns]
         extra = [str(c) for c in frame.columns if c not in needed and c not in self.ignored_columns_]
@@ -695,7 +711,7 @@ class Forecaster:
             if not 0 < start < 1:
                 raise ValueError(f"a fractional start must lie in (0, 1), got {start}")
             return int(start * len(frame))
-        return int(frame.index.searchsorted(pd.Timestamp(start)))
+        return int(frame.index.searchsorted(naive_timestamp(pd.Timestamp(start), self.freq_)))
 
 
 def _channel_spec(
@@ -705,7 +721,7 @@ def _channel_spec(
     for name, value in (("past_covariates", past_covariates), ("future_covariates", future_covariates)):
         if isinstance(value, str):
             raise TypeError(f"{name} must be a list of column names, got the string {value!r}; write [{value!r}]")
-    targets = (target,) if isinstance(target, str) else tuple(target or ())
+    targets = () if target is None else tuple(target) if isinstance(target, list | tuple) else (target,)  # 0 is a label too
     past, future = tuple(map(str, past_covariates or ())), tuple(map(str, future_covariates or ()))
     if not targets:
         return ChannelSpec("M", (), past, future, calendar)

@@ -2,8 +2,9 @@
 
 Two layouts are accepted: wide (a DatetimeIndex or a date column, one numeric column per channel) and
 long (`unique_id, ds, y`, as Nixtla's neuralforecast). Both become the same wide frame, channels in
-column order (long: `unique_id` sorted), rows on a regular grid of one frequency; timestamps missing
-from the grid become rows of NaN, which the forecaster masks. Series of a panel may start and end on
+column order (long: `unique_id` sorted) named by `str(label)` (integer and tuple labels included),
+rows on a regular grid of one frequency; timestamps missing from the grid become rows of NaN, which
+the forecaster masks. Time-zone-aware timestamps are gridded in UTC (sub-daily) or on local dates. Series of a panel may start and end on
 different dates (ragged): before its first and after its last value a series is missing, and that is
 allowed at any length; gaps inside a series must be shorter than the look-back.
 """
@@ -54,7 +55,29 @@ def to_wide(
 
     `freq` (a pandas offset alias such as "h", "15min", "D", "B") is inferred from the timestamps when
     None; with gaps in the timestamps it cannot be inferred and must be given. Columns of a wide `df`
-    named in `drop` are left out before validation (unused columns, which may hold text).
+    named in `drop` are left out before validation (unused columns, which may hold text). Time-zone-aware
+    timestamps stay in their zone (see `to_wide_zoned` for how the grid is built).
+    """
+    frame, freq, layout, tz = to_wide_zoned(df, freq, source, drop)
+    frame.index = localize(frame.index, tz, freq)
+    return frame, freq, layout
+
+
+def to_wide_zoned(
+    df: pd.DataFrame,
+    freq: str | None = None,
+    source: str = "the frame",
+    drop: Sequence[str] = (),
+    *,
+    check_tz: bool = False,
+    fitted_tz: str | None = None,
+) -> tuple[pd.DataFrame, str, Layout, str | None]:
+    """`to_wide` on naive timestamps, and the time zone they came in (None when naive).
+
+    Time-zone-aware timestamps are put on a grid that a daylight-saving change cannot break: sub-daily
+    data in UTC, daily-or-coarser data on their local wall-clock dates. `localize` turns such an index
+    back into the zone. With `check_tz`, timestamps in another zone than `fitted_tz` (None: naive) are
+    refused first (`check_zone`).
     """
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"{source} must be a pandas DataFrame, got {type(df).__name__}")
@@ -69,8 +92,10 @@ def to_wide(
             f"{source} has no timestamps: give it a DatetimeIndex, a date column (date, ds, timestamp, time or datetime) "
             f"or the long layout unique_id, ds, y"
         )
-    if frame.index.tz is not None:
-        frame.index = frame.index.tz_convert(None)
+    frame.columns = text_labels(frame.columns, source)
+    if check_tz:
+        check_zone(None if frame.index.tz is None else str(frame.index.tz), fitted_tz, source)
+    frame.index, tz = _naive(frame.index, freq, source)
     if frame.index.hasnans:
         raise DataError(f"{source} has missing timestamps (NaT) in its date column; drop those rows")
     if frame.index.has_duplicates:
@@ -82,7 +107,84 @@ def to_wide(
     off_grid = frame.index.difference(grid)
     if len(off_grid):
         raise DataError(f"{source}: timestamp {off_grid[0]} is not on the {freq!r} grid from {frame.index[0]}; resample the data first")
-    return frame.reindex(grid), freq, layout
+    return frame.reindex(grid), freq, layout, tz
+
+
+def text_labels(labels: pd.Index, source: str) -> list[str]:
+    """Column labels of any hashable type as the strings the model knows them by: `str(label)` (0 -> '0', ('a', 1) -> "('a', 1)").
+
+    Two labels with the same string (1 and '1') are refused, since their forecasts could not be told apart.
+    """
+    names = [str(label) for label in labels]
+    if len(set(names)) < len(names):
+        first = next(name for name in names if names.count(name) > 1)
+        clashing = ", ".join(repr(label) for label in labels if str(label) == first)
+        raise DataError(f"{source} has columns {clashing} that all read as {first!r}; rename them so their str() differ")
+    return names
+
+
+def _naive(index: pd.DatetimeIndex, freq: str | None, source: str) -> tuple[pd.DatetimeIndex, str | None]:
+    """`index` without its time zone (UTC if sub-daily, wall-clock dates otherwise) and the zone's name (None if naive)."""
+    if index.tz is None:
+        return index, None
+    tz = str(index.tz)
+    try:
+        pd.Timestamp(0).tz_localize(tz)
+    except (ValueError, TypeError, KeyError):
+        raise DataError(
+            f"{source} has timestamps in time zone {tz!r}, which cannot be saved by name; tz_convert them to a named zone or UTC"
+        ) from None
+    sub_daily = _is_sub_daily(freq) if freq is not None else _steps_below_a_day(index)
+    return _drop_zone(index, sub_daily), tz
+
+
+def _drop_zone(times: pd.DatetimeIndex | pd.Timestamp, sub_daily: bool) -> pd.DatetimeIndex | pd.Timestamp:
+    """Zone-aware `times` made naive: in UTC when `sub_daily`, else as local wall-clock times."""
+    return times.tz_convert(None) if sub_daily else times.tz_localize(None)
+
+
+def localize(index: pd.DatetimeIndex, tz: str | None, freq: str) -> pd.DatetimeIndex:
+    """A naive `index` of `to_wide_zoned` back in time zone `tz` (unchanged when `tz` is None)."""
+    if tz is None:
+        return index
+    if _is_sub_daily(freq):
+        return index.tz_localize("UTC").tz_convert(tz)
+    dst = np.ones(len(index), dtype=bool)  # a wall-clock date at an ambiguous hour: its daylight-saving instant
+    return index.tz_localize(tz, ambiguous=dst, nonexistent="shift_forward")
+
+
+def naive_timestamp(timestamp: pd.Timestamp, freq: str) -> pd.Timestamp:
+    """`timestamp` on the naive grid of `to_wide_zoned` (UTC if sub-daily, its wall-clock date otherwise); naive ones as given."""
+    if timestamp.tz is None:
+        return timestamp
+    return _drop_zone(timestamp, _is_sub_daily(freq))
+
+
+def check_zone(found: str | None, fitted: str | None, source: str) -> None:
+    """Refuse timestamps in another time zone than the model's (naive ones count as a zone of their own)."""
+    if found == fitted:
+        return
+    if fitted is None:
+        fix = "pass naive timestamps, e.g. df.tz_convert(None)"
+    else:
+        fix = f"{'convert' if found else 'localize'} them, e.g. df.{'tz_convert' if found else 'tz_localize'}({fitted!r})"
+    where = f"time zone {found!r}" if found else "naive timestamps (no time zone)"
+    fitted_on = f"time zone {fitted!r}" if fitted else "naive timestamps"
+    raise DataError(f"{source} has {where}, the model was fitted on {fitted_on}; {fix}")
+
+
+def _is_sub_daily(freq: str) -> bool:
+    """Whether `freq` is a fixed step shorter than a day ("h", "15min"); calendar steps (B, W, MS) are not."""
+    try:
+        return pd.Timedelta(to_offset(freq)) < pd.Timedelta(days=1)
+    except (ValueError, TypeError):  # a frequency without a fixed length, or not a frequency (refused later, by name)
+        return False
+
+
+def _steps_below_a_day(index: pd.DatetimeIndex) -> bool:
+    """Whether consecutive distinct timestamps (in UTC) are ever less than 23 hours apart (a DST day lasts 23)."""
+    instants = index.unique().sort_values()
+    return len(instants) > 1 and (instants[1:] - instants[:-1]).min() < pd.Timedelta(hours=23)
 
 
 def _refuse_long_lookalike(df: pd.DataFrame, source: str) -> None:

@@ -97,8 +97,9 @@ def load_dataset(
 def check_finite_after_scaling(data: SplitData) -> None:
     """Refuse (DataError) columns whose standardised values leave float32's range (e.g. 1e300 beside small values)."""
     bad = torch.zeros(data.n_channels, dtype=torch.bool)
-    for split in (data.train, data.val, data.test):  # each (T, D)
-        bad |= ~torch.isfinite(split).all(dim=0)
+    for split in (data.train, data.val, data.test):  # each (T, D); a Forecaster's data have no test split
+        if split is not None:
+            bad |= ~torch.isfinite(split).all(dim=0)
     if bad.any():
         names = ", ".join(quoted(name) for name, is_bad in zip(data.columns, bad.tolist(), strict=True) if is_bad)
         raise DataError(

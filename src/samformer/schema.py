@@ -101,6 +101,7 @@ class FrameSchema:
     season: int | None = None  # seasonal period in steps; None: derived from freq when read (models saved without it)
     selection: list[dict[str, Any]] = field(default_factory=list)  # the look-back search: seq_len, val_score, epochs, chosen
     ensemble: int = 1  # models whose mean forecast is the model's (seeds seed, seed + 1, ...)
+    tz: str | None = None  # the training timestamps' time zone (None: naive, or saved before zones were kept)
 
     def replace(self, **changes: Any) -> FrameSchema:
         """A copy with `changes` applied."""
@@ -133,6 +134,8 @@ class FrameSchema:
             section.update(added, interval_floor=None if floor is None else floor.tolist())
         if self.ensemble > 1:
             section["ensemble"] = self.ensemble
+        if self.tz is not None:  # naive models keep the keys they had before zones were kept
+            section["tz"] = self.tz
         return section
 
     @classmethod
@@ -167,7 +170,9 @@ class FrameSchema:
             ignored=tuple(map(str, meta.get("ignored_columns", ()))),
         )
         offsets, floor = meta.get("interval_offsets"), meta.get("interval_floor")
-        season = meta.get("season")
+        season, tz = meta.get("season"), meta.get("tz")
+        if tz is not None:
+            pd.Timestamp(0).tz_localize(str(tz))  # an unknown zone: KeyError or ValueError, reported as an invalid section
         scaler = StandardScaler(*(np.asarray(meta["scaler"][k], dtype=np.float64) for k in ("mean", "std")))
         quantiles = None if meta["quantiles"] is None else tuple(float(q) for q in meta["quantiles"])
         return cls(
@@ -182,6 +187,7 @@ class FrameSchema:
             interval_floor=None if floor is None else np.asarray(floor, dtype=np.float64),
             season=None if season is None else int(season),
             selection=[dict(row) for row in meta.get("selection", [])],
+            tz=None if tz is None else str(tz),
             model_options=dict(meta["model_options"]),
             train_config={k: v for k, v in dict(meta["train_config"]).items() if k not in RUNTIME_OPTIONS},
             history=list(meta["history"]),

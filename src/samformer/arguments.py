@@ -1,0 +1,36 @@
+"""Checks of `Forecaster`'s constructor arguments: each refusal a `ConfigError` naming the argument and what is accepted."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+
+from samformer.errors import ConfigError
+
+
+def check_positive_int(name: str, value: object, optional: bool = False) -> int | None:
+    """`value` if it is an integer >= 1 (or None when `optional`); else a `ConfigError` naming `name`."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        accepted = "a positive integer" + (" or None" if optional else "")
+        raise ConfigError(f"{name} must be {accepted}, got {value!r}")
+    return int(value)
+
+
+def check_quantile_levels(quantiles: object) -> tuple[float, ...] | None:
+    """The distinct levels of `quantiles` with 0.5 added, sorted; None stays None.
+
+    Accepted: a sequence (list, tuple, array) of numbers strictly between 0 and 1 (empty: the median
+    alone). A string such as '0.1,0.9', a bare number, or a level outside (0, 1) is a `ConfigError`.
+    """
+    if quantiles is None:
+        return None
+    accepted = "quantiles must be strictly increasing levels in (0, 1), e.g. quantiles=(0.1, 0.5, 0.9) (sorted and 0.5 added for you)"
+    if isinstance(quantiles, str | bytes) or not isinstance(quantiles, Iterable):
+        raise ConfigError(f"{accepted}; got {quantiles!r}, not a sequence of numbers")
+    levels = list(quantiles)
+    bad = [q for q in levels if isinstance(q, bool) or not isinstance(q, numbers.Real) or not 0 < q < 1]
+    if bad:
+        raise ConfigError(f"{accepted}; got {quantiles!r}, where {bad[0]!r} is not a number in (0, 1)")
+    return tuple(sorted({float(q) for q in levels} | {0.5}))

@@ -87,6 +87,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
     progress: bool = True  # tqdm bar on stderr
     compile: bool = False  # torch.compile the loss (forward + backward); falls back to eager if unavailable
+    shuffle: bool = True  # False: every epoch serves the training windows in stored order (the TF toy pipeline's)
 
     def __post_init__(self) -> None:
         bad = [
@@ -128,6 +129,7 @@ _FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval_batch_size": _POSITIVE_INT,
     "progress": _BOOL,
     "compile": _BOOL,
+    "shuffle": _BOOL,
 }
 
 
@@ -225,12 +227,12 @@ def _set_learning_rate(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch
 
 
 def _train_epoch(
-    windows: Windows, step: Step, update: Update, batch_size: int, generator: torch.Generator, device: torch.device, bar: tqdm
+    windows: Windows, step: Step, update: Update, cfg: TrainConfig, generator: torch.Generator, device: torch.device, bar: tqdm
 ) -> float:
-    """One pass over the training windows in a fresh random order; returns the mean training loss."""
-    order = torch.randperm(len(windows), generator=generator).to(device)
+    """One pass over the training windows (in a fresh random order if `cfg.shuffle`); returns the mean training loss."""
+    order = (torch.randperm(len(windows), generator=generator) if cfg.shuffle else torch.arange(len(windows))).to(device)
     loss_sum = torch.zeros((), device=device)
-    for index in order.split(batch_size):  # global batches; under torch.distributed each rank trains on its shard
+    for index in order.split(cfg.batch_size):  # global batches; under torch.distributed each rank trains on its shard
         loss_and_grad, weight = step(windows, index)
         loss_sum += update(loss_and_grad) * weight
         bar.update()
@@ -324,7 +326,7 @@ def fit(
     for epoch in range(first_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
         lr = _set_learning_rate(optimizer, cfg, epoch)
-        train_loss = _train_epoch(train_w, step, update, cfg.batch_size, generator, device, bar)
+        train_loss = _train_epoch(train_w, step, update, cfg, generator, device, bar)
         record, score = _epoch_record(model, val_w, cfg, criterion, epoch, lr, train_loss)
         for callback in callbacks:
             callback(model, record)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from samformer.commands.options import non_negative_float, positive_int
+from samformer.commands.options import add_shuffle_option, non_negative_float, positive_int
 from samformer.datasets import get_benchmark
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec
@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_argument("--batch-size", type=positive_int, default=None)
     opt.add_argument("--precision", choices=["fp32", "bf16"], default=None)
     opt.add_argument("--value-dim", type=positive_int, default=None)
+    add_shuffle_option(opt)
     bench.set_defaults(func=cmd_benchmark)
 
     table = sub.add_parser("table", help="the comparison table, regenerated from stored run files only")
@@ -70,6 +71,8 @@ def specs_from_args(args: argparse.Namespace) -> list[RunSpec]:
     train_options = {k: v for k, v in {"rho": args.rho, "epochs": args.epochs, "batch_size": args.batch_size}.items() if v is not None}
     if args.precision:
         train_options["precision"] = args.precision
+    if getattr(args, "no_shuffle", False):  # `sweep` shares this function and has no such flag
+        train_options["shuffle"] = False
     model_options = {"value_dim": args.value_dim} if args.value_dim else {}
     return grid(args.datasets, args.horizons, args.seeds, args.variants, args.seq_len, model_options, train_options)
 

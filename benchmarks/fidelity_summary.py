@@ -61,6 +61,18 @@ def rho_selected(dataset: str, horizon: int) -> str:
     return f"{best} (val {seed0[best]:.4f}): test {spread([r['test_mse'] for r in by_rho[best]])}"
 
 
+def unshuffled_text(dataset: str, horizon: int, paper: float) -> str:
+    """The unshuffled runs' test MSE, and their validation MSE beside the shuffled runs' of the same seeds."""
+    in_order = runs(UNSHUFFLED, dataset, horizon)
+    if not in_order:
+        return "–"
+    test = [r["test_mse"] for r in in_order]
+    seeds = {r["seed"] for r in in_order}
+    shuffled_val = statistics.fmean(r["val_mse"] for r in runs(TABLE_RUNS, dataset, horizon) if r["seed"] in seeds)
+    in_order_val = statistics.fmean(r["val_mse"] for r in in_order)
+    return f"{spread(test)} ({statistics.fmean(test) / paper - 1:+.1%}); val {in_order_val:.4f} vs {shuffled_val:.4f} shuffled"
+
+
 def cell_row(dataset: str, horizon: int) -> str:
     """One Markdown row for a cell."""
     paper = SAMFORMER_MSE[dataset][horizon]
@@ -72,12 +84,7 @@ def cell_row(dataset: str, horizon: int) -> str:
     if len(every) > 1:  # the paper's value is a mean over 5 runs: how far it lies from ours in standard errors of such a mean
         standard_error = statistics.stdev(every) / 5**0.5
         seeds_text += f"; paper at {(paper - statistics.fmean(every)) / standard_error:+.1f} SE of a 5-run mean"
-    in_order = runs(UNSHUFFLED, dataset, horizon)
-    unshuffled = spread([r["test_mse"] for r in in_order])
-    if in_order:  # validation MSE of the same seeds in both orders: which one validation would choose
-        seeds = {r["seed"] for r in in_order}
-        shuffled_val = [r["val_mse"] for r in runs(TABLE_RUNS, dataset, horizon) if r["seed"] in seeds]
-        unshuffled += f" ({statistics.fmean(r['test_mse'] for r in in_order) / paper - 1:+.1%}); val {statistics.fmean(r['val_mse'] for r in in_order):.4f} vs {statistics.fmean(shuffled_val):.4f} shuffled"
+    unshuffled = unshuffled_text(dataset, horizon, paper)
     return f"| {dataset}/{horizon} | {paper:.3f} | {spread(table)} | {seeds_text} | {unshuffled} | {rho_selected(dataset, horizon)} |"
 
 

@@ -13,7 +13,7 @@ import torch
 
 from samformer import SAMformer, TrainConfig, evaluate, fit, load_dataset
 from samformer.data import Windows, split_frame
-from samformer.errors import ConfigError, SamformerError
+from samformer.errors import CheckpointError, ConfigError, SamformerError
 from samformer.train import cosine_restart_lr, score_test, seed_everything
 
 from .conftest import make_frame
@@ -166,6 +166,7 @@ BAD_TRAIN_OPTIONS = {
     "precision": ("fp16", "'fp32' or 'bf16'"),
     "lr_schedule": ("linear", "'cosine-restarts' or 'constant'"),
     "device": (None, "auto, cpu, cuda or cuda:N"),
+    "shuffle": ("no", "True or False"),
 }
 
 
@@ -183,3 +184,49 @@ def test_every_bad_train_option_is_named_at_once_and_good_values_of_any_numeric_
     with pytest.raises(ConfigError, match=r"lr=0 .*; epochs=0 "):
         TrainConfig(lr=0, epochs=0)
     TrainConfig(lr=1, rho=0, batch_size=np.int64(8), device=torch.device("cpu"))  # an int lr, a NumPy batch size
+
+
+def _training_batches(monkeypatch, data, cfg: TrainConfig) -> list[list[int]]:
+    """The window indices of every training batch `fit` asks for, in order (evaluation reads slices)."""
+    n_train, batches = len(data.windows("train")), []
+    original = Windows.batch
+
+    def recording(self, index):
+        if isinstance(index, torch.Tensor) and len(self) == n_train:
+            batches.append(index.tolist())
+        return original(self, index)
+
+    monkeypatch.setattr(Windows, "batch", recording)
+    seed_everything(cfg.seed)
+    fit(SAMformer(data.n_channels, data.seq_len, data.horizon), data, cfg)
+    return batches
+
+
+def test_unshuffled_training_serves_batch_i_as_windows_32i_to_32i_plus_32_every_epoch(monkeypatch):
+    data = split_frame(make_frame(500), 24, 6)
+    n_train = len(data.windows("train"))
+    batches = _training_batches(monkeypatch, data, TrainConfig(epochs=2, batch_size=32, progress=False, shuffle=False))
+    per_epoch = math.ceil(n_train / 32)
+    assert n_train % 32 != 0, "a short last batch must be covered too"
+    expected = [list(range(32 * i, min(32 * i + 32, n_train))) for i in range(per_epoch)]
+    assert batches == expected * 2
+
+
+def test_shuffled_training_serves_each_window_once_per_epoch_in_a_new_order(monkeypatch):
+    data = split_frame(make_frame(500), 24, 6)
+    n_train = len(data.windows("train"))
+    batches = _training_batches(monkeypatch, data, TrainConfig(epochs=2, batch_size=32, progress=False))
+    per_epoch = math.ceil(n_train / 32)
+    epochs = [[i for batch in batches[:per_epoch] for i in batch], [i for batch in batches[per_epoch:] for i in batch]]
+    for order in epochs:
+        assert sorted(order) == list(range(n_train))
+    assert epochs[0] != list(range(n_train)) and epochs[0] != epochs[1]
+
+
+def test_the_training_order_is_part_of_a_checkpoints_fingerprint(tmp_path):
+    data = split_frame(make_frame(400), 24, 6)
+    path = tmp_path / "ckpt.safetensors"
+    seed_everything(0)
+    fit(SAMformer(3, 24, 6), data, TrainConfig(epochs=1, progress=False, shuffle=False), checkpoint=path)
+    with pytest.raises(CheckpointError, match=r"other settings \(shuffle: False -> True\)"):
+        fit(SAMformer(3, 24, 6), data, TrainConfig(epochs=1, progress=False), checkpoint=path, resume=True)

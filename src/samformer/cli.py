@@ -83,6 +83,7 @@ def main(argv: Sequence[str] | None = None, adapt_to_load: bool = False) -> int:
     try:
         args = build_parser().parse_args(argv)
         keep_freed_memory()  # the CLI owns its process: let glibc keep freed memory for reuse (see samformer.allocator)
+        args.adapt_to_load = adapt_to_load  # for commands that choose their workers' threads themselves (benchmark)
         if getattr(args, "threads_by_cli", False):
             _set_threads(args.threads, adapt_to_load)
         return args.func(args)

@@ -83,6 +83,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
     progress: bool = True  # tqdm bar on stderr
     compile: bool = False  # torch.compile the loss (forward + backward); falls back to eager if unavailable
+    shuffle: bool = True  # False: every epoch serves the training windows in stored order (the TF toy pipeline's)
 
     def __post_init__(self) -> None:
         bad = [
@@ -138,6 +139,7 @@ _FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval_batch_size": _BATCH,
     "progress": _BOOL,
     "compile": _BOOL,
+    "shuffle": _BOOL,
 }
 
 
@@ -236,9 +238,10 @@ class _SingleModel:
             group["lr"] = lrs[0]
 
     def train_epoch(self, bar: tqdm) -> list[float]:
-        """One pass over the training windows in a fresh random order; the mean training loss."""
+        """One pass over the training windows (in a fresh random order if `cfg.shuffle`); the mean training loss."""
         windows, device = self.train_w, self.device
-        order = torch.randperm(len(windows), generator=self.generator).to(device)
+        stored = torch.arange(len(windows))  # the original TF pipeline's order (`TrainConfig(shuffle=False)`)
+        order = (torch.randperm(len(windows), generator=self.generator) if self.cfg.shuffle else stored).to(device)
         loss_sum = torch.zeros((), device=device)
         for index in order.split(self.cfg.batch_size):  # global batches; under torch.distributed each rank trains on its shard
             loss_and_grad, weight = self.step(windows, index)

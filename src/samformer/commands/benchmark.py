@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from samformer.commands.options import count, non_negative_float, positive_int, seed
+from samformer.commands.options import add_shuffle_option, count, non_negative_float, positive_int, seed
 from samformer.datasets import get_benchmark
 from samformer.ensembles import render_ensemble_table, summarise_ensembles
 from samformer.errors import SamformerError, quoted
@@ -65,6 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_argument("--batch-size", type=positive_int, default=None)
     opt.add_argument("--precision", choices=["fp32", "bf16"], default=None)
     opt.add_argument("--value-dim", type=positive_int, default=None)
+    add_shuffle_option(opt)
     bench.set_defaults(func=cmd_benchmark)
 
     table = sub.add_parser("table", help="the comparison table, regenerated from stored run files only")
@@ -92,6 +93,8 @@ def specs_from_args(args: argparse.Namespace) -> list[RunSpec]:
     train_options = {k: v for k, v in {"rho": args.rho, "epochs": args.epochs, "batch_size": args.batch_size}.items() if v is not None}
     if args.precision:
         train_options["precision"] = args.precision
+    if getattr(args, "no_shuffle", False):  # `sweep` shares this function and has no such flag
+        train_options["shuffle"] = False
     model_options = {"value_dim": args.value_dim} if args.value_dim else {}
     return grid(args.datasets, args.horizons, args.seeds, args.variants, args.seq_len, model_options, train_options)
 
@@ -106,9 +109,9 @@ def grids_from_args(args: argparse.Namespace) -> dict[Path, list[RunSpec]]:
 
 
 def _threads(args: argparse.Namespace) -> int:
-    """Torch threads per worker: --threads, else $OMP_NUM_THREADS, else the cores shared by the workers (1 each on a busy
-    machine, said in one line)."""
-    threads, note = choose_threads(args.threads, args.workers)
+    """Torch threads per worker: --threads, else $OMP_NUM_THREADS, else the cores shared by the workers (in the console
+    command, 1 each on a busy machine, said in one line)."""
+    threads, note = choose_threads(args.threads, args.workers, adapt_to_load=getattr(args, "adapt_to_load", False))
     if note:
         print(note, file=sys.stderr)
     return threads

@@ -82,6 +82,13 @@ def column_list(text: str) -> tuple[str, ...]:
     return names
 
 
+def add_shuffle_option(group: argparse._ArgumentGroup) -> None:
+    """`--no-shuffle`: every epoch serves the training windows in stored order (`TrainConfig.shuffle=False`)."""
+    group.add_argument(
+        "--no-shuffle", action="store_true", help="train on the windows in stored order every epoch (the original TF pipeline's)"
+    )
+
+
 def add_training_options(parser: argparse.ArgumentParser, seq_len_default: int | None = 512) -> None:
     """Model and optimisation flags shared by `train`, `benchmark` and `fit` (`fit` chooses the look-back: None)."""
     channels = parser.add_argument_group("targets and covariates (default: mode M, every channel forecast)")
@@ -112,6 +119,7 @@ def add_training_options(parser: argparse.ArgumentParser, seq_len_default: int |
         action="store_true",
         help="torch.compile the training step (first steps pay the compilation, ~10-15 s on a CPU; falls back to eager)",
     )
+    add_shuffle_option(opt)
     opt.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -139,6 +147,8 @@ def run_spec_from_args(args: argparse.Namespace, dataset: str, horizon: int, see
     train_options = {k: v for k, v in flags.items() if v is not None}
     if args.no_sam:
         train_options["sam"] = False
+    if args.no_shuffle:
+        train_options["shuffle"] = False
     if args.quiet:
         train_options["progress"] = False
     if args.compile:

@@ -30,7 +30,7 @@ from samformer.stacked.optim import StackedSAM
 from samformer.train import TrainConfig, TrainResult, autocast, resolve_device, seed_everything
 
 # Settings every model of a stack must share: its batches line up, it runs in one precision on one device.
-SHARED_SETTINGS = ("batch_size", "precision", "device", "eval_batch_size")
+SHARED_SETTINGS = ("batch_size", "shuffle", "precision", "device", "eval_batch_size")
 
 
 def seeded_models(build: Callable[[], SAMformer], seeds: Iterable[int]) -> list[SAMformer]:
@@ -97,10 +97,13 @@ def train_epoch(
     batch_size: int,
     precision: str,
     bar: tqdm,
+    shuffle: bool = True,
 ) -> torch.Tensor:
-    """One epoch of every model in the stack, model j in the order its `generators[j]` draws; each one's summed training loss (k,)."""
-    k = len(generators)
-    orders = torch.stack([torch.randperm(len(windows), generator=g) for g in generators]).to(stack.flat.device)  # (k, N)
+    """One epoch of every model in the stack, model j in the order its `generators[j]` draws (the stored order for all
+    without `shuffle`); each one's summed training loss (k,)."""
+    k, n = len(generators), len(windows)
+    orders = torch.stack([torch.randperm(n, generator=g) if shuffle else torch.arange(n) for g in generators])  # (k, N)
+    orders = orders.to(stack.flat.device)
     loss_sum = torch.zeros(k, device=stack.flat.device)  # float32, as train.fit sums its losses
     for idx in orders.split(batch_size, dim=1):  # (k, B); every model's batches have the same size
         flat_idx = idx.reshape(-1)
@@ -143,7 +146,7 @@ class StackTrainee:
     def train_epoch(self, bar: tqdm) -> list[float]:
         generators = [self.generators[j] for j in self.alive]
         cfg = self.cfg
-        loss_sums = train_epoch(self.stack, self.optimizer, self.train_w, generators, cfg.batch_size, cfg.precision, bar)
+        loss_sums = train_epoch(self.stack, self.optimizer, self.train_w, generators, cfg.batch_size, cfg.precision, bar, cfg.shuffle)
         return [loss_sum / len(self.train_w) for loss_sum in loss_sums.tolist()]  # the mean, divided as `train.fit` divides it
 
     def validate(self) -> list[dict[str, float]]:

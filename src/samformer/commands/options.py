@@ -123,35 +123,22 @@ def add_training_options(parser: argparse.ArgumentParser, seq_len_default: int |
     opt.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+# On/off flags -> (the option they set, its value), for the model and for training.
+MODEL_SWITCHES = {"no_attention": ("attention", False), "no_revin": ("revin", False), "sigma_reparam": ("sigma_reparam", True)}
+TRAIN_SWITCHES = {"no_sam": ("sam", False), "no_shuffle": ("shuffle", False), "quiet": ("progress", False), "compile": ("compile", True)}
+TRAIN_VALUES = ("rho", "epochs", "batch_size", "lr", "weight_decay", "patience", "precision", "device")
+
+
+def _switched(args: argparse.Namespace, switches: dict[str, tuple[str, bool]]) -> dict[str, bool]:
+    return {option: value for flag, (option, value) in switches.items() if getattr(args, flag)}
+
+
 def run_spec_from_args(args: argparse.Namespace, dataset: str, horizon: int, seed: int) -> RunSpec:
     """Translate the shared training flags into a `RunSpec`."""
-    model_options = {}
-    if args.no_attention:
-        model_options["attention"] = False
-    if args.no_revin:
-        model_options["revin"] = False
-    if args.sigma_reparam:
-        model_options["sigma_reparam"] = True
+    model_options: dict = _switched(args, MODEL_SWITCHES)
     if args.value_dim:
         model_options["value_dim"] = args.value_dim
-    flags = {
-        "rho": args.rho,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "weight_decay": args.weight_decay,
-        "patience": args.patience,
-        "precision": args.precision,
-        "device": args.device,
-    }
-    train_options = {k: v for k, v in flags.items() if v is not None}
-    if args.no_sam:
-        train_options["sam"] = False
-    if args.no_shuffle:
-        train_options["shuffle"] = False
-    if args.quiet:
-        train_options["progress"] = False
-    if args.compile:
-        train_options["compile"] = True
+    values = {name: getattr(args, name) for name in TRAIN_VALUES}
+    train_options = {k: v for k, v in values.items() if v is not None} | _switched(args, TRAIN_SWITCHES)
     channels = ChannelSpec(args.mode, args.target, args.past_covariates, args.future_covariates, args.calendar)
     return RunSpec(dataset, horizon, "samformer", args.seq_len, seed, model_options, train_options, channels)

@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +244,19 @@ def file_sha256(path: str | os.PathLike) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextmanager
+def run_output(target: str | os.PathLike, lock: bool = True) -> Iterator[Path]:
+    """The output directory of one run, ready to be written as a unit: a symbolic link resolved to the directory it
+    names (the link stays), checked writable before any work, held under `exclusive_lock` (unless `lock` is False:
+    a process that will not write) with the temporaries of a killed run removed, and deleted again if the run
+    fails having left it empty. Yields the resolved path."""
+    target = Path(target)
+    if target.is_symlink():
+        target = target.resolve()
+    check_writable_directory(target)
+    with removed_if_left_empty(target), exclusive_lock(target) if lock else nullcontext():
+        if lock:
+            remove_stale_staging(target)  # no live writer owns them while we hold the lock
+        yield target

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,7 @@ from samformer.commands.options import add_training_options, positive_int, run_s
 from samformer.commands.train_seeds import seed_list, train_seeds
 from samformer.errors import SamformerError, quoted
 from samformer.experiment import execute
-from samformer.files import (
-    atomic_directory,
-    carry_over,
-    check_writable_directory,
-    exclusive_lock,
-    read_json,
-    remove_stale_staging,
-    removed_if_left_empty,
-    write_json,
-)
+from samformer.files import atomic_directory, carry_over, read_json, run_output, write_json
 from samformer.modelfile import MODEL_FILES, WEIGHTS_FILE, save_model
 
 RESULT_FILE = "result.json"
@@ -81,11 +71,7 @@ def _train(args: argparse.Namespace) -> int:
         return train_seeds(args, _summary)
     out = _default_out(args.dataset, args.horizon, args.seed) if args.out is None else Path(args.out)
     out = distributed.broadcast_object(out)  # rank 0's choice: the default name depends on what exists
-    if out.is_symlink():
-        out = out.resolve()  # the run replaces the directory the link points to; the link stays
-    check_writable_directory(out)
-    lock = exclusive_lock(out) if distributed.is_main() else nullcontext()  # rank 0 writes: it alone locks
-    with removed_if_left_empty(out), lock:
+    with run_output(out, lock=distributed.is_main()) as out:  # rank 0 writes: it alone locks
         return _train_into(args, out)
 
 
@@ -105,10 +91,8 @@ def _train_into(args: argparse.Namespace, out: Path) -> int:
             raise SamformerError(
                 f"{quoted(out)} holds an interrupted run's checkpoint; pass --resume to continue it, or --overwrite to start over"
             )
-    if distributed.is_main():
-        remove_stale_staging(out)  # a killed run's temporaries: its run directory's, then its checkpoint's
-        if out.is_dir():
-            remove_partial_files(out)
+    if distributed.is_main() and out.is_dir():
+        remove_partial_files(out)  # a killed run's checkpoint temporaries
     spec = run_spec_from_args(args, args.dataset, args.horizon, args.seed)
     device = distributed.device_for_rank(spec.train_options.get("device", "auto"))
     if device != spec.train_options.get("device", "auto"):

@@ -21,16 +21,7 @@ from samformer.checkpoint import CHECKPOINT_FILE, remove_partial_files
 from samformer.commands.options import run_spec_from_args
 from samformer.errors import SamformerError, quoted
 from samformer.experiment import StackOutcome, execute_stacked
-from samformer.files import (
-    atomic_directory,
-    carry_over,
-    check_writable_directory,
-    exclusive_lock,
-    read_json,
-    remove_stale_staging,
-    removed_if_left_empty,
-    write_json,
-)
+from samformer.files import atomic_directory, carry_over, read_json, run_output, write_json
 from samformer.modelfile import save_model
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -84,10 +75,7 @@ def train_seeds(args: argparse.Namespace, summary: Summary) -> int:
     if distributed.is_distributed():
         raise SamformerError("--seeds trains every seed in one process; run it without torchrun")
     out = _default_out(args.dataset, args.horizon, args.seeds) if args.out is None else Path(args.out)
-    if out.is_symlink():
-        out = out.resolve()  # the run replaces the directory the link points to; the link stays
-    check_writable_directory(out)
-    with removed_if_left_empty(out), exclusive_lock(out):
+    with run_output(out) as out:
         return _train_seeds_into(args, out, summary)
 
 
@@ -101,7 +89,6 @@ def _train_seeds_into(args: argparse.Namespace, out: Path, summary: Summary) -> 
         print(_summary_line(records, read_json(out / ENSEMBLE_FILE), out, summary))
         return 0
     _refuse_existing(args, out, resuming)
-    remove_stale_staging(out)
     if out.is_dir():
         remove_partial_files(out)
     specs = [run_spec_from_args(args, args.dataset, args.horizon, seed) for seed in args.seeds]

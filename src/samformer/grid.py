@@ -262,22 +262,9 @@ class GridReport:
     wall_seconds: float
 
 
-def run_grid(
-    specs: list[RunSpec],
-    out: str | os.PathLike,
-    data_dir: str | None = None,
-    workers: int = 1,
-    progress: bool = True,
-    stack: bool = False,
-    threads: int | None = None,
-) -> GridReport:
-    """Run every pending spec (in `workers` processes, `threads` torch threads each; default the cores shared by the
-    workers), storing each result as soon as it finishes.
-
-    With `stack`, the pending seeds of a cell train as one stack (`stacks`): each record is the one a run alone
-    stores up to rounding (a stack sums in another order), and the cell's ensemble is stored too.
-    """
-    return run_grids({Path(out): specs}, data_dir, workers, progress, stack, threads)
+def run_grid(specs: list[RunSpec], out: str | os.PathLike, **options: Any) -> GridReport:
+    """Run every pending spec, storing each result under `out` as soon as it finishes (`options` as `run_grids`)."""
+    return run_grids({Path(out): specs}, **options)
 
 
 def run_grids(
@@ -288,8 +275,13 @@ def run_grids(
     stack: bool = False,
     threads: int | None = None,
 ) -> GridReport:
-    """`run_grid` of several directories of run files at once (e.g. one per rho): with `stack`, runs of one shape
-    stack across them."""
+    """Run every pending spec of each directory of run files (in `workers` processes, `threads` torch threads each;
+    default the cores shared by the workers), storing each result as soon as it finishes.
+
+    With `stack`, the pending seeds of a cell train as one stack (`stacks`), across directories too (e.g. one per
+    rho): each record is the one a run alone stores up to rounding (a stack sums in another order), and the cell's
+    ensemble is stored too.
+    """
     started = time.perf_counter()
     jobs: list[Job] = []
     for out, specs in grids.items():

@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# Reproduce the paper's table and ablations with the paper's protocol (see results/benchmark/README.md).
-# Resumable: re-running skips every run already stored under $OUT. Phases are ordered so that the
-# cheapest, most informative cells finish first. The seeds of a cell train together as one stack
-# (`samformer benchmark --stack` stacks a cell's pending seeds), so they are asked for together.
-#   usage: [PRECISION=bf16] bash benchmarks/reproduce.sh [OUT]   (default results/benchmark/runs, fp32)
+# Reproduce the paper's table (six datasets x four horizons x seeds 0-2, the paper's protocol; see
+# results/benchmark/README.md) into OUT, then the ablations. Resumable: re-running skips every run already
+# stored under OUT/runs. The seeds of a cell train together as one stack (`--stack`), and the workers take
+# the largest stacks first, so the table is one phase with no worker idle until its last stack.
+# Each phase's wall time and load average are appended to OUT/wall_times.txt.
+#   usage: [PRECISION=bf16|fp32] [WORKERS=2] [ABLATIONS=1|0] bash benchmarks/reproduce.sh [OUT]
+#   (default OUT results/benchmark/reproduction, PRECISION bf16; the committed fp32 table is results/benchmark/runs,
+#   made with PRECISION=fp32)
 set -euo pipefail
-OUT="${1:-results/benchmark/runs}"
+OUT="${1:-results/benchmark/reproduction}"
+PRECISION="${PRECISION:-bf16}"
 WORKERS="${WORKERS:-2}"
-LOG="$(dirname "$OUT")/wall_times.txt"
+ABLATIONS="${ABLATIONS:-1}"
+mkdir -p "$OUT"
+LOG="$OUT/wall_times.txt"
 phase() {
-  local started=$SECONDS
-  samformer benchmark --stack --workers "$WORKERS" --out "$OUT" ${PRECISION:+--precision "$PRECISION"} "$@"
-  echo "$(date -u +%FT%TZ) $((SECONDS - started))s samformer benchmark --stack --workers $WORKERS --out $OUT ${PRECISION:+--precision $PRECISION} $*" >> "$LOG"
+  local name=$1 started=$SECONDS
+  shift
+  "$@"
+  echo "$(date -u +%FT%TZ) $name $((SECONDS - started))s (load $(cut -d' ' -f1-3 /proc/loadavg)): $*" >> "$LOG"
 }
-phase --datasets ETTh1,ETTh2 --seeds 0,1,2
-phase --datasets exchange_rate --seeds 0,1,2
-phase --datasets ETTh1,ETTh2 --seeds 0 --variants no-sam,sigma-reparam,linear,no-revin
-phase --datasets ETTm1,ETTm2 --seeds 0,1,2
-phase --datasets weather --seeds 0,1,2
+benchmark() {
+  samformer benchmark --stack --workers "$WORKERS" --precision "$PRECISION" --out "$OUT/runs" "$@"
+}
+phase table benchmark --datasets ETTh1,ETTh2,ETTm1,ETTm2,weather,exchange_rate --seeds 0,1,2
+phase render sh -c "samformer table '$OUT/runs' > '$OUT/table.md' && samformer table '$OUT/runs' --ensembles > '$OUT/ensembles.md'"
+phase compare python benchmarks/reproduction_summary.py "$OUT/runs" --out "$OUT/summary.json"
+if [ "$ABLATIONS" = 1 ]; then
+  phase ablations benchmark --datasets ETTh1,ETTh2 --seeds 0 --variants no-sam,sigma-reparam,linear,no-revin
+  phase render-ablations sh -c "samformer table '$OUT/runs' > '$OUT/table.md'"
+fi

@@ -15,7 +15,18 @@ import pytest
 from samformer.cli import main
 from samformer.errors import SamformerError
 from samformer.files import exclusive_lock
-from samformer.grid import grid, pending, render_table, run_grid, run_path, summarise, summarise_tuned
+from samformer.grid import (
+    expected_cost,
+    grid,
+    longest_first,
+    pending,
+    render_table,
+    run_grid,
+    run_path,
+    stacks,
+    summarise,
+    summarise_tuned,
+)
 
 from .records import assert_same_record
 
@@ -298,3 +309,20 @@ def test_a_run_another_benchmark_is_training_is_refused_not_trained_twice(tmp_pa
     with exclusive_lock(run_path(out, specs[0])), pytest.raises(SamformerError, match="another samformer process"):
         run_grid(specs, out, progress=False, threads=1)
     assert not run_path(out, specs[0]).exists()
+
+
+def test_parallel_workers_take_the_largest_stacks_first(tmp_path):
+    # weather has 52 696 rows x 21 channels, ETTh1 17 420 x 7: weather H720 with three seeds is the largest
+    # stack, a user's file (cost unknown) goes last, and equal costs keep their order.
+    specs = grid(["ETTh1", "weather", str(tmp_path / "own.csv")], [96, 720], [0, 1, 2], ["samformer"])
+    groups = stacks([(spec, tmp_path) for spec in specs])
+    order = [(g[0][0].dataset, g[0][0].horizon, len(g)) for g in longest_first(groups)]
+    assert order == [
+        ("weather", 720, 3),
+        ("weather", 96, 3),
+        ("ETTh1", 720, 3),
+        ("ETTh1", 96, 3),
+        (str(tmp_path / "own.csv"), 96, 3),
+        (str(tmp_path / "own.csv"), 720, 3),
+    ]
+    assert expected_cost(groups[1]) == 3 * 17420 * 7 * (512 + 720)

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from samformer.datasets import is_benchmark_name
+from samformer.datasets import get_benchmark, is_benchmark_name
 from samformer.errors import DataError, SamformerError
 from samformer.experiment import RunSpec, StackOutcome, execute, execute_stacked
 from samformer.files import exclusive_lock, write_json
@@ -228,6 +228,22 @@ def stacks(jobs: list[Job]) -> list[list[Job]]:
     return list(groups.values())
 
 
+def expected_cost(group: list[Job]) -> float:
+    """A stack's training cost relative to other stacks (models x rows x channels x window length), or 0 when its
+    dataset is a user's file; epoch counts, which early stopping decides, are unknown beforehand."""
+    spec = group[0][0]
+    if not is_benchmark_name(spec.dataset):
+        return 0.0
+    benchmark = get_benchmark(spec.dataset)
+    return float(len(group) * benchmark.n_rows * benchmark.n_channels * (spec.seq_len + spec.horizon))
+
+
+def longest_first(groups: list[list[Job]]) -> list[list[Job]]:
+    """The stacks in decreasing expected cost (stable), so that parallel workers finish close together instead of
+    one worker starting the largest stack when the others are done."""
+    return sorted(groups, key=expected_cost, reverse=True)
+
+
 def _run_stack(jobs: list[Job], data_dir: str | None, threads: int) -> int:
     """Train the runs of `jobs` as one stack and store each record, and the ensemble of each cell whose seeds all trained here."""
     torch.set_num_threads(threads)
@@ -278,9 +294,9 @@ def run_grids(
     """Run every pending spec of each directory of run files (in `workers` processes, `threads` torch threads each;
     default the cores shared by the workers), storing each result as soon as it finishes.
 
-    With `stack`, the pending seeds of a cell train as one stack (`stacks`), across directories too (e.g. one per
-    rho): each record is the one a run alone stores up to rounding (a stack sums in another order), and the cell's
-    ensemble is stored too.
+    Parallel workers take the runs (or stacks) largest first (`longest_first`). With `stack`, the pending seeds of a
+    cell train as one stack (`stacks`), across directories too (e.g. one per rho): each record is the one a run
+    alone stores up to rounding (a stack sums in another order), and the cell's ensemble is stored too.
     """
     started = time.perf_counter()
     jobs: list[Job] = []
@@ -297,7 +313,7 @@ def run_grids(
                 bar.update(_run_stack(group, data_dir, threads))
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(_run_stack, group, data_dir, threads) for group in groups}
+                futures = {pool.submit(_run_stack, group, data_dir, threads) for group in longest_first(groups)}
                 while futures:
                     done, futures = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:

@@ -3,6 +3,7 @@ retries of killed or transiently failing tasks, finished runs kept across failur
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -16,7 +17,8 @@ import pytest
 from samformer.cli import main
 from samformer.errors import SamformerError
 from samformer.experiment import RunSpec
-from samformer.grid import grid, render_table, summarise
+from samformer.files import write_json
+from samformer.grid import grid, render_table, run_path, summarise
 from samformer.sweep import SUMMARY_FILE, run_search, run_sweep, train_record
 from tests.conftest import make_frame
 
@@ -164,3 +166,31 @@ def test_a_relative_data_directory_from_the_environment_reaches_workers_as_absol
     assert _absolute_data_dir("other") == str(tmp_path / "other")
     monkeypatch.delenv("SAMFORMER_DATA")
     assert _absolute_data_dir(None) is None
+
+
+@pytest.mark.parametrize("search", [False, True])
+def test_a_sweep_compares_stored_runs_with_the_dataset_in_its_data_directory(tmp_path, monkeypatch, data_dir, search):
+    # The data are found only through `data_dir` (no environment, an empty cache), and the stored run was
+    # trained on another ETTh1 file: the sweep must refuse it, not skip the run as done.
+    monkeypatch.delenv("SAMFORMER_DATA", raising=False)
+    monkeypatch.setenv("SAMFORMER_CACHE", str(tmp_path / "empty-cache"))
+    spec = RunSpec("ETTh1", 96)
+    record = {
+        "dataset": "ETTh1",
+        "variant": "samformer",
+        "protocol": spec.protocol(),
+        "horizon": 96,
+        "seq_len": 512,
+        "seed": 0,
+        **dict.fromkeys(("test_mse", "test_mae", "val_mse"), 0.5),
+        "train_config": json.loads(json.dumps(dataclasses.asdict(spec.train_config()))),
+        "data_protocol": {"source": {"path": "/elsewhere/ETTh1.csv", "sha256": "0" * 64}},
+    }
+    out = tmp_path / "sweep"
+    stored = out / "rho=0.7" if search else out
+    write_json(run_path(stored, spec), record, make_dirs=True)
+    with pytest.raises(SamformerError, match="a different configuration.*dataset path"):
+        if search:
+            run_search([spec], {"rho": [0.7]}, out, data_dir=data_dir, progress=False)
+        else:
+            run_sweep([spec], out, data_dir=data_dir, progress=False)

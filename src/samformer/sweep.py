@@ -146,9 +146,9 @@ def run_sweep(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    todo = pending(specs, out, log=lambda m: print(m, file=sys.stderr))
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
     data_dir = _absolute_data_dir(data_dir)
+    todo = pending(specs, out, log=lambda m: print(m, file=sys.stderr), data_dir=data_dir)
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
     failed: list[str] = []
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="sweep runs", unit="run", disable=not progress)
     created = connect(address, workers * threads) if todo else False
@@ -258,12 +258,17 @@ def run_search(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     trials = search_trials(specs, space)
-    todo = [(label, _absolute(spec)) for label, spec in trials if pending([spec], out / label, log=lambda m: print(m, file=sys.stderr))]
+    data_dir = _absolute_data_dir(data_dir)
+    todo = [
+        (label, _absolute(spec))
+        for label, spec in trials
+        if pending([spec], out / label, log=lambda m: print(m, file=sys.stderr), data_dir=data_dir)
+    ]
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
     bar = tqdm(total=len(trials), initial=len(trials) - len(todo), desc="search trials", unit="trial", disable=not progress)
     created = connect(address, workers * threads) if todo else False
     try:
-        failed = _run_trials(todo, out, _absolute_data_dir(data_dir), threads, workers, address, max_retries, bar) if todo else []
+        failed = _run_trials(todo, out, data_dir, threads, workers, address, max_retries, bar) if todo else []
     finally:
         bar.close()
         if created:

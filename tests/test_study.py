@@ -17,7 +17,6 @@ from samformer.plots import plot_toy_entropy_factors, require_matplotlib
 from samformer.reparam import SigmaReparamLinear
 from samformer.toy import (
     METHODS,
-    InOrderBatches,
     PairWindows,
     StudyConfig,
     ToyConfig,
@@ -157,21 +156,16 @@ def test_init_scale_multiplies_only_the_query_and_key_kernels():
 def test_unshuffled_training_serves_batch_i_as_rows_32i_to_32i_plus_32(monkeypatch, shuffle):
     toy = ToyConfig(seq_len=16, horizon=4, n_train=100, n_val=20, n_test=20)  # batches of 32, 32, 32 and 4
     data = make_toy_data(toy)
-    served, depth = [], []
-    for cls in (PairWindows, InOrderBatches):
-        original = cls.batch
+    served = []
+    original = PairWindows.batch
 
-        def spy(self, index, original=original):
-            depth.append(1)  # InOrderBatches reads through PairWindows: record the outer call only
-            try:
-                x, y = original(self, index)
-            finally:
-                depth.pop()
-            if not depth and len(x) < 100:  # not the diagnostics' full-split reads
-                served.append(x.clone())
-            return x, y
+    def spy(self, index):
+        x, y = original(self, index)
+        if len(x) < 100:  # not the diagnostics' full-split reads
+            served.append(x.clone())
+        return x, y
 
-        monkeypatch.setattr(cls, "batch", spy)
+    monkeypatch.setattr(PairWindows, "batch", spy)
     study = StudyConfig(toy=toy, epochs=2, batch_size=32, shuffle=shuffle, diagnostic_samples=100, sharpness_methods=())
     train_method("transformer", data, study)
     training = [x for x in served if len(x) in (32, 4)][:8]  # two epochs of four batches
@@ -179,13 +173,6 @@ def test_unshuffled_training_serves_batch_i_as_rows_32i_to_32i_plus_32(monkeypat
     in_order = [rows[32 * i : 32 * i + 32] for i in range(4)] * 2
     assert len(training) == 8
     assert all(torch.equal(a, b) for a, b in zip(training, in_order, strict=True)) == (not shuffle)
-
-
-def test_in_order_batches_refuse_a_batch_past_the_end_of_an_epoch():
-    batches = InOrderBatches(make_toy_data(ToyConfig(seq_len=8, horizon=2, n_train=10, n_val=2, n_test=2)).windows("train"))
-    batches.batch(torch.arange(8))
-    with pytest.raises(SamformerError, match="runs past"):
-        batches.batch(torch.arange(8))
 
 
 def tiny_study(**overrides) -> dict:

@@ -34,7 +34,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -95,57 +95,20 @@ class PairWindows:
         return PairWindows(self.x.to(device), self.y.to(device))
 
 
-class InOrderBatches:
-    """Training samples served in their stored order, epoch after epoch, as the TF pipeline's unshuffled
-    `from_tensor_slices(...).batch(32)`.
-
-    `samformer.train.fit` draws a random permutation per epoch and asks for one batch of it at a time;
-    this split ignores which samples it is asked for and serves the next `len(index)` stored rows
-    instead, so batch i of every epoch is rows [i·B, i·B + B). It relies only on an epoch visiting
-    every sample once, in consecutive batches.
-
-    Args:
-        windows: the training samples.
-    """
-
-    def __init__(self, windows: PairWindows) -> None:
-        self.windows = windows
-        self.next_row = 0  # first row of the next batch
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next `len(index)` stored samples: inputs (B, D, L) and targets (B, D, H)."""
-        size = len(index) if isinstance(index, torch.Tensor) else len(range(*index.indices(len(self))))
-        start, stop = self.next_row, self.next_row + size
-        if stop > len(self):
-            raise SamformerError(f"in-order batches: a batch of {size} from row {start} runs past the {len(self)} samples of an epoch")
-        self.next_row = stop % len(self)
-        return self.windows.batch(slice(start, stop))
-
-    def batch_mask(self, index: torch.Tensor | slice) -> None:
-        """No missing values: always None (the `Windows` interface)."""
-        return None
-
-    def to(self, device: torch.device | str) -> InOrderBatches:
-        return InOrderBatches(self.windows.to(device))
-
-
 @dataclass
 class ToyData:
     """The generated toy task: W_toy and the three splits (float32, channels first)."""
 
     config: ToyConfig
     w_toy: torch.Tensor  # (L, H)
-    splits: dict[str, PairWindows | InOrderBatches]
+    splits: dict[str, PairWindows]
     name: str = "toy"
 
     @property
     def n_channels(self) -> int:
         return self.config.n_channels
 
-    def windows(self, split: str) -> PairWindows | InOrderBatches:
+    def windows(self, split: str) -> PairWindows:
         """The samples of one split: 'train', 'val' or 'test'."""
         if split not in self.splits:
             raise SamformerError(f"toy task has no split {split!r}; use 'train', 'val' or 'test'")
@@ -217,7 +180,7 @@ class StudyConfig:
     batch_size: int = 32
     rho: float = 0.7  # SAM radius for the "samformer" method
     seed: int = 42  # model initialisation and batch order (every method starts from the same draw)
-    shuffle: bool = True  # False: every epoch in the stored order, as the TF pipeline (`InOrderBatches`)
+    shuffle: bool = True  # False: every epoch in the stored order, as the TF pipeline (`TrainConfig.shuffle`)
     init_scale: float = 1.0  # multiplies the initial W_Q and W_K (the initial attention logits scale with its square)
     methods: tuple[str, ...] = METHODS
     value_dim: int | None = 16  # 16: the paper's W_V W_O (TF code); None: the PyTorch code's L×L W_V
@@ -299,6 +262,7 @@ def train_method(method: str, data: ToyData, study: StudyConfig, progress: bool 
         sam=uses_sam,
         rho=study.rho,
         seed=study.seed,
+        shuffle=study.shuffle,
         device="cpu",
         progress=progress,
     )
@@ -319,8 +283,7 @@ def train_method(method: str, data: ToyData, study: StudyConfig, progress: bool 
         callbacks.append(_final_sharpness_callback(train, study))
     start = {"epoch": 0, "val_mse": evaluate(model, data.windows("val"))["mse"]}
     diagnostics(model, start)
-    training_data = data if study.shuffle else replace(data, splits={**data.splits, "train": InOrderBatches(train)})
-    result = fit(model, training_data, cfg, tuple(callbacks))
+    result = fit(model, data, cfg, tuple(callbacks))
     test_mse = evaluate(model, data.windows("test"), cfg.eval_batch_size, cfg.precision)["mse"]  # device="cpu"
     return {"history": [start, *result.history], "test_mse_at_best": test_mse, "best_epoch": result.best_epoch}
 

@@ -4,13 +4,13 @@
 # stored under OUT/runs. The seeds of a cell train together as one stack (`--stack`), and the workers take
 # the largest stacks first, so the table is one phase with no worker idle until its last stack.
 # Each phase's wall time and load average are appended to OUT/wall_times.txt.
-#   usage: [PRECISION=bf16|fp32] [WORKERS=2] [ABLATIONS=1|0] [DATASETS=ETTh1,...] bash benchmarks/reproduce.sh [OUT]
+#   usage: [PRECISION=bf16|fp32] [WORKERS=cores] [ABLATIONS=1|0] [DATASETS=ETTh1,...] bash benchmarks/reproduce.sh [OUT]
 #   (default OUT results/benchmark/reproduction, PRECISION bf16; the committed fp32 table is results/benchmark/runs,
 #   made with PRECISION=fp32)
 set -euo pipefail
 OUT="${1:-results/benchmark/reproduction}"
 PRECISION="${PRECISION:-bf16}"
-WORKERS="${WORKERS:-2}"
+WORKERS="${WORKERS:-$(nproc)}"  # one single-thread worker per core
 ABLATIONS="${ABLATIONS:-1}"
 DATASETS="${DATASETS:-ETTh1,ETTh2,ETTm1,ETTm2,weather,exchange_rate}"  # a subset runs part of the table; re-run for the rest
 mkdir -p "$OUT"

@@ -139,6 +139,7 @@ def directory(root: Path) -> Path:
 
 
 HEADER = "date,a,b\n"
+WEEKLY = pd.date_range("2020-01-05", periods=40, freq="7D")  # Sundays
 ROWS = "".join(f"2020-01-01 {h:02d}:00:00,{h},{2 * h}\n" for h in range(3))
 CLI_CASES = {
     "empty file": (data_case(csv("")), r"is empty", r"needs a header row"),
@@ -160,7 +161,16 @@ CLI_CASES = {
         r"not sorted \(row 21",
         r"sort the rows by date",
     ),
-    "irregular frequency": (data_case(frame_csv(lambda f: f.drop(index=[300, 301]))), r"unevenly spaced.*0 days 03:00", r"resample"),
+    "irregular frequency": (
+        data_case(frame_csv(lambda f: f.drop(index=[300, 301]))),
+        r"unevenly spaced.*0 days 03:00",
+        r"resample\('h', on='date'\)",  # the typical (hourly) step
+    ),
+    "irregular weekly dates": (
+        data_case(csv("date,a\n" + "".join(f"{d:%Y-%m-%d},{i}\n" for i, d in enumerate(WEEKLY) if i != 9))),
+        r"a step of 14 days",
+        r"resample\('7D', on='date'\)",
+    ),
     "missing timestamp": (data_case(frame_csv(with_row(6, "date", ""))), r"timestamp missing in row 6", r"fill it in or drop"),
     "unparseable dates": (data_case(csv("date,a\nsoon,1\nlater,2\n")), r"does not parse as dates", r"YYYY-MM-DD"),
     "date column only": (data_case(csv("date\n2020-01-01\n2020-01-02\n")), r"no channels", r"add at least one numeric column"),

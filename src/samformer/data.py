@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
+from pandas.tseries.frequencies import to_offset
 
 from samformer.errors import DataError, ShapeError
 
@@ -81,11 +82,18 @@ def check_time_index(index: pd.DatetimeIndex, source: str = "the data") -> None:
     off = np.abs(steps - median) > 0.15 * median
     if inferred is None and off.any():
         i = int(np.argmax(off))
+        typical = (index[1:] - index[:-1]).median()
         raise DataError(
             f"{source}: timestamps are unevenly spaced (a step of {index[i + 1] - index[i]} after row {i}, most are "
-            f"{(index[1:] - index[:-1]).median()}); resample to one frequency, e.g. df.resample('1h').mean().interpolate(), "
+            f"{typical}); resample to one frequency, e.g. df.resample('{_offset_alias(typical)}', on='date').mean().interpolate(), "
             f"or drop the date column to use the rows as they are"
         )
+
+
+def _offset_alias(step: pd.Timedelta) -> str:
+    """The pandas frequency string of a time step, in days when it is whole days ('7D', not '168h')."""
+    day = pd.Timedelta(days=1)
+    return f"{step // day}D" if step >= day and step % day == pd.Timedelta(0) else to_offset(step).freqstr
 
 
 def _holds_dates(column: pd.Series) -> bool:

@@ -13,10 +13,12 @@ from samformer.data import ChannelRoles, SplitData, split_frame
 from samformer.errors import SamformerError, ShapeError
 from samformer.fused import MSEPass
 from samformer.loading import load_dataset
-from samformer.stacked.evaluation import score_stacked
+from samformer.metrics import QuantileLoss
+from samformer.quantile import QuantileSAMformer
+from samformer.stacked.evaluation import evaluate_stacked, score_stacked
 from samformer.stacked.fit import fit_stacked, seeded_models
 from samformer.stacked.network import StackedSAMformer
-from samformer.train import TrainConfig, fit, score_test, seed_everything
+from samformer.train import TrainConfig, evaluate, fit, score_test, seed_everything
 
 from .conftest import make_frame
 
@@ -249,3 +251,39 @@ def test_bad_stacks_are_refused_with_one_clear_error() -> None:
         StackedSAMformer([build(0, {"sigma_reparam": True}, None)])
     with pytest.raises(ShapeError, match="do not fit the data"):
         fit_stacked([build(0, {}, None, n_channels=4)], data, [cfg])
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_stacked_quantile_networks_train_as_separate_quantile_models(masked: bool) -> None:
+    """With the pinball loss (quantile heads), each stacked network is `fit(QuantileSAMformer(...), criterion=...)`'s:
+    the same weights, pinball and MSE histories, early-stopping decisions and validation scores."""
+    levels = (0.1, 0.5, 0.9)
+    criterion = QuantileLoss(levels)
+    data = small_data({}, masked=masked)
+    cfgs = [TrainConfig(epochs=3, batch_size=16, progress=False, **s) for s in SETTINGS]
+
+    def network(seed: int) -> SAMformer:
+        seed_everything(seed)
+        return SAMformer(3, L, H * len(levels), d_model=6).double()
+
+    singles = [network(c.seed) for c in cfgs]
+    single_results = [fit(QuantileSAMformer(m, levels), data, c, criterion=criterion) for m, c in zip(singles, cfgs, strict=True)]
+    stacked = [network(c.seed) for c in cfgs]
+    results = fit_stacked(stacked, data, cfgs, criterion=criterion)
+    val = data.windows("val")
+    scores = evaluate_stacked(StackedSAMformer(stacked), val, criterion=criterion)
+    for j, (single, result, model, stacked_result) in enumerate(zip(singles, single_results, stacked, results, strict=True)):
+        # The pinball loss is computed in float32 (metrics.pinball), so float64 networks agree to float32 rounding.
+        assert max_weight_diff(single, model) < 1e-6
+        assert (stacked_result.best_epoch, stacked_result.epochs_run) == (result.best_epoch, result.epochs_run)
+        for key in ("val_loss", "val_mse", "train_loss"):
+            assert [h[key] for h in stacked_result.history] == pytest.approx([h[key] for h in result.history], rel=1e-6), key
+        alone = evaluate(QuantileSAMformer(single, levels), val, criterion=criterion)
+        assert (scores["loss"][j], scores["mse"][j]) == pytest.approx((alone["loss"], alone["mse"]), rel=1e-6)
+
+
+def test_quantile_networks_must_forecast_every_level() -> None:
+    models = [build(seed, {}, None) for seed in range(2)]  # horizon H: point networks, not H x 3 quantile outputs
+    cfgs = [TrainConfig(epochs=1, progress=False, seed=s) for s in range(2)]
+    with pytest.raises(ShapeError, match="horizon=12 vs 36"):
+        fit_stacked(models, small_data({}), cfgs, criterion=QuantileLoss((0.1, 0.5, 0.9)))

@@ -49,14 +49,17 @@ class QuantileSAMformer(nn.Module):
 
     def forward_channels_first(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Quantile forecasts (B, D, H, Q) from inputs (B, D, L), sorted along Q."""
-        y = self.net.forward_channels_first(x, mask=mask)  # (B, D, H·Q)
-        y = y.unflatten(-1, (self.horizon, len(self.quantiles)))  # (B, D, H·Q) -> (B, D, H, Q)
-        return y.sort(dim=-1).values
+        return sorted_quantiles(self.net.forward_channels_first(x, mask=mask), len(self.quantiles))  # (B, D, H·Q) -> (B, D, H, Q)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Quantile forecasts (B, H, D, Q) from inputs (B, L, D)."""
         self.net._check_input(x)
         return self.forward_channels_first(x.transpose(1, 2)).transpose(1, 2)  # (B, D, H, Q) -> (B, H, D, Q)
+
+
+def sorted_quantiles(outputs: torch.Tensor, n_quantiles: int) -> torch.Tensor:
+    """A quantile network's outputs (..., H·Q) as its quantile forecasts (..., H, Q), sorted along Q."""
+    return outputs.unflatten(-1, (-1, n_quantiles)).sort(dim=-1).values
 
 
 class PointQuantiles(nn.Module):

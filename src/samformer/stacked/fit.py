@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 from samformer.data import SplitData, Windows
 from samformer.errors import SamformerError, ShapeError
 from samformer.loop import fresh_state, progress_bar, run_epochs
+from samformer.metrics import QuantileLoss
 from samformer.model import SAMformer
+from samformer.quantile import sorted_quantiles
 from samformer.stacked.checkpoint import StackCheckpoints
 from samformer.stacked.evaluation import evaluate_stacked
 from samformer.stacked.memory import check_stack_memory
@@ -42,8 +44,9 @@ def seeded_models(build: Callable[[], SAMformer], seeds: Iterable[int]) -> list[
     return models
 
 
-def check_stack(models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[TrainConfig]) -> None:
-    """One clear `SamformerError` for a stack that cannot be trained as given."""
+def check_stack(models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[TrainConfig], criterion: QuantileLoss | None = None) -> None:
+    """One clear `SamformerError` for a stack that cannot be trained as given (quantile networks, with a `criterion`,
+    forecast `data.horizon` x its number of quantiles values)."""
     if len(models) < 1:
         raise SamformerError("fit_stacked needs at least one model (k >= 1)")
     if len(cfgs) != len(models):
@@ -55,21 +58,32 @@ def check_stack(models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[Tra
     if any(c.compile for c in cfgs):
         raise SamformerError("compile is not supported by the stacked trainer; set compile=False")
     config = models[0].config
-    sizes = {"n_channels": data.n_channels, "seq_len": data.seq_len, "horizon": data.horizon}
+    outputs = data.horizon * (1 if criterion is None else len(criterion.quantiles))
+    sizes = {"n_channels": data.n_channels, "seq_len": data.seq_len, "horizon": outputs}
     wrong = [f"{n}={getattr(config, n)} vs {v}" for n, v in sizes.items() if getattr(config, n) != v]
     if wrong:
         raise ShapeError(f"the models do not fit the data (model vs data: {', '.join(wrong)}); build them from the data's sizes")
 
 
-def loss_and_gradients(stack: StackedSAMformer, x: torch.Tensor, y: torch.Tensor, masks: tuple | None, precision: str):
+def quantile_losses(criterion: QuantileLoss, outputs: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor | None) -> torch.Tensor:
+    """Each model's pinball loss (k,) from its outputs (k, B, Dt, H·Q), as `criterion` scores a `QuantileSAMformer`."""
+    forecasts = sorted_quantiles(outputs, len(criterion.quantiles))  # (k, B, Dt, H, Q)
+    masks = [None] * len(y) if y_mask is None else y_mask
+    return torch.stack([criterion(f, t, m) for f, t, m in zip(forecasts, y, masks, strict=True)])
+
+
+def loss_and_gradients(
+    stack: StackedSAMformer, x: torch.Tensor, y: torch.Tensor, masks: tuple | None, precision: str, criterion: QuantileLoss | None = None
+):
     """A function giving each model's loss (k,) and gradient (as the stack's blocks) at the current weights on batch (x, y).
 
     x (k, B, D, L), y (k, B, Dt, H); `masks` = (input, target) masks of those shapes, or None. The inputs are
-    standardised once for both of SAM's passes. Fused pass where a single model takes it, else autograd.
+    standardised once for both of SAM's passes. Fused pass where a single model takes it (MSE only), else autograd;
+    with a `criterion` each model's loss is its pinball loss.
     """
     x_mask, y_mask = (None, None) if masks is None else masks
     z, stats = stack.standardize(x, x_mask)
-    if stack.uses_fused(x):
+    if stack.uses_fused(x) and criterion is None:
         dtype = torch.bfloat16 if precision == "bf16" else stack.flat.dtype
         z_low = z.to(dtype)  # cast once for both of SAM's passes
         return lambda: stack.mse_and_gradients(z_low, stats, y, y_mask, dtype)
@@ -77,6 +91,10 @@ def loss_and_gradients(stack: StackedSAMformer, x: torch.Tensor, y: torch.Tensor
     def autograd_pass() -> tuple[torch.Tensor, list[torch.Tensor]]:
         with autocast(x.device, precision):
             pred = stack.forward_standardized(z, stats)
+        if criterion is not None:
+            loss = quantile_losses(criterion, pred, y, y_mask)
+            (grad,) = torch.autograd.grad(loss.sum(), stack.flat)
+            return loss.detach(), stack.blocks(grad)
         diff = pred.float() - y.float()  # as metrics.mse / masked_mse
         if y_mask is None:
             loss = diff.square().flatten(1).mean(dim=1)  # (k,)
@@ -98,6 +116,7 @@ def train_epoch(
     precision: str,
     bar: tqdm,
     shuffle: bool = True,
+    criterion: QuantileLoss | None = None,
 ) -> torch.Tensor:
     """One epoch of every model in the stack, model j in the order its `generators[j]` draws (the stored order for all
     without `shuffle`); each one's summed training loss (k,)."""
@@ -113,7 +132,7 @@ def train_epoch(
         x, y = x.view(*per_model, *x.shape[1:]), y.view(*per_model, *y.shape[1:])
         if masks is not None:
             masks = tuple(m.view(*per_model, *m.shape[1:]) for m in masks)
-        passes = loss_and_gradients(stack, x, y, masks, precision)
+        passes = loss_and_gradients(stack, x, y, masks, precision, criterion)
         loss, grads = passes()
         if optimizer.sam:
             optimizer.perturb(grads)
@@ -132,8 +151,15 @@ class StackTrainee:
     `SAMformer` first, so every model ends holding its last weights (then `fit_stacked` restores its best).
     """
 
-    def __init__(self, models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[TrainConfig], device: torch.device) -> None:
-        self.models, self.cfg = list(models), cfgs[0]
+    def __init__(
+        self,
+        models: Sequence[SAMformer],
+        data: SplitData,
+        cfgs: Sequence[TrainConfig],
+        device: torch.device,
+        criterion: QuantileLoss | None = None,
+    ) -> None:
+        self.models, self.cfg, self.criterion = list(models), cfgs[0], criterion
         self.train_w, self.val_w = data.windows("train").to(device), data.windows("val").to(device)
         self.stack = StackedSAMformer([m.to(device) for m in models]).train()
         self.optimizer = StackedSAM(self.stack, cfgs)
@@ -146,12 +172,17 @@ class StackTrainee:
     def train_epoch(self, bar: tqdm) -> list[float]:
         generators = [self.generators[j] for j in self.alive]
         cfg = self.cfg
-        loss_sums = train_epoch(self.stack, self.optimizer, self.train_w, generators, cfg.batch_size, cfg.precision, bar, cfg.shuffle)
+        loss_sums = train_epoch(
+            self.stack, self.optimizer, self.train_w, generators, cfg.batch_size, cfg.precision, bar, cfg.shuffle, self.criterion
+        )
         return [loss_sum / len(self.train_w) for loss_sum in loss_sums.tolist()]  # the mean, divided as `train.fit` divides it
 
     def validate(self) -> list[dict[str, float]]:
-        val = evaluate_stacked(self.stack, self.val_w, self.cfg.eval_batch_size, self.cfg.precision)
-        return [{"mse": mse, "mae": mae} for mse, mae in zip(val["mse"], val["mae"], strict=True)]
+        val = evaluate_stacked(self.stack, self.val_w, self.cfg.eval_batch_size, self.cfg.precision, self.criterion)
+        scores = [{"mse": mse, "mae": mae} for mse, mae in zip(val["mse"], val["mae"], strict=True)]
+        for score, loss in zip(scores, val.get("loss", []), strict=False):
+            score["loss"] = loss  # the early-stopping score of a quantile model
+        return scores
 
     def snapshot(self, i: int) -> dict[str, torch.Tensor]:
         return self.stack.state_dict_of(i)
@@ -178,6 +209,7 @@ def fit_stacked(
     cfgs: Sequence[TrainConfig],
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
+    criterion: QuantileLoss | None = None,
 ) -> list[TrainResult]:
     """Train k models of one configuration on `data` together; model j as `train.fit(models[j], data, cfgs[j])`.
 
@@ -186,13 +218,15 @@ def fit_stacked(
     The models are trained in place: each ends with its best weights, like `fit`. Returns one `TrainResult`
     per model, without test scores (`score_stacked` adds them); `train_seconds` is the training time until
     it left the stack. With a `checkpoint` path the whole stack's state is written there after every
-    epoch, and `resume` continues from it exactly (`stacked.checkpoint`). Quantile criteria, callbacks
-    and compiled passes are not supported.
+    epoch, and `resume` continues from it exactly (`stacked.checkpoint`). With a `QuantileLoss` criterion the
+    models are quantile networks (horizon x number of quantiles outputs, as a `QuantileSAMformer` wraps), each
+    trained and stopped early on its pinball loss as `train.fit(QuantileSAMformer(model, ...), ..., criterion=...)`
+    trains it. Callbacks and compiled passes are not supported.
     """
-    check_stack(models, data, cfgs)
+    check_stack(models, data, cfgs, criterion)
     device = resolve_device(cfgs[0].device)
     check_stack_memory(models[0], len(models), cfgs[0].batch_size, device)
-    trainee = StackTrainee(models, data, cfgs, device)
+    trainee = StackTrainee(models, data, cfgs, device, criterion)
     saver = StackCheckpoints(checkpoint, trainee, cfgs, data) if checkpoint is not None else None
     loops = (saver.resume() if saver is not None and resume else None) or [fresh_state() for _ in cfgs]
     steps_per_epoch = math.ceil(len(trainee.train_w) / cfgs[0].batch_size)

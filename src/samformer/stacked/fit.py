@@ -65,6 +65,15 @@ def check_stack(models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[Tra
         raise ShapeError(f"the models do not fit the data (model vs data: {', '.join(wrong)}); build them from the data's sizes")
 
 
+def mse_losses(pred: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor | None) -> torch.Tensor:
+    """Each model's MSE (k,) of its forecasts (k, B, Dt, H), over the observed targets, as `metrics.mse` / `masked_mse`."""
+    diff = pred.float() - y.float()
+    if y_mask is None:
+        return diff.square().flatten(1).mean(dim=1)
+    diff = torch.where(y_mask, diff, 0.0)
+    return diff.square().flatten(1).sum(dim=1) / y_mask.flatten(1).sum(dim=1).clamp(min=1)
+
+
 def quantile_losses(criterion: QuantileLoss, outputs: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor | None) -> torch.Tensor:
     """Each model's pinball loss (k,) from its outputs (k, B, Dt, H·Q), as `criterion` scores a `QuantileSAMformer`."""
     forecasts = sorted_quantiles(outputs, len(criterion.quantiles))  # (k, B, Dt, H, Q)
@@ -91,16 +100,7 @@ def loss_and_gradients(
     def autograd_pass() -> tuple[torch.Tensor, list[torch.Tensor]]:
         with autocast(x.device, precision):
             pred = stack.forward_standardized(z, stats)
-        if criterion is not None:
-            loss = quantile_losses(criterion, pred, y, y_mask)
-            (grad,) = torch.autograd.grad(loss.sum(), stack.flat)
-            return loss.detach(), stack.blocks(grad)
-        diff = pred.float() - y.float()  # as metrics.mse / masked_mse
-        if y_mask is None:
-            loss = diff.square().flatten(1).mean(dim=1)  # (k,)
-        else:
-            diff = torch.where(y_mask, diff, 0.0)
-            loss = diff.square().flatten(1).sum(dim=1) / y_mask.flatten(1).sum(dim=1).clamp(min=1)
+        loss = mse_losses(pred, y, y_mask) if criterion is None else quantile_losses(criterion, pred, y, y_mask)  # (k,)
         (grad,) = torch.autograd.grad(loss.sum(), stack.flat)  # model j's loss reaches only model j's weights
         return loss.detach(), stack.blocks(grad)
 

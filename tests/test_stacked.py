@@ -287,3 +287,15 @@ def test_quantile_networks_must_forecast_every_level() -> None:
     cfgs = [TrainConfig(epochs=1, progress=False, seed=s) for s in range(2)]
     with pytest.raises(ShapeError, match="horizon=12 vs 36"):
         fit_stacked(models, small_data({}), cfgs, criterion=QuantileLoss((0.1, 0.5, 0.9)))
+
+
+def test_the_fused_stacked_pass_records_no_graph() -> None:
+    """The fused pass computes its gradients by hand: a recorded graph would keep every step's activations alive
+    for as long as the loss is (the epoch's loss sum held them all: 28 GB on weather at H = 336)."""
+    models = [build(seed, {}, True, torch.float32) for seed in range(2)]
+    stack = StackedSAMformer(models)
+    x, y = torch.randn(2, 16, 3, L), torch.randn(2, 16, 3, H)
+    z, stats = stack.standardize(x, None)
+    loss, grads = stack.mse_and_gradients(z, stats, y, None, torch.float32)
+    assert loss.grad_fn is None and not loss.requires_grad
+    assert all(g.grad_fn is None for g in grads)

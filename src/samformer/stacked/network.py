@@ -188,6 +188,7 @@ class StackedSAMformer(nn.Module):
         eps = _REVIN_EPS if a is not None else 0.0
         return stacked_fused.forward(z.to(dtype), mean, std, a, b, eps, *weights, self.scale, self._target_index(z), dtype)[0]
 
+    @torch.no_grad()  # the gradients are computed by hand: recording a graph would keep every step's tensors alive
     def mse_and_gradients(
         self, z: torch.Tensor, stats: RevinStats | None, y: torch.Tensor, y_mask: torch.Tensor | None, dtype: torch.dtype
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:

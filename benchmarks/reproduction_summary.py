@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--log", type=Path, help="the reproduction's wall_times.txt (default: beside RUNS)")
     parser.add_argument("--out", type=Path, help="also write the JSON summary here")
     args = parser.parse_args()
+    for name, path in (("RUNS", args.runs), ("--reference", args.reference)):
+        if not path.is_dir():
+            parser.error(f"{name} {path} is not a directory of run files (run it from the repository root, or give the path)")
 
     new, reference = samformer_cells(args.runs), samformer_cells(args.reference)
     common = sorted(set(new) & set(reference))

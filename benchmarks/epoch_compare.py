@@ -16,12 +16,12 @@ import torch
 
 import samformer
 from samformer import SAMformer
-from samformer.train import TrainConfig, fit
+from samformer.training.fit import TrainConfig, fit
 
 try:
-    from samformer.loading import load_dataset
-except ImportError:  # a checkout from before samformer.loading
-    from samformer.data import load_dataset
+    from samformer.data.loading import load_dataset
+except ImportError:  # a checkout from before samformer.data.loading
+    from samformer.data.series import load_dataset
 
 
 def main(precision: str, rounds: int = 3) -> None:

@@ -9,7 +9,7 @@ validation (`results/benchmark/rho_tuning`: the lowest seed-0 validation MSE, th
     python benchmarks/fidelity_summary.py --claims   # the numbers behind the claims table of results/benchmark/README.md
 
 `--claims` reads `results/benchmark/table.json` (SAMformer: mean over seeds 0-2; ablations: seed 0) and
-`samformer.paper`. An improvement "on average" is the mean over horizons of 1 - MSE_SAMformer / MSE_other.
+`samformer.experiments.paper`. An improvement "on average" is the mean over horizons of 1 - MSE_SAMformer / MSE_other.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from samformer.paper import HORIZONS, SAMFORMER_MSE, TRANSFORMER_MSE, TSMIXER_MSE
+from samformer.experiments.paper import HORIZONS, SAMFORMER_MSE, TRANSFORMER_MSE, TSMIXER_MSE
 
 CELLS = (("ETTh1", 720), ("ETTh2", 336), ("ETTh2", 720), ("exchange_rate", 336))
 TABLE_RUNS = Path("results/benchmark/runs/samformer")

@@ -2,7 +2,7 @@
 
     python benchmarks/fold_crossover.py [--data-dir ../shared/data] [--out results/speed/fold_crossover.json]
 
-The fused pass (`samformer.fused`) forms Wf Wv once per batch: H × L × L multiply-adds forward and twice
+The fused pass (`samformer.nn.fused`) forms Wf Wv once per batch: H × L × L multiply-adds forward and twice
 that backward, whatever the batch. The plain modules map each of the B·D channel rows through the (L, L)
 value weight instead: B·D × L × L forward and twice that backward. So folding should win when H < B·D.
 `SAMformer.uses_fused` folds when H ≤ B·D; this script measures both paths at the paper's batch of 32
@@ -21,10 +21,10 @@ import time
 
 import torch
 
+from samformer.data.loading import load_dataset
 from samformer.files import write_json
-from samformer.loading import load_dataset
-from samformer.model import SAMformer
-from samformer.train import TrainConfig, build_optimizer, train_step
+from samformer.nn.model import SAMformer
+from samformer.training.fit import TrainConfig, build_optimizer, train_step
 
 BATCH, SEQ_LEN, STEPS, ROUNDS = 32, 512, 40, 4
 

@@ -1,4 +1,4 @@
-"""Training steps with glibc's default malloc thresholds and with `samformer.allocator.keep_freed_memory`.
+"""Training steps with glibc's default malloc thresholds and with `samformer.cli.allocator.keep_freed_memory`.
 
     python benchmarks/malloc.py [--rounds 3] [--data-dir ../shared/data] [--out results/speed/malloc.json]
 
@@ -21,11 +21,11 @@ from samformer.files import write_json
 
 CHILD = """
 import json, resource, sys, time, torch
-from samformer.allocator import keep_freed_memory
+from samformer.cli.allocator import keep_freed_memory
 kept = sys.argv[1] == "kept" and keep_freed_memory()
-from samformer.loading import load_dataset
-from samformer.model import SAMformer
-from samformer.train import TrainConfig, build_optimizer, train_step
+from samformer.data.loading import load_dataset
+from samformer.nn.model import SAMformer
+from samformer.training.fit import TrainConfig, build_optimizer, train_step
 windows = load_dataset("ETTh1", 512, 96, data_dir=sys.argv[2] or None).windows("train")
 result = {"kept": kept}
 for batch, steps in ((32, 200), (256, 31)):

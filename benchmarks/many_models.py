@@ -28,13 +28,13 @@ from pathlib import Path
 
 import torch
 
-from samformer.data import SplitData
+from samformer.data.loading import load_dataset
+from samformer.data.series import SplitData
 from samformer.files import write_json
-from samformer.loading import load_dataset
-from samformer.model import SAMformer
-from samformer.stacked.evaluation import score_stacked
-from samformer.stacked.fit import fit_stacked, seeded_models
-from samformer.train import TrainConfig, TrainResult, fit, score_test
+from samformer.nn.model import SAMformer
+from samformer.training.fit import TrainConfig, TrainResult, fit, score_test
+from samformer.training.stacked.evaluation import score_stacked
+from samformer.training.stacked.fit import fit_stacked, seeded_models
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import HORIZON, SEQ_LEN, flops_per_window, fused_flops_per_window, matmul_peaks

@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from samformer.grid import iter_runs, summarise
+from samformer.experiments.grid import iter_runs, summarise
 
 TARGET = 0.01  # the reproduction's mean MSE within 1 % of the fp32 table's
 

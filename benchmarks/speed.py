@@ -19,7 +19,7 @@ L=512, H=96, d=16 that is 27.6 MFLOP per window and step, 222 GFLOP per ETTh1 ep
 The floor of an epoch is that count divided by the measured matmul peak of its precision: the best
 GFLOP/s over several shapes (`PEAK_SHAPES`: large squares and the model's own), for fp32 tensors, bf16
 tensors, and fp32 tensors under bf16 autocast (which pays for the casts). samformer itself folds the
-values into the forecaster and applies RevIN's affine map after the first product (`samformer.fused`),
+values into the forecaster and applies RevIN's affine map after the first product (`samformer.nn.fused`),
 which needs fewer FLOPs than that count (`fused_flops_per_window`); the script prints that count and
 its floor too, but the ratios in the table are to the nominal floor, as the issue defines it.
 """
@@ -41,12 +41,12 @@ from pathlib import Path
 
 import torch
 
-from samformer.allocator import keep_freed_memory
-from samformer.data import Windows
+from samformer.cli.allocator import keep_freed_memory
+from samformer.data.loading import load_dataset
+from samformer.data.series import Windows
 from samformer.files import write_json
-from samformer.loading import load_dataset
-from samformer.model import SAMformer
-from samformer.train import CompiledForwardBackward, TrainConfig, build_optimizer, forward_backward, train_step
+from samformer.nn.model import SAMformer
+from samformer.training.fit import CompiledForwardBackward, TrainConfig, build_optimizer, forward_backward, train_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import original_reference as original
@@ -65,7 +65,7 @@ def flops_per_window(n_channels: int, seq_len: int, horizon: int, d_model: int =
 
 
 def fused_flops_per_window(n_channels: int, seq_len: int, horizon: int, batch_size: int, d_model: int = D_MODEL) -> float:
-    """Matmul FLOPs per window and SAM step of the computation `SAMformer` actually runs (`samformer.fused`).
+    """Matmul FLOPs per window and SAM step of the computation `SAMformer` actually runs (`samformer.nn.fused`).
 
     One product maps every channel's L standardised inputs to queries, keys, the forecast and the
     forecast of the values (2d + 2H outputs); the inputs carry no gradient, so its backward pass is the
@@ -122,7 +122,7 @@ def time_interleaved(runs: dict[str, Callable[[], None]], epochs: int) -> dict[s
 
 
 def samformer_epoch(windows: Windows, batch_size: int, precision: str, passes: str, seed: int = 0) -> Callable[[], None]:
-    """One epoch of samformer's own loop (as `samformer.train.fit` runs it, without the validation pass).
+    """One epoch of samformer's own loop (as `samformer.training.fit.fit` runs it, without the validation pass).
 
     `passes`: "direct" (the default of `train_step`: `fused.MSEPass`, no autograd), "autograd" (the fused
     node under autograd, `forward_backward`) or "compile" (`torch.compile`d loss, as `--compile`).
@@ -186,12 +186,12 @@ def _describe(run: dict) -> str:
 
 MEMORY_PROBE = """
 import resource, sys, torch
-from samformer.allocator import keep_freed_memory
+from samformer.cli.allocator import keep_freed_memory
 if sys.argv[4] == "1":
     keep_freed_memory()  # as `samformer train` does
-from samformer.data import Windows
-from samformer.model import SAMformer
-from samformer.train import TrainConfig, build_optimizer, evaluate, train_step
+from samformer.data.series import Windows
+from samformer.nn.model import SAMformer
+from samformer.training.fit import TrainConfig, build_optimizer, evaluate, train_step
 rows, channels, steps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 series = torch.randn(rows, channels)  # a traffic-sized panel: (T, D)
 windows = Windows(series, 512, 96)
@@ -263,7 +263,7 @@ def main() -> None:
     windows = data.windows("train")
     n_windows, n_channels = len(windows), data.n_channels
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ETTh1 L={SEQ_LEN} H={HORIZON}: {n_windows} training windows")
-    print(f"glibc malloc keeps freed memory (samformer.allocator): {'yes' if kept else 'no'}")
+    print(f"glibc malloc keeps freed memory (samformer.cli.allocator): {'yes' if kept else 'no'}")
     peaks = matmul_peaks()
     print(f"\nmatmul GFLOP/s{'':<12}{'fp32':>8}{'bf16':>8}{'bf16 autocast':>15}")
     for shape, row in peaks.items():
@@ -276,7 +276,7 @@ def main() -> None:
     folded = {b: n_windows * fused_flops_per_window(n_channels, SEQ_LEN, HORIZON, int(b)) / 1e9 for b in args.batch_sizes.split(",")}
     for b, gflop in folded.items():
         print(
-            f"  as samformer computes it (samformer.fused: values folded, no input gradient), batch {b}: {gflop:.1f} GFLOP "
+            f"  as samformer computes it (samformer.nn.fused: values folded, no input gradient), batch {b}: {gflop:.1f} GFLOP "
             f"-> {gflop / peak['fp32']:.2f} s (fp32), {gflop / peak['bf16']:.2f} s (bf16)"
         )
 

@@ -2,12 +2,12 @@
 
     python benchmarks/startup.py [--rounds 5] [--out results/speed/startup.json]
 
-`samformer.cli.run` imports the command modules (torch, pandas, ...) with Python's cyclic garbage collector
+`samformer.cli.main.run` imports the command modules (torch, pandas, ...) with Python's cyclic garbage collector
 off, freezes what they created (`gc.freeze`), and freezes the heap again before the interpreter shuts down.
 Both settings are process-wide, so each measurement is a fresh child process; "plain" (the collector as
 Python leaves it) and "frozen" (as `run` does) alternate, `--rounds` times each. A child times
 
-- the imports: `samformer.cli` and its command modules, then `torch._dynamo`, which `torch.optim`
+- the imports: `samformer.cli.main` and its command modules, then `torch._dynamo`, which `torch.optim`
   imports when a training command builds its optimizer (timed separately: it comes after the freeze);
 - the shutdown: from the child's last statement to the end of the process, as its parent sees it.
 
@@ -31,8 +31,8 @@ frozen = sys.argv[1] == "frozen"
 start = time.perf_counter()
 if frozen:
     gc.disable()
-import samformer.cli
-samformer.cli._command_modules()
+import samformer.cli.main
+samformer.cli.main._command_modules()
 if frozen:
     gc.freeze()
     gc.enable()
@@ -70,7 +70,7 @@ def main() -> None:
         m = medians[setting]
         print(f"{setting:8s}  {m['import_commands_s']:18.3f}  {m['import_dynamo_s']:22.3f}  {m['shutdown_s']:10.3f}")
     saved = sum(medians["plain"].values()) - sum(medians["frozen"].values())
-    print(f"per process: {saved:.2f} s less with the collector setting of `samformer.cli.run`")
+    print(f"per process: {saved:.2f} s less with the collector setting of `samformer.cli.main.run`")
     result = {"rounds": args.rounds, "medians": medians, "runs": runs}
     if args.out:
         write_json(args.out, result, make_dirs=True)

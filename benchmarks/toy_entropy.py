@@ -4,7 +4,7 @@
 
 The paper (section 2, figure 4) shows SAMformer's attention entropy clearly above the Transformer's on the
 toy task; our 100-epoch study has both collapse (0.0040 against 0.0014 nats). This script varies, one at a
-time around the defaults of `samformer.toy.StudyConfig` (rho 0.7, Adam lr 1e-3, Keras initialisation,
+time around the defaults of `samformer.experiments.toy.StudyConfig` (rho 0.7, Adam lr 1e-3, Keras initialisation,
 shuffled batches): SAM's rho (0.1, 0.3, 1, 2), the learning rate (3e-4, 3e-3), the scale of the initial
 W_Q, W_K (× 0.1, × 10) and the TF pipeline's unshuffled order. Each setting trains SAMformer and the
 Transformer (rho settings: SAMformer only, the Transformer does not depend on rho) for `--epochs` (30 by
@@ -32,9 +32,9 @@ from typing import Any
 
 import torch
 
-from samformer.io import read_json, write_json
+from samformer.experiments.toy import StudyConfig, make_toy_data, summarize_method, train_method
+from samformer.files import read_json, write_json
 from samformer.plots import plot_toy_entropy_factors, write_figure
-from samformer.toy import StudyConfig, make_toy_data, summarize_method, train_method
 
 BOTH = ("transformer", "samformer")
 # name -> (factor, value, StudyConfig overrides, methods)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from samformer import Forecaster
-from samformer.data import read_series_csv
-from samformer.datasets import locate
+from samformer.data.benchmarks import locate
+from samformer.data.series import read_series_csv
 from samformer.plots import plot_attention, plot_forecast, plot_training
 
 TRAIN_VAL_END, TEST_END, VAL_ROWS = 11520, 14400, 2880

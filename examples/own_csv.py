@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from samformer import Forecaster
-from samformer.data import DATE_COLUMNS
+from samformer.data.series import DATE_COLUMNS
 from samformer.plots import plot_forecast
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from samformer.cli import main
-from samformer.modelfile import config_sha256
+from samformer.cli.main import main
+from samformer.forecasting.modelfile import config_sha256
 
 
 def run_cli(capsys, *argv: Any) -> tuple[int, str, str]:

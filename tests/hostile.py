@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from samformer.cli import main
+from samformer.cli.main import main
 
 from .conftest import make_frame
 

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from samformer import allocator
+from samformer.cli import allocator
 
 # Tensors of 1-8 MiB allocated and freed in turn, like a training step's intermediates; minor page faults counted.
 PROBE = """
 import ctypes, resource, sys, torch
-from samformer.allocator import keep_freed_memory
+from samformer.cli.allocator import keep_freed_memory
 libc = ctypes.CDLL("libc.so.6")
 libc.mallopt(-3, 128 << 10), libc.mallopt(-1, 0)  # start from static thresholds that return every freed block
 tuned = sys.argv[1] == "tuned" and keep_freed_memory()

@@ -9,7 +9,8 @@ import torch
 from torch.func import functional_call
 
 from samformer import SAMformer
-from samformer.analysis import (
+from samformer.errors import SamformerError
+from samformer.experiments.analysis import (
     attention_entropy,
     attention_statistics,
     diagnostics_callback,
@@ -18,8 +19,7 @@ from samformer.analysis import (
     nuclear_norm,
     sharpness,
 )
-from samformer.errors import SamformerError
-from samformer.toy import PairWindows
+from samformer.experiments.toy import PairWindows
 
 D, L, H = 3, 8, 4
 

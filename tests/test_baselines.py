@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from samformer import Forecaster
-from samformer.baselines import naive_forecasts, season_length, seasonal_naive_forecasts, skill_table
+from samformer.forecasting.baselines import naive_forecasts, season_length, seasonal_naive_forecasts, skill_table
 
 from .conftest import make_frame
 

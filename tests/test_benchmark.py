@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from samformer.cli import main
+from samformer.cli.main import main
 from samformer.errors import SamformerError
-from samformer.files import exclusive_lock
-from samformer.grid import (
+from samformer.experiments.grid import (
     expected_cost,
     grid,
     longest_first,
@@ -27,6 +26,7 @@ from samformer.grid import (
     summarise,
     summarise_tuned,
 )
+from samformer.files import exclusive_lock
 
 from .records import assert_same_record
 
@@ -171,7 +171,7 @@ def test_runs_with_other_protocols_are_kept_apart(tmp_path):
 
 
 def test_protocol_label_names_only_settings_that_differ_from_the_paper():
-    from samformer.experiment import RunSpec
+    from samformer.experiments.run import RunSpec
 
     # ETTh1's paper settings: lr 1e-3, batch 32, rho 0.7, fp32; weather's lr is 1e-4.
     assert RunSpec("ETTh1", 96, train_options={"lr": 1e-3, "batch_size": 32, "precision": "fp32", "progress": False}).protocol() == "paper"

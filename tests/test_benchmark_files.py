@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from samformer import DataError, SAMformer, TrainConfig, fit
-from samformer.datasets import BENCHMARKS
-from samformer.loading import load_dataset, read_source, resolve_source
-from samformer.train import score_test
+from samformer.data.benchmarks import BENCHMARKS
+from samformer.data.loading import load_dataset, read_source, resolve_source
+from samformer.training.fit import score_test
 
 # rows x channels (after the date column), from /work/shared/data/README.md and REFERENCE.md
 PUBLISHED_SHAPES = {

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from samformer import Forecaster
-from samformer.quantile import apply_offsets, calibrate, conformal_offsets, step_scale
+from samformer.nn.quantile import apply_offsets, calibrate, conformal_offsets, step_scale
 
 
 def test_conformal_offsets_by_hand():

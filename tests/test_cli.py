@@ -105,13 +105,13 @@ def test_console_entry_point_exits_with_the_commands_code(tmp_path):
 
 
 def test_importing_the_package_or_the_command_line_loads_neither_torch_nor_pandas():
-    probe = "import sys, samformer, samformer.cli; print(sorted({'torch', 'pandas'} & set(sys.modules)))"
+    probe = "import sys, samformer, samformer.cli.main; print(sorted({'torch', 'pandas'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
 def test_the_package_exports_its_public_names_on_first_use():
     import samformer
-    from samformer.model import SAMformer
+    from samformer.nn.model import SAMformer
 
     assert samformer.SAMformer is SAMformer and "fit" in dir(samformer)
     assert set(samformer.__all__) == set(samformer._SOURCES) | {"__version__"}

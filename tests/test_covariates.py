@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from samformer import DataError, SAMformer
-from samformer.cli import main
-from samformer.covariates import ChannelSpec, calendar_features
-from samformer.data import ChannelRoles, Windows, split_frame
-from samformer.loading import load_dataset_with_roles
+from samformer.cli.main import main
+from samformer.data.channels import ChannelSpec, calendar_features
+from samformer.data.loading import load_dataset_with_roles
+from samformer.data.series import ChannelRoles, Windows, split_frame
 from samformer.metrics import mse
 
 from .conftest import make_frame
@@ -126,7 +126,7 @@ def test_cli_ms_mode_with_calendar(tmp_path, capsys):
 
 def test_benchmark_files_with_irregular_timestamps_load_in_every_mode(data_dir):
     # weather.csv repeats one timestamp and skips a few: benchmarks are cut by row, in every mode.
-    from samformer.loading import load_dataset
+    from samformer.data.loading import load_dataset
 
     spec = ChannelSpec(mode="S", targets=("T (degC)",))
     data = load_dataset_with_roles("weather", spec, seq_len=96, horizon=24, data_dir=data_dir)

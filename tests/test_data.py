@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from samformer import DataError, load_dataset
-from samformer.data import Windows, read_series_csv, split_borders, split_frame, validate_frame
+from samformer.data.series import Windows, read_series_csv, split_borders, split_frame, validate_frame
 
 from .conftest import make_frame
 

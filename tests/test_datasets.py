@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from samformer import DataError
-from samformer.datasets import locate
+from samformer.data.benchmarks import locate
 
 
 @pytest.fixture

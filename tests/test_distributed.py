@@ -29,10 +29,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from samformer import distributed
-from samformer.data import split_frame
-from samformer.model import SAMformer
-from samformer.train import TrainConfig, fit, score_test, seed_everything
+from samformer.data.series import split_frame
+from samformer.nn.model import SAMformer
+from samformer.training import distributed
+from samformer.training.fit import TrainConfig, fit, score_test, seed_everything
 from tests.conftest import make_frame
 
 # Ratio split at L=16, H=4 and B=8: 603 rows give 403 training windows, so each epoch ends with a
@@ -145,7 +145,7 @@ def test_torchrun_train_writes_one_result_matching_a_single_process_run(tmp_path
     assert all(math.isfinite(record[k]) for k in ("test_mse", "test_mae", "val_mse"))
     assert json.loads(lines[0])["test_mse"] == record["test_mse"]
 
-    from samformer.cli import main
+    from samformer.cli.main import main
 
     torch.set_num_threads(1)
     assert main([*args, "--out", str(tmp_path / "one"), "--quiet"]) == 0

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from samformer import Forecaster
-from samformer.cli import main
+from samformer.cli.main import main
 from samformer.files import exclusive_lock
 
 from .conftest import make_frame

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from samformer import ConfigError, DataError, Forecaster, ModelFileError
-from samformer.data import Windows
+from samformer.data.series import Windows
 from samformer.metrics import pinball
-from samformer.model import SAMformer
-from samformer.train import batch_loss
+from samformer.nn.model import SAMformer
+from samformer.training.fit import batch_loss
 
 from .conftest import make_frame
 from .helpers import edit_config, flip_byte, run_cli
@@ -318,7 +318,7 @@ def test_tampered_or_incompatible_directories_are_refused(tmp_path, tamper, mess
 
 def test_a_consistent_but_rewritten_config_is_still_checked_against_the_weights(tmp_path):
     # an edit that recomputes the config checksum (deliberate, not accidental) still cannot mismatch the weights
-    from samformer.modelfile import config_sha256
+    from samformer.forecasting.modelfile import config_sha256
 
     fitted(make_frame(200, 2)).save(tmp_path / "m")
 

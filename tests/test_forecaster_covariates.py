@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from samformer import DataError, Forecaster
-from samformer.covariates import calendar_features
+from samformer.data.channels import calendar_features
 
 L, H = 24, 6
 FAST = {"epochs": 2, "batch_size": 64, "progress": False, "seed": 0}
@@ -193,7 +193,7 @@ def test_onnx_export_forecasts_the_targets_in_their_units(fitted, tmp_path):
 
 
 def test_cli_fit_and_predict_with_a_known_future_covariate(tmp_path, capsys):
-    from samformer.cli import main
+    from samformer.cli.main import main
 
     frame = sales_frame()
     frame.iloc[:-H].to_csv(tmp_path / "history.csv")

@@ -11,8 +11,8 @@ import torch
 
 from samformer import Forecaster, ModelFileError
 from samformer.errors import ConfigError
-from samformer.modelfile import load_model
-from samformer.quantile import calibrate
+from samformer.forecasting.modelfile import load_model
+from samformer.nn.quantile import calibrate
 
 from .conftest import make_frame
 
@@ -79,7 +79,7 @@ def test_save_and_load_round_trip_is_identical(ensemble, frame, tmp_path):
 
 
 def test_a_tampered_ensemble_is_refused(ensemble, tmp_path):
-    from samformer.modelfile import config_sha256
+    from samformer.forecasting.modelfile import config_sha256
 
     ensemble.save(tmp_path / "m")
     path = tmp_path / "m" / "config.json"
@@ -167,7 +167,7 @@ def test_the_lookback_search_stays_single_seed(frame):
 
 
 def test_samformer_fit_ensemble_saves_one_model_that_predicts(capsys, frame, tmp_path):
-    from samformer.cli import main
+    from samformer.cli.main import main
 
     frame.to_csv(tmp_path / "train.csv")
     fast = ["--epochs", "1", "--batch-size", "32", "--seq-len", str(SEQ_LEN), "--quiet"]

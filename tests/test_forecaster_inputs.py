@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from samformer import Forecaster
-from samformer.cli import main
+from samformer.cli.main import main
 from samformer.errors import DataError
 
 from .conftest import make_frame

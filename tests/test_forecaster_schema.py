@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from samformer import Forecaster, ModelFileError
-from samformer.data import StandardScaler
-from samformer.model import SAMformerConfig
-from samformer.schema import Channels, FrameSchema
+from samformer.data.series import StandardScaler
+from samformer.forecasting.schema import Channels, FrameSchema
+from samformer.nn.model import SAMformerConfig
 
 from .conftest import make_frame
 
@@ -98,7 +98,7 @@ def test_schema_refuses_a_malformed_or_mismatched_section(change, network, messa
 
 
 def test_channels_from_a_spec_and_their_roles():
-    from samformer.covariates import ChannelSpec
+    from samformer.data.channels import ChannelSpec
 
     frame = make_frame(10, 4)
     channels = Channels.from_spec(frame, ChannelSpec("S", ("c1",), ("c0",), ("c3",), False))
@@ -109,7 +109,11 @@ def test_channels_from_a_spec_and_their_roles():
 
 @pytest.mark.parametrize(
     ("module", "forbidden"),
-    [("samformer.export", "samformer.forecaster"), ("samformer.files", "torch"), ("samformer.predictor", "samformer.forecaster")],
+    [
+        ("samformer.forecasting.export", "samformer.forecasting.forecaster"),
+        ("samformer.files", "torch"),
+        ("samformer.forecasting.predictor", "samformer.forecasting.forecaster"),
+    ],
 )
 def test_module_layering(module, forbidden):
     code = f"import sys, {module}; print({forbidden!r} in sys.modules)"

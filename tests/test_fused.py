@@ -8,11 +8,11 @@ import dataclasses
 import pytest
 import torch
 
-import samformer.steps
+import samformer.training.steps
 from samformer import SAMformer
 from samformer.errors import ConfigError
-from samformer.fused import MSEPass
-from samformer.train import TrainConfig, build_optimizer, forward_backward, train_step
+from samformer.nn.fused import MSEPass
+from samformer.training.fit import TrainConfig, build_optimizer, forward_backward, train_step
 
 B, L, D, H = 4, 32, 5, 8
 OPTIONS = [({}, False), ({}, True), ({"target_channels": (3, 0)}, False), ({"target_channels": (1,)}, True), ({"revin": False}, True)]
@@ -77,7 +77,7 @@ def test_the_direct_pass_accumulates_and_skips_frozen_parameters():
 @pytest.mark.parametrize("options, masked", OPTIONS[:3])
 def test_training_steps_through_the_direct_pass_follow_autograd(options, masked, sam, monkeypatch):
     passes = []
-    monkeypatch.setattr(samformer.steps, "MSEPass", lambda *args: passes.append(MSEPass(*args)) or passes[-1])
+    monkeypatch.setattr(samformer.training.steps, "MSEPass", lambda *args: passes.append(MSEPass(*args)) or passes[-1])
     fused, plain = models(options)
     cfg = TrainConfig(sam=sam, rho=0.5, lr=1e-2)
     optimizers = build_optimizer(fused, cfg), build_optimizer(plain, cfg)

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from samformer import ConfigError, DataError, Forecaster, SamformerError, TrainConfig, load_dataset
-from samformer.data import split_frame
+from samformer.cli.failures import describe_failure
+from samformer.data.loading import check_finite_after_scaling
+from samformer.data.series import split_frame
 from samformer.errors import one_line, quoted
-from samformer.failures import describe_failure
 from samformer.files import atomic_directory, check_writable_directory, read_json, removed_if_left_empty
-from samformer.loading import check_finite_after_scaling
 from samformer.threads import choose_threads
 
 from .conftest import make_frame
@@ -59,7 +59,7 @@ def write(name: str, content: bytes) -> Callable[[Path], Path]:
 
 
 CASES: dict[str, Case] = {
-    # non-finite after scaling, through samformer.loading (a column named in the message)
+    # non-finite after scaling, through samformer.data.loading (a column named in the message)
     "1e300 in the test rows of c1": (load(set_value(230, "c1", 1e300)), DataError, r"'c1' become non-finite"),
     "-1e300 in the validation rows of c0": (load(set_value(175, "c0", -1e300)), DataError, r"'c0' become non-finite"),
     "1e39 beside values near 1 (beyond float32)": (load(set_value(200, "c0", 1e39)), DataError, r"'c0'"),

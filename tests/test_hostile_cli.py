@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from samformer.cli import main
-from samformer.commands.options import MAX_DIMENSION, MAX_SEED
+from samformer.cli.main import main
+from samformer.cli.options import MAX_DIMENSION, MAX_SEED
 
 from .conftest import make_frame
 from .hostile import ROWS, TINY, Refused, Succeeds, check_verdict, make_sources, prepare_user_files, snapshot

@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 from safetensors import SafetensorError
 
-import samformer.cli as cli
-import samformer.commands.train as train_command
-from samformer.cli import main
+import samformer.cli.main as cli
+import samformer.cli.train as train_command
+from samformer.cli.main import main
 from samformer.files import exclusive_lock, lock_path
-from samformer.modelfile import load_model
+from samformer.forecasting.modelfile import load_model
 
 from .hostile import TINY, Refused, check_verdict, make_sources, prepare_user_files, snapshot
 

@@ -8,9 +8,9 @@ import torch
 L = pytest.importorskip("lightning")
 
 from samformer import SAMformer, SAMformerConfig  # noqa: E402
-from samformer.lightning import SAMformerModule  # noqa: E402
-from samformer.sam import SAM  # noqa: E402
-from samformer.train import train_step  # noqa: E402
+from samformer.training.fit import train_step  # noqa: E402
+from samformer.training.lightning import SAMformerModule  # noqa: E402
+from samformer.training.sam import SAM  # noqa: E402
 
 CFG = SAMformerConfig(n_channels=3, seq_len=16, horizon=4)
 

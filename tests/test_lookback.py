@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from samformer import Forecaster
-from samformer.cli import main
+from samformer.cli.main import main
 from samformer.errors import DataError
-from samformer.lookback import MAX_CANDIDATES, Trial, lookback_candidates, min_train_rows, search_lookback
+from samformer.forecasting.lookback import MAX_CANDIDATES, Trial, lookback_candidates, min_train_rows, search_lookback
 
 from .conftest import make_frame
 

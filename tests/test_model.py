@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from samformer import SAMformer, ShapeError, create_model, list_variants
-from samformer.model import RevIN
+from samformer.nn.model import RevIN
 
 B, L, D, H = 4, 32, 5, 8
 
@@ -163,7 +163,7 @@ def test_every_variant_forward_backward_and_fits_a_batch(variant):
 def test_linear_and_no_revin_variants_have_the_right_parts():
     assert create_model("linear", D, L, H).attention is None
     assert create_model("no-revin", D, L, H).revin is None
-    from samformer.reparam import SigmaReparamLinear
+    from samformer.nn.reparam import SigmaReparamLinear
 
     assert isinstance(create_model("sigma-reparam", D, L, H).attention.query, SigmaReparamLinear)
 

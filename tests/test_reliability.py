@@ -26,12 +26,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from samformer import ModelFileError, SAMformer, TrainConfig, fit
-from samformer.checkpoint import CHECKPOINT_FILE, read_checkpoint
-from samformer.data import split_frame
+from samformer.data.series import split_frame
 from samformer.errors import CheckpointError
-from samformer.model import RevIN
-from samformer.modelfile import load_model, save_model
-from samformer.train import score_test, seed_everything
+from samformer.forecasting.modelfile import load_model, save_model
+from samformer.nn.model import RevIN
+from samformer.training.checkpoint import CHECKPOINT_FILE, read_checkpoint
+from samformer.training.fit import score_test, seed_everything
 
 from .conftest import make_frame
 from .helpers import flip_byte, run_cli

@@ -20,11 +20,11 @@ import torch
 from safetensors.torch import save_file
 
 from samformer import SAMformer, TrainConfig, fit, load_dataset
-from samformer.checkpoint import CHECKPOINT_FILE, load_checkpoint
-from samformer.cli import main
-from samformer.data import Windows, check_time_index, read_series_csv, split_frame, validate_frame
-from samformer.experiment import RunSpec, execute
-from samformer.modelfile import config_sha256, load_model, save_model
+from samformer.cli.main import main
+from samformer.data.series import Windows, check_time_index, read_series_csv, split_frame, validate_frame
+from samformer.experiments.run import RunSpec, execute
+from samformer.forecasting.modelfile import config_sha256, load_model, save_model
+from samformer.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 
 from .conftest import make_frame
 from .helpers import flip_byte

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import torch
 
-import samformer.modelfile
+import samformer.forecasting.modelfile
 from samformer import Forecaster, ModelFileError
-from samformer.cli import main
+from samformer.cli.main import main
 from samformer.errors import DataError
 from samformer.files import read_json
-from samformer.model import SAMformer
-from samformer.modelfile import MAX_DIMENSION
+from samformer.forecasting.modelfile import MAX_DIMENSION
+from samformer.nn.model import SAMformer
 
 from .helpers import edit_config
 
@@ -47,7 +47,7 @@ def test_a_failing_overwrite_leaves_the_old_model_intact_and_loadable(tmp_path, 
     before = {p.name: p.read_bytes() for p in target.iterdir()}
     expected = Forecaster.load(target).predict(_history())
     other = Forecaster(4, 16, epochs=1, batch_size=32, progress=False, seed=3, model_options={"d_model": 4}).fit(_history())
-    monkeypatch.setattr(samformer.modelfile, "write_json", _full_disk)  # the weights are written, config.json fails
+    monkeypatch.setattr(samformer.forecasting.modelfile, "write_json", _full_disk)  # the weights are written, config.json fails
     with pytest.raises(OSError, match="No space left"):
         other.save(target, overwrite=True)
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
@@ -57,7 +57,7 @@ def test_a_failing_overwrite_leaves_the_old_model_intact_and_loadable(tmp_path, 
 
 def test_a_failing_save_to_a_new_path_leaves_nothing(tmp_path, monkeypatch):
     model = Forecaster.load(V1)
-    monkeypatch.setattr(samformer.modelfile, "write_json", _full_disk)
+    monkeypatch.setattr(samformer.forecasting.modelfile, "write_json", _full_disk)
     with pytest.raises(OSError):
         model.save(tmp_path / "new")
     assert list(tmp_path.iterdir()) == []

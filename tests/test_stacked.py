@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from samformer import SAMformer
-from samformer.data import ChannelRoles, SplitData, split_frame
+from samformer.data.loading import load_dataset
+from samformer.data.series import ChannelRoles, SplitData, split_frame
 from samformer.errors import SamformerError, ShapeError
-from samformer.fused import MSEPass
-from samformer.loading import load_dataset
 from samformer.metrics import QuantileLoss
-from samformer.quantile import QuantileSAMformer
-from samformer.stacked.evaluation import evaluate_stacked, score_stacked
-from samformer.stacked.fit import fit_stacked, seeded_models
-from samformer.stacked.network import StackedSAMformer
-from samformer.train import TrainConfig, evaluate, fit, score_test, seed_everything
+from samformer.nn.fused import MSEPass
+from samformer.nn.quantile import QuantileSAMformer
+from samformer.nn.stacked import StackedSAMformer
+from samformer.training.fit import TrainConfig, evaluate, fit, score_test, seed_everything
+from samformer.training.stacked.evaluation import evaluate_stacked, score_stacked
+from samformer.training.stacked.fit import fit_stacked, seeded_models
 
 from .conftest import make_frame
 

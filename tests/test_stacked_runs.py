@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-import samformer.stacked.checkpoint as stacked_checkpoint
+import samformer.training.stacked.checkpoint as stacked_checkpoint
 from samformer import SAMformer, TrainConfig
-from samformer.cli import main
-from samformer.data import split_frame
+from samformer.cli.main import main
+from samformer.data.series import split_frame
 from samformer.errors import CheckpointError
-from samformer.stacked.evaluation import evaluate_stacked, score_stacked
-from samformer.stacked.fit import fit_stacked, seeded_models
-from samformer.stacked.memory import StackMemoryError, bytes_per_model, check_stack_memory
-from samformer.stacked.network import StackedSAMformer
+from samformer.nn.stacked import StackedSAMformer
+from samformer.training.stacked.evaluation import evaluate_stacked, score_stacked
+from samformer.training.stacked.fit import fit_stacked, seeded_models
+from samformer.training.stacked.memory import StackMemoryError, bytes_per_model, check_stack_memory
 
 from .conftest import make_frame
 from .records import assert_same_record

@@ -10,12 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from samformer.cli import main
+from samformer.cli.main import main
 from samformer.errors import SamformerError
-from samformer.model import SAMformer
-from samformer.plots import plot_toy_entropy_factors, require_matplotlib
-from samformer.reparam import SigmaReparamLinear
-from samformer.toy import (
+from samformer.experiments.toy import (
     METHODS,
     PairWindows,
     StudyConfig,
@@ -27,7 +24,10 @@ from samformer.toy import (
     run_toy_study,
     train_method,
 )
-from samformer.train import TrainConfig, fit
+from samformer.nn.model import SAMformer
+from samformer.nn.reparam import SigmaReparamLinear
+from samformer.plots import plot_toy_entropy_factors, require_matplotlib
+from samformer.training.fit import TrainConfig, fit
 
 SMALL = ToyConfig(seq_len=64, horizon=16, n_train=2000, n_val=400, n_test=200)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from samformer.cli import main
+from samformer.cli.main import main
 from samformer.errors import SamformerError
-from samformer.experiment import RunSpec
+from samformer.experiments.grid import grid, render_table, run_path, summarise
+from samformer.experiments.run import RunSpec
+from samformer.experiments.sweep import SUMMARY_FILE, run_search, run_sweep, train_record
 from samformer.files import write_json
-from samformer.grid import grid, render_table, run_path, summarise
-from samformer.sweep import SUMMARY_FILE, run_search, run_sweep, train_record
 from tests.conftest import make_frame
 
 ray = pytest.importorskip("ray")
@@ -158,7 +158,7 @@ def test_bad_search_options_are_one_line_errors(capsys, csv, search):
 
 def test_a_relative_data_directory_from_the_environment_reaches_workers_as_absolute(tmp_path, monkeypatch):
     # Ray workers and Tune trials run in other directories: "../shared/data" must not be passed as is.
-    from samformer.sweep import _absolute_data_dir
+    from samformer.experiments.sweep import _absolute_data_dir
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SAMFORMER_DATA", "data")

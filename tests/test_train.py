@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from samformer import SAMformer, TrainConfig, evaluate, fit, load_dataset
-from samformer.data import Windows, split_frame
+from samformer.data.series import Windows, split_frame
 from samformer.errors import CheckpointError, ConfigError, SamformerError
-from samformer.train import cosine_restart_lr, score_test, seed_everything
+from samformer.training.fit import cosine_restart_lr, score_test, seed_everything
 
 from .conftest import make_frame
 

@@ -9,10 +9,10 @@ import copy
 import pytest
 import torch
 
-from samformer.data import split_frame
-from samformer.io import load_model, save_model
-from samformer.model import VARIANTS, Variant, create_model, list_variants, variant_uses_sam
-from samformer.train import TrainConfig, fit, seed_everything
+from samformer.data.series import split_frame
+from samformer.forecasting.modelfile import load_model, save_model
+from samformer.nn.model import VARIANTS, Variant, create_model, list_variants, variant_uses_sam
+from samformer.training.fit import TrainConfig, fit, seed_everything
 
 from .conftest import make_frame
 

@@ -10,31 +10,31 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from samformer.data import SplitData, Windows
-    from samformer.datasets import BENCHMARKS
+    from samformer.data.benchmarks import BENCHMARKS
+    from samformer.data.loading import load_dataset
+    from samformer.data.series import SplitData, Windows
     from samformer.errors import ConfigError, DataError, ModelFileError, SamformerError, ShapeError
-    from samformer.evaluation import evaluate
-    from samformer.forecaster import Backtest, Forecaster
-    from samformer.loading import load_dataset
-    from samformer.model import SAMformer, SAMformerConfig, create_model, list_variants
-    from samformer.reparam import SigmaReparamLinear
-    from samformer.sam import SAM
-    from samformer.train import TrainConfig, TrainResult, fit
+    from samformer.forecasting.forecaster import Backtest, Forecaster
+    from samformer.nn.model import SAMformer, SAMformerConfig, create_model, list_variants
+    from samformer.nn.reparam import SigmaReparamLinear
+    from samformer.training.evaluation import evaluate
+    from samformer.training.fit import TrainConfig, TrainResult, fit
+    from samformer.training.sam import SAM
 
 __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _SOURCES = {
-    **dict.fromkeys(["SplitData", "Windows"], "samformer.data"),
-    "load_dataset": "samformer.loading",
-    "BENCHMARKS": "samformer.datasets",
+    **dict.fromkeys(["SplitData", "Windows"], "samformer.data.series"),
+    "load_dataset": "samformer.data.loading",
+    "BENCHMARKS": "samformer.data.benchmarks",
     **dict.fromkeys(["ConfigError", "DataError", "ModelFileError", "SamformerError", "ShapeError"], "samformer.errors"),
-    "evaluate": "samformer.evaluation",
-    **dict.fromkeys(["Backtest", "Forecaster"], "samformer.forecaster"),
-    **dict.fromkeys(["SAMformer", "SAMformerConfig", "create_model", "list_variants"], "samformer.model"),
-    "SigmaReparamLinear": "samformer.reparam",
-    "SAM": "samformer.sam",
-    **dict.fromkeys(["TrainConfig", "TrainResult", "fit"], "samformer.train"),
+    "evaluate": "samformer.training.evaluation",
+    **dict.fromkeys(["Backtest", "Forecaster"], "samformer.forecasting.forecaster"),
+    **dict.fromkeys(["SAMformer", "SAMformerConfig", "create_model", "list_variants"], "samformer.nn.model"),
+    "SigmaReparamLinear": "samformer.nn.reparam",
+    "SAM": "samformer.training.sam",
+    **dict.fromkeys(["TrainConfig", "TrainResult", "fit"], "samformer.training.fit"),
 }
 
 __all__ = [

@@ -1,5 +1,5 @@
 """`python -m samformer` runs the command line."""
 
-from samformer.cli import run
+from samformer.cli.main import run
 
 run()

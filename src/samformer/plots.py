@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from samformer.errors import SamformerError
-from samformer.io import atomic_destination
-from samformer.toy import METHOD_LABELS
+from samformer.experiments.toy import METHOD_LABELS
+from samformer.files import atomic_destination
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -156,7 +156,7 @@ def plot_training(history: Sequence[dict[str, Any]] | pd.DataFrame, path: str | 
 
 
 # ---------------------------------------------------------------------------------------------------
-# The toy trainability study (`samformer.toy`, `samformer study toy`): one figure per diagnostic.
+# The toy trainability study (`samformer.experiments.toy`, `samformer study toy`): one figure per diagnostic.
 
 STUDY_COLORS = {
     "transformer": "tab:red",
@@ -280,7 +280,7 @@ TOY_FIGURES = {
 
 
 def write_toy_figures(summary: dict[str, Any], out: Path) -> None:
-    """Write every `TOY_FIGURES` PNG of a `samformer.toy.run_toy_study` summary into `out` (atomically)."""
+    """Write every `TOY_FIGURES` PNG of a `samformer.experiments.toy.run_toy_study` summary into `out` (atomically)."""
     for name, plot in TOY_FIGURES.items():
         _save_atomic(plot(summary), out / f"{name}.png")
 

@@ -1,1 +1,0 @@
-"""Subcommands of the `samformer` command line, one module each."""

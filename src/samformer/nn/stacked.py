@@ -1,0 +1,245 @@
+"""k SAMformers of identical shapes held as one set of parameters with a leading model axis.
+
+`StackedSAMformer` keeps every parameter of the k models in one flat tensor, each named parameter a
+contiguous (k, *shape) block of it (contiguous, so that casts and products read it at full speed; a
+(k, P) layout made each weight a strided view, 4x slower to cast). The optimizer's work (SAM's per-model
+gradient norm, Adam) is a few operations over all blocks, and the forward pass computes all k models with
+batched products over the model axis, each model on its own batch: inputs (k, B, D, L) -> forecasts
+(k, B, D_targets, H).
+
+Two passes compute the same function as `SAMformer.forward_channels_first`:
+- `forward`: the plain modules' computation (RevIN, attention, residual, forecaster, RevIN⁻¹) with a
+  model axis, differentiated by autograd; every variant (value_dim, attention=False, revin=False,
+  target_channels);
+- `mse_and_gradients`: `samformer.nn.fused`'s autograd-free pass with a model axis (`samformer.nn.stacked_fused`), taken
+  where a single model would take it (`SAMformer.uses_fused`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from samformer.errors import SamformerError
+from samformer.nn import stacked_fused
+from samformer.nn.model import RevIN, SAMformer, SAMformerConfig, _to_autocast_dtype, missing_as_zero
+
+RevinStats = tuple[torch.Tensor, torch.Tensor]
+# RevIN's statistics have no parameters: one instance standardises the inputs of every model (its affine is unused).
+_REVIN = RevIN(1)
+_REVIN_EPS = _REVIN.eps
+
+
+def standardize_inputs(x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, RevinStats]:
+    """`RevIN.standardize` of inputs (N, D, L): (x − mean) / std and the (mean, std), each (N, D, 1)."""
+    return _REVIN.standardize(x, mask)
+
+
+class StackedSAMformer(nn.Module):
+    """k SAMformers with one configuration, as one flat parameter tensor `flat`.
+
+    `flat` holds each named parameter of all k models as one contiguous (k, *shape) block, the blocks in
+    the order of `SAMformer.named_parameters()`; `params()` gives them as views. Built from k `SAMformer`s
+    (their current weights are copied); `model(j)` gives model j back as an ordinary `SAMformer`.
+    σReparam models are not supported (their power-iteration state is per model).
+    """
+
+    def __init__(self, models: Sequence[SAMformer]) -> None:
+        super().__init__()
+        if len(models) < 1:
+            raise SamformerError("a stack needs at least one model (k >= 1)")
+        config = models[0].config
+        if any(m.config != config for m in models):
+            raise SamformerError("stacked models must share one configuration (sizes, variant, targets); build them from one config")
+        if config.sigma_reparam:
+            raise SamformerError("σReparam models cannot be stacked; train them one at a time")
+        self.config: SAMformerConfig = config
+        template = models[0]
+        self.names = [name for name, _ in template.named_parameters()]
+        self.shapes = [p.shape for _, p in template.named_parameters()]
+        self.sizes = [math.prod(shape) for shape in self.shapes]
+        self.k = len(models)
+        blocks = [torch.stack([p.detach() for p in same]).reshape(-1) for same in zip(*(m.parameters() for m in models), strict=True)]
+        self.flat = nn.Parameter(torch.cat(blocks))  # (k·P,): one (k, *shape) block per named parameter
+        self.scale = 1.0 / math.sqrt(config.d_model)
+        self._targets = None if config.target_channels is None else list(config.target_channels)
+        self.fused: bool | str = template.fused  # as `SAMformer.fused`: "auto", True or False
+
+    def __len__(self) -> int:
+        return self.k
+
+    def blocks(self, flat: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Each named parameter as a (k, *shape) view of `flat` (default: the stack's own), in `names` order.
+
+        Any tensor laid out like `flat` (its gradient, Adam's moments) is viewed the same way.
+        """
+        flat = self.flat if flat is None else flat
+        pieces = flat.split([self.k * size for size in self.sizes])
+        return [piece.view(self.k, *shape) for piece, shape in zip(pieces, self.shapes, strict=True)]
+
+    def params(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """`blocks` by parameter name."""
+        return dict(zip(self.names, self.blocks(flat), strict=True))
+
+    def state_dict_of(self, j: int) -> dict[str, torch.Tensor]:
+        """Model j's weights as a `SAMformer` state dict (copies)."""
+        return {name: p[j].detach().clone() for name, p in self.params().items()}
+
+    def model(self, j: int) -> SAMformer:
+        """Model j as an ordinary `SAMformer` (its own copy of the weights)."""
+        model = SAMformer.from_config(self.config).to(device=self.flat.device, dtype=self.flat.dtype)
+        model.load_state_dict(self.state_dict_of(j))
+        return model
+
+    def select(self, flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """A tensor laid out like `flat` with only the models at `index` (1-d), in that order."""
+        return torch.cat([block.index_select(0, index).reshape(-1) for block in self.blocks(flat)])
+
+    @torch.no_grad()
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep only the models at `index` (a 1-d index tensor), in that order."""
+        flat = self.select(self.flat, index)
+        self.k = len(index)
+        self.flat = nn.Parameter(flat)
+
+    @contextmanager
+    def plain_modules(self) -> Iterator[StackedSAMformer]:
+        """Within the block, training takes the autograd pass (`forward`), never the fused one."""
+        previous, self.fused = self.fused, False
+        try:
+            yield self
+        finally:
+            self.fused = previous
+
+    def uses_fused(self, x: torch.Tensor) -> bool:
+        """Whether a batch `x` (k, B, D, L) takes the fused pass: exactly when a single model would."""
+        cfg = self.config
+        if not cfg.attention or cfg.value_dim is not None:
+            return False
+        if self.fused is False:
+            return False
+        return self.fused is True or cfg.horizon <= x.shape[1] * x.shape[2]
+
+    def standardize(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, RevinStats | None]:
+        """The inputs as the first layer sees them before RevIN's affine map: (x − mean) / std with RevIN,
+        else with missing values set to 0; shapes (k, B, D, L) and, with RevIN, stats (k, B, D, 1) each."""
+        k, B, D, L = x.shape
+        if not self.config.revin:
+            return missing_as_zero(x, mask), None
+        flat_mask = None if mask is None else mask.reshape(k * B, D, L)
+        z, (mean, std) = standardize_inputs(x.reshape(k * B, D, L), flat_mask)
+        return z.view(k, B, D, L), (mean.view(k, B, D, 1), std.view(k, B, D, 1))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Forecasts (k, B, D_targets, H) of inputs (k, B, D, L), model j on x[j], through the plain modules' computation."""
+        z, stats = self.standardize(x, mask)
+        return self.forward_standardized(z, stats)
+
+    def forward_standardized(self, z: torch.Tensor, stats: RevinStats | None) -> torch.Tensor:
+        """`forward` from the output of `standardize`."""
+        p, cfg, targets = self.params(), self.config, self._targets
+        k, B, _, L = z.shape
+        x = z if stats is None else torch.addcmul(p["revin.bias"][:, None, :, None], z, p["revin.weight"][:, None, :, None])
+        x = _to_autocast_dtype(x)
+        if cfg.attention:
+            x = x + self._attend(x, p)  # residual, (k, B, D, L)
+        if targets is not None:
+            x = x[:, :, targets]  # (k, B, D, L) -> (k, B, Dt, L)
+        n_out = x.shape[2]
+        y = _linear(x.reshape(k, B * n_out, L), p["forecaster.weight"], p["forecaster.bias"]).view(k, B, n_out, -1)  # (k, B, Dt, H)
+        if stats is None:
+            return y
+        mean, std = stats
+        weight, bias = p["revin.weight"], p["revin.bias"]
+        if targets is not None:
+            mean, std, weight, bias = mean[:, :, targets], std[:, :, targets], weight[:, targets], bias[:, targets]
+        scale = std / (weight[:, None, :, None] + _REVIN_EPS**2)  # (k, B, Dt, 1), as RevIN.denormalize
+        return torch.addcmul(mean - bias[:, None, :, None] * scale, y, scale)
+
+    def _attend(self, x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The attended values (k, B, D, L) of inputs (k, B, D, L)."""
+        k, B, D, L = x.shape
+        d = self.config.d_model
+        weight = torch.cat([p["attention.query.weight"], p["attention.key.weight"], p["attention.value.weight"]], dim=1)  # (k, 2d + dv, L)
+        bias = torch.cat([p["attention.query.bias"], p["attention.key.bias"], p["attention.value.bias"]], dim=1)
+        qkv = _linear(x.reshape(k, B * D, L), weight, bias).view(k * B, D, -1)  # (k·B, D, 2d + dv)
+        queries, keys, values = qkv.split([d, d, qkv.shape[-1] - 2 * d], dim=-1)
+        attn = torch.softmax(queries @ keys.transpose(-2, -1) * self.scale, dim=-1)  # (k·B, D, D)
+        out = attn @ values  # (k·B, D, dv)
+        if self.config.value_dim is not None:
+            out = _linear(out.view(k, B * D, -1), p["attention.output.weight"], p["attention.output.bias"])  # (k, B·D, L)
+        return out.view(k, B, D, L)
+
+    def _fused_params(self, flat: torch.Tensor | None = None) -> tuple[torch.Tensor | None, ...]:
+        """(a, b, wq, bq, wk, bk, wv, bv, wf, bf) with a model axis, in `fused`'s order (a, b None without RevIN)."""
+        p = self.params(flat)
+        affine = (p["revin.weight"], p["revin.bias"]) if self.config.revin else (None, None)
+        names = [f"attention.{m}.{t}" for m in ("query", "key", "value") for t in ("weight", "bias")]
+        return (*affine, *(p[n] for n in names), p["forecaster.weight"], p["forecaster.bias"])
+
+    def fused_forecast(self, z: torch.Tensor, stats: RevinStats | None, dtype: torch.dtype) -> torch.Tensor:
+        """`forward_standardized` by `samformer.nn.fused`'s pass with a model axis (no graph); products in `dtype`."""
+        a, b, *weights = self._fused_params()
+        mean, std = stats if stats is not None else (None, None)
+        eps = _REVIN_EPS if a is not None else 0.0
+        return stacked_fused.forward(z.to(dtype), mean, std, a, b, eps, *weights, self.scale, self._target_index(z), dtype)[0]
+
+    @torch.no_grad()  # the gradients are computed by hand: recording a graph would keep every step's tensors alive
+    def mse_and_gradients(
+        self, z: torch.Tensor, stats: RevinStats | None, y: torch.Tensor, y_mask: torch.Tensor | None, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Each model's MSE (k,) at the current weights and its gradient as `blocks` (k, *shape), by the fused pass.
+
+        z, stats: from `standardize`; y (k, B, Dt, H) targets; y_mask their observed-value mask or None.
+        """
+        a, b, *weights = self._fused_params()
+        mean, std = stats if stats is not None else (None, None)
+        count = y[0].numel() if y_mask is None else y_mask.flatten(1).sum(1, dtype=y.dtype).clamp(min=1)  # per model
+        eps = _REVIN_EPS if a is not None else 0.0
+        data = (z.to(dtype), mean, std, y, y_mask, count, a, b, eps)
+        loss, grads = stacked_fused.mse_loss_and_gradients(*data, *weights, self.scale, self._target_index(z), dtype)
+        return loss, [g for g in grads if g is not None]  # in `fused`'s order, which is `names` order
+
+    def _target_index(self, z: torch.Tensor) -> torch.Tensor | None:
+        return None if self._targets is None else torch.tensor(self._targets, device=z.device)
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x Wᵀ + b per model: (k, N, in) @ (k, in, out) + (k, 1, out) -> (k, N, out)."""
+    return torch.baddbmm(bias[:, None, :], x, weight.transpose(1, 2))
+
+
+class MeanForecast(nn.Module):
+    """The ensemble of a stack's k models as one network: the mean of their forecasts of the same inputs.
+
+    `forward_channels_first` takes inputs (B, D, L) like `SAMformer.forward_channels_first` and gives the
+    mean forecast (B, D_targets, H) by the plain modules' computation (traceable, so it exports to ONNX).
+    """
+
+    def __init__(self, stack: StackedSAMformer) -> None:
+        super().__init__()
+        self.stack = stack
+
+    @property
+    def config(self) -> SAMformerConfig:
+        """The configuration every member shares."""
+        return self.stack.config
+
+    def members(self) -> list[SAMformer]:
+        """Each model of the ensemble as an ordinary `SAMformer` (copies)."""
+        return [self.stack.model(j) for j in range(len(self.stack))]
+
+    def forward_channels_first(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean forecast (B, D_targets, H) of the k models, each given inputs x (B, D, L)."""
+        k = len(self.stack)
+        if self.config.revin:
+            z, (mean, std) = standardize_inputs(x, mask)  # the statistics of the inputs: the same for every model
+            stats: RevinStats | None = (mean.expand(k, *mean.shape), std.expand(k, *std.shape))
+        else:
+            z, stats = missing_as_zero(x, mask), None
+        forecasts = self.stack.forward_standardized(z.expand(k, *z.shape), stats)  # (B, D, L) -> (k, B, Dt, H)
+        return forecasts.mean(dim=0)

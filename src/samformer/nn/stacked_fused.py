@@ -1,0 +1,114 @@
+"""`samformer.nn.fused`'s forward and backward passes with a leading model axis: k models, each on its own batch.
+
+The same computation as `fused._forward` / `fused._backward` (see that module for the algebra: values folded
+into the forecaster, RevIN's affine map applied after the first product, only the three large products in
+the low precision), written with batched products over the model axis instead of mapped by `torch.func.vmap`,
+which laid some results out transposed and made casting them 8-25x slower.
+
+Shapes: z (k, B, D, L) standardised inputs; mean, std (k, B, D, 1); a, b RevIN's affine (k, D); wq, wk
+(k, d, L); wv (k, L, L); wf (k, H, L); biases (k, out); forecasts and their gradients (k, B, Dt, H).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+    """Every model's forecast (k, B, Dt, H) and what `backward` needs (as `fused._forward`)."""
+    d, H, master = wq.shape[1], wf.shape[1], wf.dtype
+    k, B, D, L = z.shape
+    top = torch.cat([wq, wk, wf], dim=1).to(dtype)  # (k, 2d + H, L)
+    wf_low, wv_low = top[:, 2 * d :], wv.to(dtype)
+    weight = torch.cat([top, torch.bmm(wf_low, wv_low)], dim=1)  # W = [Wq; Wk; Wf; Wf Wv]: (k, 2d + 2H, L), low precision
+    bias = torch.cat([bq, bk, bf, torch.bmm(wf, bv[:, :, None])[:, :, 0]], dim=1)  # (k, 2d + 2H)
+    projected = torch.bmm(z.reshape(k, B * D, L), weight.transpose(1, 2)).view(k, B, D, -1)  # (k, B, D, 2d + 2H)
+    if a is not None:
+        row_sums = weight.sum(dim=2, dtype=master)  # (k, 2d + 2H): W 1, of the weights the product used
+        affine = torch.addcmul(bias[:, None, None], b[:, None, :, None], row_sums[:, None, None])  # b (W 1)ᵀ + bias: (k, 1, D, ·)
+        out = torch.addcmul(affine, a[:, None, :, None], projected)
+    else:
+        row_sums, out = None, projected + bias[:, None, None]
+    queries, keys, direct, values = (t.reshape(k * B, D, -1) for t in out.split([d, d, H, H], dim=-1))  # (k·B, D, ·)
+    attn = torch.softmax(torch.bmm(queries, keys.transpose(1, 2)) * scale, dim=-1)  # (k·B, D, D)
+    rows, direct_t = (attn, direct) if targets is None else (attn[:, targets], direct[:, targets])
+    y = torch.baddbmm(direct_t, rows, values).view(k, B, -1, H)  # (k·B, Dt, H) + (k·B, Dt, D) @ (k·B, D, H)
+    centred = factor = denom = None
+    if mean is not None:  # RevIN's inverse: forecast = (y − b) factor + mean, factor = std / (a + eps²)
+        mean_t, std_t, a_t, b_t = (mean, std, a, b)
+        if targets is not None:
+            mean_t, std_t, a_t, b_t = mean[:, :, targets], std[:, :, targets], a[:, targets], b[:, targets]
+        denom = a_t + eps**2  # (k, Dt)
+        factor = std_t / denom[:, None, :, None]  # (k, B, Dt, 1)
+        centred = y - b_t[:, None, :, None]
+        forecast = torch.addcmul(mean_t, centred, factor)
+    else:
+        forecast = y
+    return forecast, (z, projected, queries, keys, values, attn, centred, factor, denom, a, b, row_sums, wf, wf_low, wv_low, bv)
+
+
+def backward(saved, grad, scale, targets, dtype, sizes):
+    """Gradients (k, ...) with respect to (a, b, wq, bq, wk, bk, wv, bv, wf, bf) given the forecast's `grad` (as `fused._backward`)."""
+    z, projected, queries, keys, values, attn, centred, factor, denom, a, b, row_sums, wf, wf_low, wv_low, bv = saved
+    d, H = sizes
+    master = wf.dtype
+    k, B, D, L = z.shape
+    grad_a, grad_b = _through_revin_inverse(grad, centred, factor, denom, a, b, targets) if factor is not None else (None, None)
+    grad = grad if factor is None else grad * factor  # (k, B, Dt, H): the gradient of y
+    grad_y = grad.reshape(k * B, -1, H)
+    rows, q_t = (attn, queries) if targets is None else (attn[:, targets], queries[:, targets])
+    grad_rows = torch.bmm(grad_y, values.transpose(1, 2))  # (k·B, Dt, H) @ (k·B, H, D)
+    grad_values = torch.bmm(rows.transpose(1, 2), grad_y)  # (k·B, D, Dt) @ (k·B, Dt, H)
+    grad_scores = rows * (grad_rows - (grad_rows * rows).sum(dim=-1, keepdim=True)) * scale  # softmax⁻¹, (k·B, Dt, D)
+    grad_q_t = torch.bmm(grad_scores, keys)  # (k·B, Dt, d)
+    grad_keys = torch.bmm(grad_scores.transpose(1, 2), q_t)  # (k·B, D, d)
+    if targets is None:
+        grad_out = torch.cat([grad_q_t, grad_keys, grad_y, grad_values], dim=-1)  # (k·B, D, 2d + 2H)
+    else:
+        grad_out = torch.cat([torch.zeros(k * B, D, 2 * d + H, dtype=grad.dtype, device=grad.device), grad_values], dim=-1)
+        grad_out[:, targets, :d] = grad_q_t
+        grad_out[:, :, d : 2 * d] = grad_keys
+        grad_out[:, targets, 2 * d : 2 * d + H] = grad_y
+    grad_out = grad_out.view(k, B, D, -1)
+    per_channel = grad_out.sum(dim=1)  # (k, D, 2d + 2H)
+    grad_bias = per_channel.sum(dim=1)  # (k, 2d + 2H)
+    if a is not None:
+        grad_a = (grad_out * projected).sum(dim=(1, 3)) + (0 if grad_a is None else grad_a)
+        grad_b = torch.bmm(per_channel, row_sums[:, :, None])[:, :, 0] + (0 if grad_b is None else grad_b)
+        grad_projected = grad_out * a[:, None, :, None]
+    else:
+        grad_projected = grad_out
+    # (k, 2d + 2H, B·D) @ (k, B·D, L): the weight gradient of z Wᵀ, in the low precision
+    grad_weight = torch.bmm(grad_projected.to(dtype).reshape(k, B * D, -1).transpose(1, 2), z.reshape(k, B * D, L))
+    # in the weights' precision; with RevIN plus the gradient through b (W 1)ᵀ, on every column
+    grad_weight = grad_weight.to(master) if a is None else torch.add(grad_weight, torch.bmm(b[:, None, :], per_channel).transpose(1, 2))
+    grad_wq, grad_wk, grad_wf, grad_folded = grad_weight.split([d, d, H, H], dim=1)
+    grad_bq, grad_bk, grad_bf, grad_bfolded = grad_bias.split([d, d, H, H], dim=1)
+    grad_folded_low = grad_folded.to(dtype)
+    grad_wv = torch.bmm(wf_low.transpose(1, 2), grad_folded_low).to(master)  # (k, L, H) @ (k, H, L)
+    grad_wf = torch.baddbmm(grad_wf, grad_bfolded[:, :, None], bv[:, None, :]).add_(torch.bmm(grad_folded_low, wv_low.transpose(1, 2)))
+    grad_bv = torch.bmm(grad_bfolded[:, None, :], wf)[:, 0]  # (k, 1, H) @ (k, H, L)
+    return grad_a, grad_b, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv, grad_wf, grad_bf
+
+
+def _through_revin_inverse(grad, centred, factor, denom, a, b, targets):
+    """The gradients of RevIN's affine (a, b) through its inverse; dfactor/da = −factor / (a + eps²)."""
+    grad = grad * factor
+    grad_a_t = (grad * centred).sum(dim=(1, 3)).div_(denom).neg_()  # (k, Dt)
+    grad_b_t = grad.sum(dim=(1, 3)).neg_()
+    if targets is None:
+        return grad_a_t, grad_b_t
+    return torch.zeros_like(a).index_add_(1, targets, grad_a_t), torch.zeros_like(b).index_add_(1, targets, grad_b_t)
+
+
+def mse_loss_and_gradients(z, mean, std, y, y_mask, count, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+    """Each model's MSE (k,) against y (k, B, Dt, H) (observed entries only with a `y_mask`; `count` of them, a
+    number or a (k,) tensor) and its gradients with respect to (a, b, wq, bq, wk, bk, wv, bv, wf, bf)."""
+    forecast, saved = forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
+    diff = forecast - y  # (k, B, Dt, H)
+    if y_mask is not None:
+        diff = torch.where(y_mask, diff, 0.0)
+    flat = diff.reshape(diff.shape[0], -1)
+    loss = torch.linalg.vecdot(flat, flat) / count  # (k,)
+    per_model = count.view(-1, 1, 1, 1) if isinstance(count, torch.Tensor) else count
+    return loss, backward(saved, diff * (2 / per_model), scale, targets, dtype, (wq.shape[1], wf.shape[1]))

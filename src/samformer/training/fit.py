@@ -1,0 +1,327 @@
+"""The training loop: Adam (optionally inside SAM), early stopping on validation MSE, best-weight restore.
+
+The series of each split lives on the training device once; batches are gathered by index from it,
+so an epoch does no per-sample Python work. The loss-and-gradient pass of the run is chosen once,
+before the loop (`samformer.training.steps.build_step`); evaluation lives in `samformer.training.evaluation`. `fit` does
+not score the test split: the experiment runner does (`score_test`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from samformer.data.series import SplitData, Windows
+from samformer.errors import ConfigError, SamformerError, ShapeError
+from samformer.nn.model import SAMformer
+from samformer.training import distributed
+from samformer.training.checkpoint import LoopState, load_checkpoint, run_fingerprint, save_checkpoint
+from samformer.training.evaluation import EVAL_ROWS, evaluate, evaluate_split
+from samformer.training.loop import EpochCallback, cosine_restart_lr, fresh_state, progress_bar, run_epochs
+from samformer.training.sam import SAM
+from samformer.training.steps import (
+    BatchPasses,
+    CompiledForwardBackward,
+    Criterion,
+    Precision,
+    autocast,
+    batch_loss,
+    build_step,
+    forward_backward,
+    optimizer_update,
+)
+
+__all__ = [
+    "EVAL_ROWS",
+    "CompiledForwardBackward",
+    "Criterion",
+    "EpochCallback",
+    "Precision",
+    "TrainConfig",
+    "TrainResult",
+    "autocast",
+    "batch_loss",
+    "build_optimizer",
+    "cosine_restart_lr",
+    "evaluate",
+    "fit",
+    "forward_backward",
+    "resolve_device",
+    "score_test",
+    "seed_everything",
+    "train_step",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. Defaults are the paper's protocol (see `default_train_config`)."""
+
+    lr: float = 1e-3  # Adam's (peak) learning rate
+    batch_size: int = 32
+    epochs: int = 100  # upper bound; early stopping usually ends sooner
+    patience: int = 5  # epochs without a better validation MSE before stopping
+    sam: bool = True  # wrap Adam in SAM
+    rho: float = 0.7  # SAM's neighbourhood radius
+    adaptive: bool = False  # ASAM instead of SAM
+    weight_decay: float = 0.0
+    lr_schedule: Literal["cosine-restarts", "constant"] = "cosine-restarts"
+    restart_period: int = 5  # epochs per cosine cycle (the paper's TF code: 5)
+    min_lr: float = 1e-6  # floor of each cosine cycle
+    seed: int = 0
+    device: str = "auto"  # "auto" picks CUDA when available
+    precision: Precision = "fp32"  # "bf16": bf16 autocast, fp32 master weights and loss
+    eval_batch_size: int = 1024
+    progress: bool = True  # tqdm bar on stderr
+    compile: bool = False  # torch.compile the loss (forward + backward); falls back to eager if unavailable
+    shuffle: bool = True  # False: every epoch serves the training windows in stored order (the TF toy pipeline's)
+
+    def __post_init__(self) -> None:
+        bad = [
+            f"{name}={getattr(self, name)!r} out of range: must be {accepted}"
+            for name, (ok, accepted) in _FIELD_RULES.items()
+            if not ok(getattr(self, name))
+        ]
+        if bad:
+            raise ConfigError("; ".join(bad))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+MAX_BATCH = 2**20  # the largest batch accepted: far beyond any memory here, small enough to refuse a typo early
+
+
+def _is_device(value: Any) -> bool:
+    """'auto', or a CPU or CUDA device (what training runs on); other torch device types are refused up front."""
+    if value == "auto":
+        return True
+    try:
+        return torch.device(value).type in ("cpu", "cuda")
+    except (RuntimeError, TypeError):
+        return False
+
+
+_POSITIVE_INT = (lambda v: _is_int(v) and v >= 1, "positive (an integer >= 1)")
+_BATCH = (lambda v: _is_int(v) and 1 <= v <= MAX_BATCH, f"positive (an integer >= 1, at most {MAX_BATCH})")
+_NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "non-negative (a finite number >= 0)")
+_BOOL = (lambda v: isinstance(v, bool), "True or False")
+# TrainConfig field -> (whether a value is accepted, what is accepted)
+_FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lr": (lambda v: _is_number(v) and v > 0, "positive (a finite number > 0)"),
+    "batch_size": _BATCH,
+    "epochs": _POSITIVE_INT,
+    "patience": _POSITIVE_INT,
+    "sam": _BOOL,
+    "rho": _NON_NEGATIVE,
+    "adaptive": _BOOL,
+    "weight_decay": _NON_NEGATIVE,
+    "lr_schedule": (lambda v: v in ("cosine-restarts", "constant"), "'cosine-restarts' or 'constant'"),
+    "restart_period": _POSITIVE_INT,
+    "min_lr": _NON_NEGATIVE,
+    "seed": (lambda v: _is_int(v) and 0 <= v < 2**64, "an integer from 0 to 2**64 - 1 (what torch.manual_seed takes)"),
+    "device": (_is_device, "a device name (auto, cpu, cuda or cuda:N)"),
+    "precision": (lambda v: v in ("fp32", "bf16"), "'fp32' or 'bf16'"),
+    "eval_batch_size": _BATCH,
+    "progress": _BOOL,
+    "compile": _BOOL,
+    "shuffle": _BOOL,
+}
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced (metrics on the standardised scale).
+
+    `fit` fills everything but the test scores, which `score_test` adds (the experiment runner calls it).
+    """
+
+    val_mse: float
+    best_epoch: int  # 1-based epoch whose weights were restored
+    epochs_run: int
+    train_seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    test_mse: float | None = None
+    test_mae: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that model initialisation and shuffling repeat."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'auto' → CUDA if available, else CPU; anything else as given, if this machine has it."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise SamformerError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and (not torch.cuda.is_available() or (resolved.index or 0) >= torch.cuda.device_count()):
+        raise SamformerError(f"device {device!r} is not available on this machine; use --device cpu or auto")
+    return resolved
+
+
+def build_optimizer(model: SAMformer, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam, wrapped in SAM when `cfg.sam`.
+
+    On CPU and CUDA Adam is the fused implementation (one kernel for all parameters instead of a dozen
+    small ops per parameter; same update rule), which matters at the paper's batch of 32.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params)
+    kwargs = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, **({"fused": True} if fused else {})}
+    if cfg.sam:
+        return SAM(params, torch.optim.Adam, rho=cfg.rho, adaptive=cfg.adaptive, **kwargs)
+    return torch.optim.Adam(params, **kwargs)
+
+
+def train_step(
+    model: SAMformer,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    precision: Precision,
+    mask: tuple[torch.Tensor, torch.Tensor] | None = None,
+    criterion: Criterion | None = None,
+    forward_backward_fn: Callable[..., torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """One optimisation step on a batch (two forward/backward passes under SAM); returns the loss at w.
+
+    `mask` and `criterion` are as in `batch_loss`; `forward_backward_fn` as in `steps.BatchPasses` (None:
+    the fastest eager passes). The loss comes back as a 0-d tensor, so a loop can sum it without a host
+    synchronisation per step. `fit` builds its passes and update once instead (`steps.build_step`).
+    """
+    loss_and_grad = BatchPasses(model, precision, criterion, forward_backward_fn)(x, y, mask)
+    return optimizer_update(optimizer)(loss_and_grad)
+
+
+def _check_sizes(model: SAMformer, data: SplitData) -> None:
+    sizes = {name: getattr(data, name, None) for name in ("n_channels", "seq_len", "horizon")}
+    wrong = [f"{n}={getattr(model.config, n)} vs {v}" for n, v in sizes.items() if v not in (None, getattr(model.config, n))]
+    if wrong:
+        raise ShapeError(f"the model does not fit the data (model vs data: {', '.join(wrong)}); build it from the data's sizes")
+
+
+class _SingleModel:
+    """`loop.Trainee` of one model: its step and update (chosen once), its own batch order, its validation split."""
+
+    def __init__(self, model: SAMformer, data: SplitData, cfg: TrainConfig, criterion: Criterion | None, device: torch.device) -> None:
+        self.model, self.cfg, self.criterion, self.device = model, cfg, criterion, device
+        self.train_w, self.val_w = data.windows("train").to(device), data.windows("val").to(device)
+        self.optimizer = build_optimizer(model, cfg)
+        self.step, self.update = build_step(model, device, cfg.precision, criterion, cfg.compile), optimizer_update(self.optimizer)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: all draw the same permutation
+
+    def set_learning_rates(self, lrs: list[float]) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lrs[0]
+
+    def train_epoch(self, bar: tqdm) -> list[float]:
+        """One pass over the training windows (in a fresh random order if `cfg.shuffle`); the mean training loss."""
+        windows, device = self.train_w, self.device
+        stored = torch.arange(len(windows))  # the original TF pipeline's order (`TrainConfig(shuffle=False)`)
+        order = (torch.randperm(len(windows), generator=self.generator) if self.cfg.shuffle else stored).to(device)
+        loss_sum = torch.zeros((), device=device)
+        for index in order.split(self.cfg.batch_size):  # global batches; under torch.distributed each rank trains on its shard
+            loss_and_grad, weight = self.step(windows, index)
+            loss_sum += self.update(loss_and_grad) * weight
+            bar.update()
+        return [distributed.all_reduce_sum(loss_sum).item() / len(windows)]
+
+    def validate(self) -> list[dict[str, float]]:
+        return [evaluate_split(self.model, self.val_w, self.cfg.eval_batch_size, self.cfg.precision, self.criterion)]
+
+    def snapshot(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def member(self, i: int) -> SAMformer:
+        return self.model
+
+    def leave(self, keep: list[int]) -> None:
+        """Nothing to drop: the loop ends with the one model's run."""
+
+
+class _Checkpoints:
+    """Writes the loop's state after each epoch (on rank 0) and reads it back to resume (`samformer.training.checkpoint`)."""
+
+    def __init__(self, path: str | os.PathLike, trainee: _SingleModel, cfg: TrainConfig, data: SplitData) -> None:
+        self.path, self.model, self.optimizer, self.generator = path, trainee.model, trainee.optimizer, trainee.generator
+        self.fingerprint = run_fingerprint(self.model, cfg, data_splits(data))
+
+    def resume(self) -> LoopState | None:
+        if not os.path.exists(self.path):
+            return None
+        return load_checkpoint(self.path, self.model, self.optimizer, self.generator, self.fingerprint)
+
+    def save(self, loops: list[LoopState]) -> None:
+        if distributed.is_main():
+            save_checkpoint(self.path, self.model, self.optimizer, self.generator, loops[0], self.fingerprint)
+
+
+def data_splits(data: SplitData) -> tuple[Windows, ...]:
+    """Every split `data` holds, which identify a run in its checkpoint (a SplitData may come without a test split)."""
+    names = ("train", "val") if getattr(data, "test", "") is None else ("train", "val", "test")
+    return tuple(data.windows(name) for name in names)
+
+
+def fit(
+    model: SAMformer,
+    data: SplitData,
+    cfg: TrainConfig,
+    callbacks: tuple[EpochCallback, ...] = (),
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    criterion: Criterion | None = None,
+) -> TrainResult:
+    """Train `model` on the train split of `data` with early stopping on its val split, and restore the best weights.
+
+    Each callback is called after every epoch with the model and that epoch's record (a dict it may
+    add entries to, e.g. diagnostics); the records form `TrainResult.history`. If `data` has masks,
+    missing values are left out of the loss and of RevIN's statistics. A `criterion` (e.g.
+    `metrics.QuantileLoss`) replaces MSE as the training loss and as the early-stopping score. The test
+    split, if any, is not used (see `score_test`).
+
+    With a `checkpoint` path, the full training state is written there (atomically) after every epoch;
+    with `resume` too and a checkpoint present, training continues from it and ends exactly as an
+    uninterrupted run would (see `samformer.training.checkpoint`).
+    """
+    _check_sizes(model, data)
+    device = resolve_device(cfg.device)
+    model.to(device).train()
+    trainee = _SingleModel(model, data, cfg, criterion, device)
+    saver = _Checkpoints(checkpoint, trainee, cfg, data) if checkpoint is not None else None
+    loop = (saver.resume() if saver is not None and resume else None) or fresh_state()
+    steps_per_epoch = math.ceil(len(trainee.train_w) / cfg.batch_size)
+    bar = progress_bar([cfg], [loop], steps_per_epoch, f"train {data.name}", cfg.progress)
+    run_epochs(trainee, [cfg], [loop], bar, callbacks, saver.save if saver is not None else None)
+    if loop.best_state is not None:
+        model.load_state_dict(loop.best_state)
+    return TrainResult(loop.best_val, loop.best_epoch, len(loop.history), loop.train_seconds, loop.history)
+
+
+def score_test(model: SAMformer, data: SplitData, cfg: TrainConfig, result: TrainResult) -> TrainResult:
+    """`result` with the MSE and MAE of `model` on the test split of `data` (under torch.distributed, shared by the ranks)."""
+    device = next(model.parameters()).device
+    test = evaluate_split(model, data.windows("test").to(device), cfg.eval_batch_size, cfg.precision)
+    return replace(result, test_mse=test["mse"], test_mae=test["mae"])

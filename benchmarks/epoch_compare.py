@@ -16,7 +16,8 @@ import torch
 
 import samformer
 from samformer import SAMformer
-from samformer.training.fit import TrainConfig, fit
+from samformer.training.config import TrainConfig
+from samformer.training.fit import fit
 
 try:
     from samformer.data.loading import load_dataset

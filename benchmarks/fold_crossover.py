@@ -24,7 +24,8 @@ import torch
 from samformer.data.loading import load_dataset
 from samformer.files import write_json
 from samformer.nn.model import SAMformer
-from samformer.training.fit import TrainConfig, build_optimizer, train_step
+from samformer.training.config import TrainConfig
+from samformer.training.fit import build_optimizer, train_step
 
 BATCH, SEQ_LEN, STEPS, ROUNDS = 32, 512, 40, 4
 

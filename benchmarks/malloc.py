@@ -25,7 +25,8 @@ from samformer.cli.allocator import keep_freed_memory
 kept = sys.argv[1] == "kept" and keep_freed_memory()
 from samformer.data.loading import load_dataset
 from samformer.nn.model import SAMformer
-from samformer.training.fit import TrainConfig, build_optimizer, train_step
+from samformer.training.config import TrainConfig
+from samformer.training.fit import build_optimizer, train_step
 windows = load_dataset("ETTh1", 512, 96, data_dir=sys.argv[2] or None).windows("train")
 result = {"kept": kept}
 for batch, steps in ((32, 200), (256, 31)):

@@ -32,7 +32,8 @@ from samformer.data.loading import load_dataset
 from samformer.data.series import SplitData
 from samformer.files import write_json
 from samformer.nn.model import SAMformer
-from samformer.training.fit import TrainConfig, TrainResult, fit, score_test
+from samformer.training.config import TrainConfig, TrainResult
+from samformer.training.fit import fit, score_test
 from samformer.training.stacked.evaluation import score_stacked
 from samformer.training.stacked.fit import fit_stacked, seeded_models
 

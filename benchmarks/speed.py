@@ -46,7 +46,9 @@ from samformer.data.loading import load_dataset
 from samformer.data.series import Windows
 from samformer.files import write_json
 from samformer.nn.model import SAMformer
-from samformer.training.fit import CompiledForwardBackward, TrainConfig, build_optimizer, forward_backward, train_step
+from samformer.training.config import TrainConfig
+from samformer.training.fit import build_optimizer, train_step
+from samformer.training.steps import CompiledForwardBackward, forward_backward
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import original_reference as original
@@ -191,7 +193,9 @@ if sys.argv[4] == "1":
     keep_freed_memory()  # as `samformer train` does
 from samformer.data.series import Windows
 from samformer.nn.model import SAMformer
-from samformer.training.fit import TrainConfig, build_optimizer, evaluate, train_step
+from samformer.training.config import TrainConfig
+from samformer.training.fit import build_optimizer, train_step
+from samformer.training.evaluation import evaluate
 rows, channels, steps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 series = torch.randn(rows, channels)  # a traffic-sized panel: (T, D)
 windows = Windows(series, 512, 96)

@@ -32,7 +32,8 @@ from safetensors.torch import load_file, save_file
 from samformer.data.series import split_frame
 from samformer.nn.model import SAMformer
 from samformer.training import distributed
-from samformer.training.fit import TrainConfig, fit, score_test, seed_everything
+from samformer.training.config import TrainConfig, seed_everything
+from samformer.training.fit import fit, score_test
 from tests.conftest import make_frame
 
 # Ratio split at L=16, H=4 and B=8: 603 rows give 403 training windows, so each epoch ends with a

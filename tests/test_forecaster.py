@@ -13,7 +13,7 @@ from samformer import ConfigError, DataError, Forecaster, ModelFileError
 from samformer.data.series import Windows
 from samformer.metrics import pinball
 from samformer.nn.model import SAMformer
-from samformer.training.fit import batch_loss
+from samformer.training.steps import batch_loss
 
 from .conftest import make_frame
 from .helpers import edit_config, flip_byte, run_cli

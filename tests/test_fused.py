@@ -12,7 +12,9 @@ import samformer.training.steps
 from samformer import SAMformer
 from samformer.errors import ConfigError
 from samformer.nn.fused import MSEPass
-from samformer.training.fit import TrainConfig, build_optimizer, forward_backward, train_step
+from samformer.training.config import TrainConfig
+from samformer.training.fit import build_optimizer, train_step
+from samformer.training.steps import forward_backward
 
 B, L, D, H = 4, 32, 5, 8
 OPTIONS = [({}, False), ({}, True), ({"target_channels": (3, 0)}, False), ({"target_channels": (1,)}, True), ({"revin": False}, True)]

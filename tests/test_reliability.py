@@ -31,7 +31,8 @@ from samformer.errors import CheckpointError
 from samformer.forecasting.modelfile import load_model, save_model
 from samformer.nn.model import RevIN
 from samformer.training.checkpoint import CHECKPOINT_FILE, read_checkpoint
-from samformer.training.fit import score_test, seed_everything
+from samformer.training.config import seed_everything
+from samformer.training.fit import score_test
 
 from .conftest import make_frame
 from .helpers import flip_byte, run_cli

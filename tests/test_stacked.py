@@ -16,7 +16,9 @@ from samformer.metrics import QuantileLoss
 from samformer.nn.fused import MSEPass
 from samformer.nn.quantile import QuantileSAMformer
 from samformer.nn.stacked import StackedSAMformer
-from samformer.training.fit import TrainConfig, evaluate, fit, score_test, seed_everything
+from samformer.training.config import TrainConfig, seed_everything
+from samformer.training.evaluation import evaluate
+from samformer.training.fit import fit, score_test
 from samformer.training.stacked.evaluation import evaluate_stacked, score_stacked
 from samformer.training.stacked.fit import fit_stacked, seeded_models
 

@@ -27,7 +27,8 @@ from samformer.experiments.toy import (
 from samformer.nn.model import SAMformer
 from samformer.nn.reparam import SigmaReparamLinear
 from samformer.plots import plot_toy_entropy_factors, require_matplotlib
-from samformer.training.fit import TrainConfig, fit
+from samformer.training.config import TrainConfig
+from samformer.training.fit import fit
 
 SMALL = ToyConfig(seq_len=64, horizon=16, n_train=2000, n_val=400, n_test=200)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

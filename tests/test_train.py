@@ -14,7 +14,9 @@ import torch
 from samformer import SAMformer, TrainConfig, evaluate, fit, load_dataset
 from samformer.data.series import Windows, split_frame
 from samformer.errors import CheckpointError, ConfigError, SamformerError
-from samformer.training.fit import cosine_restart_lr, score_test, seed_everything
+from samformer.training.config import seed_everything
+from samformer.training.fit import score_test
+from samformer.training.loop import cosine_restart_lr
 
 from .conftest import make_frame
 

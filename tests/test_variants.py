@@ -12,7 +12,8 @@ import torch
 from samformer.data.series import split_frame
 from samformer.forecasting.modelfile import load_model, save_model
 from samformer.nn.model import VARIANTS, Variant, create_model, list_variants, variant_uses_sam
-from samformer.training.fit import TrainConfig, fit, seed_everything
+from samformer.training.config import TrainConfig, seed_everything
+from samformer.training.fit import fit
 
 from .conftest import make_frame
 

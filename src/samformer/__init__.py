@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from samformer.forecasting.forecaster import Backtest, Forecaster
     from samformer.nn.model import SAMformer, SAMformerConfig, create_model, list_variants
     from samformer.nn.reparam import SigmaReparamLinear
+    from samformer.training.config import TrainConfig, TrainResult
     from samformer.training.evaluation import evaluate
-    from samformer.training.fit import TrainConfig, TrainResult, fit
+    from samformer.training.fit import fit
     from samformer.training.sam import SAM
 
 __version__ = "0.1.0"
@@ -34,7 +35,8 @@ _SOURCES = {
     **dict.fromkeys(["SAMformer", "SAMformerConfig", "create_model", "list_variants"], "samformer.nn.model"),
     "SigmaReparamLinear": "samformer.nn.reparam",
     "SAM": "samformer.training.sam",
-    **dict.fromkeys(["TrainConfig", "TrainResult", "fit"], "samformer.training.fit"),
+    **dict.fromkeys(["TrainConfig", "TrainResult"], "samformer.training.config"),
+    "fit": "samformer.training.fit",
 }
 
 __all__ = [

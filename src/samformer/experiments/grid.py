@@ -39,7 +39,7 @@ from samformer.errors import DataError, SamformerError
 from samformer.experiments.paper import TRANSFORMER_MSE, TSMIXER_MSE, paper_mse
 from samformer.experiments.run import RunSpec, StackOutcome, execute, execute_stacked
 from samformer.files import exclusive_lock, write_json
-from samformer.training.fit import TrainConfig
+from samformer.training.config import TrainConfig
 
 _TEXT_KEYS = ("dataset", "variant", "protocol")
 _INTEGER_KEYS = ("horizon", "seq_len", "seed")

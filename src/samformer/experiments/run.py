@@ -18,7 +18,9 @@ from samformer.data.loading import load_dataset
 from samformer.data.series import SplitData
 from samformer.errors import SamformerError
 from samformer.nn.model import SAMformer, create_model, variant_uses_sam
-from samformer.training.fit import EpochCallback, TrainConfig, TrainResult, fit, score_test, seed_everything
+from samformer.training.config import TrainConfig, TrainResult, seed_everything
+from samformer.training.fit import fit, score_test
+from samformer.training.loop import EpochCallback
 from samformer.training.stacked.evaluation import score_stacked
 from samformer.training.stacked.fit import fit_stacked
 

@@ -42,7 +42,9 @@ import torch
 from samformer.errors import SamformerError
 from samformer.experiments.analysis import diagnostics_callback, sharpness
 from samformer.nn.model import Init, SAMformer
-from samformer.training.fit import TrainConfig, evaluate, fit, seed_everything
+from samformer.training.config import TrainConfig, seed_everything
+from samformer.training.evaluation import evaluate
+from samformer.training.fit import fit
 
 
 @dataclass(frozen=True)

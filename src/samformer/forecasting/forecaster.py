@@ -59,7 +59,8 @@ from samformer.metrics import QuantileLoss
 from samformer.nn.model import SAMformer, SAMformerConfig
 from samformer.nn.quantile import PointQuantiles, QuantileSAMformer, calibrate
 from samformer.nn.stacked import MeanForecast, StackedSAMformer
-from samformer.training.fit import TrainConfig, TrainResult, fit, resolve_device, seed_everything
+from samformer.training.config import TrainConfig, TrainResult, resolve_device, seed_everything
+from samformer.training.fit import fit
 from samformer.training.logs import MetricsLogger
 from samformer.training.stacked.fit import fit_stacked, seeded_models
 

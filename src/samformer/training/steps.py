@@ -19,7 +19,6 @@ import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
-from typing import Literal
 
 import torch
 
@@ -28,9 +27,9 @@ from samformer.metrics import masked_mse, mse
 from samformer.nn.fused import MSEPass, mse_loss_and_gradients
 from samformer.nn.model import SAMformer
 from samformer.training import distributed
+from samformer.training.config import Precision
 from samformer.training.sam import SAM
 
-Precision = Literal["fp32", "bf16"]
 # criterion(pred, target, target_mask | None) -> scalar loss; replaces MSE in training and early stopping
 Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 Masks = tuple[torch.Tensor, torch.Tensor]  # (input, target) observed-value masks

@@ -19,7 +19,8 @@ from samformer.nn.model import SAMformer
 from samformer.nn.stacked import StackedSAMformer
 from samformer.training import distributed
 from samformer.training.checkpoint import LoopState, loop_from_json, loop_json, read_state, run_fingerprint, write_state
-from samformer.training.fit import TrainConfig, data_splits
+from samformer.training.config import TrainConfig
+from samformer.training.fit import data_splits
 from samformer.training.stacked.optim import StackedSAM
 
 

@@ -12,7 +12,9 @@ from samformer.metrics import QuantileLoss
 from samformer.nn.model import SAMformer, missing_as_zero
 from samformer.nn.quantile import sorted_quantiles
 from samformer.nn.stacked import StackedSAMformer, standardize_inputs
-from samformer.training.fit import EVAL_ROWS, Precision, TrainConfig, TrainResult, autocast
+from samformer.training.config import Precision, TrainConfig, TrainResult
+from samformer.training.evaluation import EVAL_ROWS
+from samformer.training.steps import autocast
 
 
 @torch.inference_mode()

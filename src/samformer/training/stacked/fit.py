@@ -24,12 +24,13 @@ from samformer.metrics import QuantileLoss
 from samformer.nn.model import SAMformer
 from samformer.nn.quantile import sorted_quantiles
 from samformer.nn.stacked import StackedSAMformer
-from samformer.training.fit import TrainConfig, TrainResult, autocast, resolve_device, seed_everything
+from samformer.training.config import TrainConfig, TrainResult, resolve_device, seed_everything
 from samformer.training.loop import fresh_state, progress_bar, run_epochs
 from samformer.training.stacked.checkpoint import StackCheckpoints
 from samformer.training.stacked.evaluation import evaluate_stacked
 from samformer.training.stacked.memory import check_stack_memory
 from samformer.training.stacked.optim import StackedSAM
+from samformer.training.steps import autocast
 
 # Settings every model of a stack must share: its batches line up, it runs in one precision on one device.
 SHARED_SETTINGS = ("batch_size", "shuffle", "precision", "device", "eval_batch_size")

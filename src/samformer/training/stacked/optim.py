@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from samformer.nn.stacked import StackedSAMformer
-from samformer.training.fit import TrainConfig
+from samformer.training.config import TrainConfig
 
 BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which `train.build_optimizer` uses
 ADAM_EPS = 1e-8

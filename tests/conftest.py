@@ -11,6 +11,11 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+# A relative $SAMFORMER_DATA (the README's own command sets `../shared/data`) names a folder relative to where pytest
+# started; made absolute here, before any test changes directory, so every reader of the variable finds the same folder.
+if os.environ.get("SAMFORMER_DATA"):
+    os.environ["SAMFORMER_DATA"] = str(Path(os.environ["SAMFORMER_DATA"]).resolve())
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from samformer.training.fit import fit
     from samformer.training.sam import SAM
 
-__version__ = "0.1.0"
+from samformer.version import __version__
 
 # public name -> the module that defines it
 _SOURCES = {

@@ -27,6 +27,7 @@ from samformer.files import atomic_destination, file_sha256, read_json, write_js
 from samformer.nn.model import SAMformer, SAMformerConfig
 from samformer.nn.stacked import StackedSAMformer
 from samformer.training.checkpoint import safetensors_bytes
+from samformer.version import __version__
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -76,8 +77,6 @@ def save_model(
     an existing model unless `overwrite` is set. To replace a whole directory as a unit, write into
     `samformer.files.atomic_directory`.
     """
-    from samformer import __version__
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS_FILE

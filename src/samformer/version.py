@@ -1,0 +1,3 @@
+"""The version of samformer (one place; the package and the model files it writes read it)."""
+
+__version__ = "0.1.0"

@@ -155,7 +155,7 @@ def calibrate(forecasts: np.ndarray, actuals: np.ndarray, quantiles: tuple[float
     """Calibrate the central intervals of quantile forecasts (N, H, D, Q) on what happened (N, H, D).
 
     The scores of all steps are pooled after dividing each by its step's scale s_h = the RMSE of the
-    median over steps 1..h (cumulative, so it is smooth and uses more windows at later steps): one δ per
+    median at step h (never below an earlier step's; `step_scale`): one δ per
     channel and interval, offsets δ·s_h, so the validation coverage is exact over all steps and the
     widening grows with the forecast's error. Floor: each level stays at least `FLOOR_SHARE` × the
     half-width of the residual band of its coverage (the conformal quantile of |y − median| / s_h,
@@ -176,16 +176,20 @@ def calibrate(forecasts: np.ndarray, actuals: np.ndarray, quantiles: tuple[float
 
 
 def step_scale(median: np.ndarray, actuals: np.ndarray) -> np.ndarray:
-    """Cumulative RMSE (H, D) of the median forecasts (N, H, D) over steps 1..h; 1 where no error was seen."""
+    """The error scale (H, D) of each step: the RMSE of the median forecasts (N, H, D) at that step, never below an earlier step's.
+
+    Per step, so that the band follows the error's growth over the horizon; the running maximum keeps a noisy
+    step from narrowing the band below its predecessors'. A step with no error seen takes the channel's largest.
+    """
     err2 = (median - actuals) ** 2
     seen = ~np.isnan(err2)
-    total = np.cumsum(np.where(seen, err2, 0.0).sum(axis=0), axis=0)  # (H, D)
-    count = np.cumsum(seen.sum(axis=0), axis=0)
+    total, count = np.where(seen, err2, 0.0).sum(axis=0), seen.sum(axis=0)  # (H, D)
     with np.errstate(invalid="ignore", divide="ignore"):
         rmse = np.sqrt(total / count)
-    fallback = np.nanmax(np.where(rmse > 0, rmse, np.nan), axis=0, initial=0.0)  # (D,): the channel's largest
+    rmse = np.fmax.accumulate(np.where(rmse > 0, rmse, np.nan), axis=0)  # NaN until a step with an error
+    fallback = np.nanmax(rmse, axis=0, initial=0.0)  # (D,): the channel's largest
     fallback = np.where(fallback > 0, fallback, 1.0)
-    return np.where(rmse > 0, rmse, fallback[None])
+    return np.where(np.isnan(rmse), fallback[None], rmse)
 
 
 def _warn_if_few(n_windows: int, coverage: float) -> None:

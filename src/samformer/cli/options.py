@@ -76,6 +76,21 @@ def device(text: str) -> str:
     return text
 
 
+def seed_list(text: str) -> list[int]:
+    """An argparse type: a comma-separated list of distinct integer seeds (at least one)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        seeds = [int(t) for t in items]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integer seeds such as 0,1,2, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("expected at least one seed (k >= 1), such as 0,1,2")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"seed {', '.join(map(str, repeated))} is repeated; give each seed once")
+    return seeds
+
+
 def csv_list(kind: Callable[[str], Any]) -> Callable[[str], list]:
     """An argparse type: a comma-separated list (at least one item), each item converted by `kind`."""
 

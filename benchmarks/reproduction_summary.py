@@ -19,7 +19,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from samformer.experiments.grid import iter_runs, summarise
+from samformer.experiments.store import iter_runs
+from samformer.experiments.tables import summarise
 
 TARGET = 0.01  # the reproduction's mean MSE within 1 % of the fp32 table's
 

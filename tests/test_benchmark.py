@@ -14,18 +14,10 @@ import pytest
 
 from samformer.cli.main import main
 from samformer.errors import SamformerError
-from samformer.experiments.grid import (
-    expected_cost,
-    grid,
-    longest_first,
-    pending,
-    render_table,
-    run_grid,
-    run_path,
-    stacks,
-    summarise,
-    summarise_tuned,
-)
+from samformer.experiments.grid import grid, run_grid
+from samformer.experiments.scheduler import expected_cost, longest_first, stacks
+from samformer.experiments.store import pending, run_path
+from samformer.experiments.tables import render_table, summarise, summarise_tuned
 from samformer.files import exclusive_lock
 
 from .records import assert_same_record

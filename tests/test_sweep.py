@@ -16,9 +16,12 @@ import pytest
 
 from samformer.cli.main import main
 from samformer.errors import SamformerError
-from samformer.experiments.grid import grid, render_table, run_path, summarise
+from samformer.experiments.grid import grid
 from samformer.experiments.run import RunSpec
-from samformer.experiments.sweep import SUMMARY_FILE, run_search, run_sweep, train_record
+from samformer.experiments.scheduler import train_record
+from samformer.experiments.store import run_path
+from samformer.experiments.sweep import SUMMARY_FILE, run_search, run_sweep
+from samformer.experiments.tables import render_table, summarise
 from samformer.files import write_json
 from tests.conftest import make_frame
 

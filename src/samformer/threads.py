@@ -20,6 +20,11 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+def default_threads(workers: int = 1) -> int:
+    """Torch threads per process when nothing was asked for: the available cores shared by `workers` processes (>= 1)."""
+    return max(1, available_cores() // max(1, workers))
+
+
 def threads_from_environment() -> int | None:
     """`OMP_NUM_THREADS` as a positive integer, or None when it is unset or not one."""
     text = os.environ.get(ENV, "").strip()
@@ -47,7 +52,7 @@ def choose_threads(requested: int | None = None, workers: int = 1, adapt_to_load
     if from_env is not None:
         return from_env, None
     cores = available_cores()
-    share = max(1, cores // max(1, workers))
+    share = default_threads(workers)
     load = load_average() if adapt_to_load else 0.0
     if load <= cores or share == 1:
         return share, None

@@ -7,40 +7,25 @@ import json
 import sys
 from pathlib import Path
 
-from samformer.cli.options import add_shuffle_option, count, non_negative_float, positive_int, seed
+from samformer.cli.options import add_shuffle_option, count, csv_list, non_negative_float, positive_int, seed, variant
 from samformer.data.benchmarks import get_benchmark
 from samformer.errors import SamformerError, quoted
 from samformer.experiments.ensembles import render_ensemble_table, summarise_ensembles
-from samformer.experiments.grid import cells_as_json, grid, render_table, run_grids, summarise, summarise_tuned
+from samformer.experiments.grid import grid, run_grids
 from samformer.experiments.paper import HORIZONS
 from samformer.experiments.run import RunSpec
+from samformer.experiments.tables import cells_as_json, render_table, summarise, summarise_tuned
 from samformer.files import check_writable_directory, removed_if_left_empty
 from samformer.nn.model import list_variants
 from samformer.threads import choose_threads
 
 
-def _csv_list(kind):
-    def parse(text: str) -> list:
-        items = [t.strip() for t in text.split(",") if t.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError("expected a comma-separated list")
-        return [kind(t) for t in items]
-
-    return parse
-
-
-def _variant(name: str) -> str:
-    if name not in list_variants():
-        raise argparse.ArgumentTypeError(f"unknown variant {name!r}; choose from {', '.join(list_variants())}")
-    return name
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("benchmark", help="run a grid of trainings; re-running skips finished runs")
-    bench.add_argument("--datasets", type=_csv_list(str), required=True, help="comma-separated benchmark names or CSV paths")
-    bench.add_argument("--horizons", type=_csv_list(positive_int), default=list(HORIZONS), help="default 96,192,336,720")
-    bench.add_argument("--seeds", type=_csv_list(seed), default=[0], help="default 0")
-    bench.add_argument("--variants", type=_csv_list(_variant), default=["samformer"], help=", ".join(list_variants()))
+    bench.add_argument("--datasets", type=csv_list(str), required=True, help="comma-separated benchmark names or CSV paths")
+    bench.add_argument("--horizons", type=csv_list(positive_int), default=list(HORIZONS), help="default 96,192,336,720")
+    bench.add_argument("--seeds", type=csv_list(seed), default=[0], help="default 0")
+    bench.add_argument("--variants", type=csv_list(variant), default=["samformer"], help=", ".join(list_variants()))
     bench.add_argument("--seq-len", type=positive_int, default=512)
     bench.add_argument("--data-dir", default=None)
     bench.add_argument("--workers", type=positive_int, default=1, help="parallel training processes")
@@ -57,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_argument("--rho", type=non_negative_float, default=None)
     opt.add_argument(
         "--rho-grid",
-        type=_csv_list(non_negative_float),
+        type=csv_list(non_negative_float),
         default=None,
         help="several rho values (with --stack trained together): run files of each under OUT/rho=<value>",
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any
 
 from samformer.data.channels import ChannelSpec
 from samformer.experiments.run import RunSpec
+from samformer.nn.model import list_variants
 
 # Accepted ranges of the numeric options (inclusive). Dimensions stop where a saved model's do
 # (`samformer.forecasting.modelfile.MAX_DIMENSION`); seeds span torch's generator seeds.
@@ -72,6 +74,40 @@ def device(text: str) -> str:
     if not torch.cuda.is_available() or int(index or 0) >= torch.cuda.device_count():
         raise argparse.ArgumentTypeError(f"device {text!r} is not available on this machine; use --device cpu or auto")
     return text
+
+
+def seed_list(text: str) -> list[int]:
+    """An argparse type: a comma-separated list of distinct integer seeds (at least one)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        seeds = [int(t) for t in items]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integer seeds such as 0,1,2, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("expected at least one seed (k >= 1), such as 0,1,2")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"seed {', '.join(map(str, repeated))} is repeated; give each seed once")
+    return seeds
+
+
+def csv_list(kind: Callable[[str], Any]) -> Callable[[str], list]:
+    """An argparse type: a comma-separated list (at least one item), each item converted by `kind`."""
+
+    def parse(text: str) -> list:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("expected a comma-separated list")
+        return [kind(t) for t in items]
+
+    return parse
+
+
+def variant(name: str) -> str:
+    """An argparse type: the name of a model variant (`samformer.nn.model.list_variants`)."""
+    if name not in list_variants():
+        raise argparse.ArgumentTypeError(f"unknown variant {name!r}; choose from {', '.join(list_variants())}")
+    return name
 
 
 def column_list(text: str) -> tuple[str, ...]:

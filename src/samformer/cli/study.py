@@ -4,7 +4,7 @@
 map) and the two random Transformers (W_Q, W_K frozen / all attention frozen) on the toy task (`samformer.experiments.toy`)
 and writes `summary.json` plus the four PNGs of `samformer.plots.write_toy_figures`.
 `study sharpness --dataset NAME --horizon H` trains the Transformer and SAMformer on a benchmark and
-prints their sharpness, attention entropy and nuclear norm side by side (`samformer.experiments.analysis`).
+prints their sharpness, attention entropy and nuclear norm side by side (`samformer.experiments.sharpness`).
 """
 
 from __future__ import annotations
@@ -21,23 +21,11 @@ from typing import Any
 import torch
 
 from samformer.cli.options import positive_int
-from samformer.data.loading import load_dataset
 from samformer.errors import SamformerError
-from samformer.experiments.analysis import attention_statistics, fixed_subset, sharpness
-from samformer.experiments.run import RunSpec, execute
-from samformer.experiments.toy import METHODS, StudyConfig, ToyConfig, run_toy_study
+from samformer.experiments.sharpness import compare_sharpness
+from samformer.experiments.toy import METHODS, QUICK_STUDY, StudyConfig, run_toy_study
 from samformer.files import write_json
 from samformer.plots import require_matplotlib, write_toy_figures
-
-# --quick: the same dimensions (D=7, L=512, H=96) on a fifth of the samples and 10 epochs, for tests and a
-# first look; far too short to converge (the full run needs ≈ 75 epochs for SAM to reach the oracle).
-QUICK = StudyConfig(
-    toy=ToyConfig(n_train=2000, n_val=1000, n_test=500),
-    epochs=10,
-    diagnostic_samples=256,
-    sharpness_iterations=10,
-    full_sharpness=False,
-)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     toy.add_argument("--out", required=True, help="directory for the PNGs and summary.json")
     toy.add_argument("--quick", action="store_true", help="reduced run (2000 training samples, 10 epochs): under 2 minutes")
     toy.add_argument(
-        "--epochs", type=positive_int, default=None, help=f"epochs per method (default {StudyConfig.epochs}, quick {QUICK.epochs})"
+        "--epochs", type=positive_int, default=None, help=f"epochs per method (default {StudyConfig.epochs}, quick {QUICK_STUDY.epochs})"
     )
     toy.add_argument(
         "--methods",
@@ -101,7 +89,7 @@ def _prepare_out(out: str) -> Path:
 
 
 def cmd_toy(args: argparse.Namespace) -> int:
-    study = QUICK if args.quick else StudyConfig()
+    study = QUICK_STUDY if args.quick else StudyConfig()
     if args.epochs is not None:
         study = replace(study, epochs=args.epochs)
     if args.methods is not None:
@@ -137,22 +125,7 @@ def cmd_sharpness(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = _prepare_out(args.out) if args.out else None
-    data = load_dataset(args.dataset, RunSpec.seq_len, args.horizon, data_dir=args.data_dir)
-    x, y = fixed_subset(data.windows("train"), args.samples)
-    result: dict[str, Any] = {"dataset": data.name, "horizon": args.horizon, "seed": args.seed, "diagnostic_samples": len(x)}
-    options = {"progress": False, **({"epochs": args.epochs} if args.epochs else {})}
-    for label, variant in (("transformer", "no-sam"), ("samformer", "samformer")):
-        spec = RunSpec(args.dataset, args.horizon, variant, seed=args.seed, train_options=options)
-        model, train_result, _ = execute(spec, data=data)
-        result[label] = {
-            "sharpness": sharpness(model, x, y, max_iter=30, tol=1e-3, seed=args.seed),
-            **attention_statistics(model, x),
-            "test_mse": train_result.test_mse,
-            "val_mse": train_result.val_mse,
-            "best_epoch": train_result.best_epoch,
-            "epochs_run": train_result.epochs_run,
-            "train_seconds": train_result.train_seconds,
-        }
+    result = compare_sharpness(args.dataset, args.horizon, args.data_dir, args.epochs, args.seed, args.samples)
     print(f"{'':22}{'Transformer':>14}{'SAMformer':>14}")
     for key, label in (
         ("sharpness", "sharpness (λmax)"),

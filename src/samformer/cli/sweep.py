@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from samformer.cli.benchmark import _csv_list, _variant, specs_from_args
-from samformer.cli.options import non_negative_float, positive_int
+from samformer.cli.benchmark import specs_from_args
+from samformer.cli.options import csv_list, non_negative_float, positive_int, variant
 from samformer.errors import SamformerError
 from samformer.experiments.paper import HORIZONS
 from samformer.files import check_writable_directory
@@ -18,10 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep",
         help="run the benchmark grid or a rho/lr search on Ray (pip install 'samformer[ray]'); writes benchmark run files",
     )
-    sweep.add_argument("--datasets", type=_csv_list(str), required=True, help="comma-separated benchmark names or CSV paths")
-    sweep.add_argument("--horizons", type=_csv_list(positive_int), default=list(HORIZONS), help="default 96,192,336,720")
-    sweep.add_argument("--seeds", type=_csv_list(int), default=[0], help="default 0")
-    sweep.add_argument("--variants", type=_csv_list(_variant), default=["samformer"], help=", ".join(list_variants()))
+    sweep.add_argument("--datasets", type=csv_list(str), required=True, help="comma-separated benchmark names or CSV paths")
+    sweep.add_argument("--horizons", type=csv_list(positive_int), default=list(HORIZONS), help="default 96,192,336,720")
+    sweep.add_argument("--seeds", type=csv_list(int), default=[0], help="default 0")
+    sweep.add_argument("--variants", type=csv_list(variant), default=["samformer"], help=", ".join(list_variants()))
     sweep.add_argument("--seq-len", type=positive_int, default=512)
     sweep.add_argument("--data-dir", default=None, help="benchmark CSVs; on a cluster, a path every node can read")
     sweep.add_argument("--out", default="runs/sweep", help="directory of run files (default runs/sweep); written by this process only")

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from samformer.cli.options import add_training_options, positive_int, run_spec_from_args, seed
-from samformer.cli.train_seeds import seed_list, train_seeds
+from samformer.cli.options import add_training_options, positive_int, run_spec_from_args, seed, seed_list
 from samformer.errors import SamformerError, quoted
 from samformer.experiments.run import execute
+from samformer.experiments.seeds import seed_directory, train_seed_stack
 from samformer.files import atomic_directory, carry_over, read_json, run_output, write_json
 from samformer.forecasting.modelfile import MODEL_FILES, WEIGHTS_FILE, save_model
 from samformer.training import distributed
@@ -39,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(func=cmd_train)
 
 
-def _default_out(dataset: str, horizon: int, seed: int) -> Path:
-    base = Path("runs") / "train" / f"{Path(dataset).stem}-H{horizon}-seed{seed}"
+def _default_out(dataset: str, horizon: int, seeds: str) -> Path:
+    """A new directory under runs/train named after the dataset, the horizon and `seeds` (e.g. 'seed0', 'seeds0-1')."""
+    base = Path("runs") / "train" / f"{Path(dataset).stem}-H{horizon}-{seeds}"
     out, n = base, 1
     while out.exists():
         out, n = base.with_name(f"{base.name}-{n}"), n + 1
@@ -68,8 +69,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume and (args.out is None or args.overwrite):
         raise SamformerError("--resume continues the run in an existing --out: give --out, and do not combine it with --overwrite")
     if args.seeds is not None:
-        return train_seeds(args, _summary)
-    out = _default_out(args.dataset, args.horizon, args.seed) if args.out is None else Path(args.out)
+        return _train_seeds(args)
+    out = _default_out(args.dataset, args.horizon, f"seed{args.seed}") if args.out is None else Path(args.out)
     out = distributed.broadcast_object(out)  # rank 0's choice: the default name depends on what exists
     with run_output(out, lock=distributed.is_main()) as out:  # rank 0 writes: it alone locks
         return _train_into(args, out)
@@ -105,4 +106,20 @@ def _train_into(args: argparse.Namespace, out: Path) -> int:
         write_json(staging / RESULT_FILE, record)
         carry_over(out, staging, skip=RUN_FILES + _partial_files(out))  # the other files a user keeps in --out
     print(_summary(record, out))
+    return 0
+
+
+def _train_seeds(args: argparse.Namespace) -> int:
+    """`--seeds`: the seeds trained as one stack (`samformer.experiments.seeds`); prints every seed's summary and the
+    ensemble's test metrics as one JSON line."""
+    specs = [run_spec_from_args(args, args.dataset, args.horizon, s) for s in args.seeds]
+    seeds = f"seeds{'-'.join(map(str, args.seeds))}"
+    out = _default_out(args.dataset, args.horizon, seeds) if args.out is None else Path(args.out)
+    stack = train_seed_stack(specs, out, data_dir=args.data_dir, resume=args.resume, overwrite=args.overwrite)
+    if stack.already_finished:
+        print(f"samformer: {quoted(stack.out)} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
+    runs = [json.loads(_summary(record, seed_directory(stack.out, record["seed"]))) for record in stack.records]
+    ensemble = stack.ensemble
+    line = {"seeds": ensemble["seeds"], "ensemble_test_mse": ensemble["test_mse"], "ensemble_test_mae": ensemble["test_mae"]}
+    print(json.dumps({**line, "runs": runs, "out": str(stack.out)}))
     return 0

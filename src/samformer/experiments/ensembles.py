@@ -1,8 +1,8 @@
 """Internal: the ensembles table — per cell, the test metrics of the mean forecast of its seeds, as its own table.
 
-`samformer benchmark` stores an ensemble record (`grid.ensemble_path`, `ensemble-seeds0-1-2-3-4.json` beside the
+`samformer benchmark` stores an ensemble record (`store.ensemble_path`, `ensemble-seeds0-1-2-3-4.json` beside the
 cell's run files) whenever it trains all of a cell's pending seeds as one stack. These cells are never
-mixed into the paper comparison (`grid.render_table`): the paper reports single models, and an average
+mixed into the paper comparison (`tables.render_table`): the paper reports single models, and an average
 of k forecasts is a different model.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from samformer.experiments.grid import by_variant_and_protocol
+from samformer.experiments.tables import by_variant_and_protocol
 
 _KEYS = ("dataset", "horizon", "variant", "protocol", "seeds", "test_mse", "test_mae", "members_test_mse", "members_test_mae")
 

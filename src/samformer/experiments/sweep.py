@@ -1,10 +1,10 @@
 """Sweeps on Ray: the benchmark grid as Ray tasks, or a grid search over training settings with Ray Tune.
 
-Every run trains in a Ray worker exactly as `samformer benchmark` trains it (`experiment.execute`,
-with `progress` off and a fixed number of torch threads) and sends its record back; the driver stores
-it with `grid.run_path` and `files.write_json` as soon as it arrives. So the run files have the
+Every run trains in a Ray worker exactly as `samformer benchmark` trains it (`scheduler.train_record`:
+`progress` off and a fixed number of torch threads) and sends its record back; the driver stores
+it in the grid's run-file store (`store.store_run`) as soon as it arrives. So the run files have the
 layout and content of `samformer benchmark` (only timings differ), `samformer table` reads either,
-and a restarted sweep skips what is stored (`grid.pending`). A task whose worker dies, or that
+and a restarted sweep skips what is stored (`store.pending_jobs`). A task whose worker dies, or that
 fails with a transient error (`RETRIED`), is retried; one that still fails is reported at the end,
 after every other run has been stored.
 
@@ -24,17 +24,18 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
 from samformer.errors import SamformerError
-from samformer.experiments.grid import iter_runs, pending, run_path
-from samformer.experiments.run import RunSpec, execute
+from samformer.experiments.run import RunSpec
+from samformer.experiments.scheduler import GridReport, train_record
+from samformer.experiments.store import iter_runs, pending_jobs, store_run
 from samformer.files import write_json
+from samformer.threads import default_threads
 
 # Failures worth another attempt: I/O and torch runtime errors (e.g. out of memory). Bad input
 # (SamformerError) and a diverging loss (FloatingPointError) would fail again, so they are not retried.
@@ -59,17 +60,6 @@ def _absolute_data_dir(data_dir: str | os.PathLike | None) -> str | None:
     """`data_dir`, else $SAMFORMER_DATA, as an absolute path: workers and Tune trials run in other directories."""
     data_dir = data_dir if data_dir is not None else os.environ.get("SAMFORMER_DATA")
     return None if data_dir is None else str(Path(data_dir).resolve())
-
-
-def train_record(spec: RunSpec, data_dir: str | None, threads: int) -> dict[str, Any]:
-    """Train `spec` in this process with `threads` torch threads; returns its result record.
-
-    The same steps as `grid._run_one` (which also writes the file): progress bar off, then `execute`.
-    """
-    torch.set_num_threads(threads)
-    spec.train_options.setdefault("progress", False)
-    _, _, record = execute(spec, data_dir=data_dir)
-    return record
 
 
 def connect(address: str | None, cpus: int) -> bool:
@@ -104,18 +94,6 @@ def _cause(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
 
 
-@dataclass
-class SweepReport:
-    """What a sweep did."""
-
-    total: int
-    skipped: int
-    ran: int
-    wall_seconds: float
-    failed: list[str] = field(default_factory=list)
-    best: list[dict[str, Any]] = field(default_factory=list)  # search only: the best setting per cell
-
-
 def _raise_failures(failed: list[str], todo: int) -> None:
     if failed:
         for line in failed:
@@ -133,7 +111,7 @@ def run_sweep(
     max_retries: int = 2,
     progress: bool = True,
     task: Task = train_record,
-) -> SweepReport:
+) -> GridReport:
     """Run every pending spec as a Ray task, storing each result under `out` as soon as it arrives.
 
     Locally (no `address`) Ray gets `workers × threads` CPUs; each task reserves `threads` CPUs and trains
@@ -147,8 +125,8 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     data_dir = _absolute_data_dir(data_dir)
-    todo = pending(specs, out, log=lambda m: print(m, file=sys.stderr), data_dir=data_dir)
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
+    todo = [spec for spec, _ in pending_jobs({out: specs}, data_dir)]
+    threads = threads or default_threads(workers)
     failed: list[str] = []
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="sweep runs", unit="run", disable=not progress)
     created = connect(address, workers * threads) if todo else False
@@ -163,16 +141,14 @@ def run_sweep(
             except ray.exceptions.RayError as exc:
                 failed.append(f"{_label(spec)}: {_cause(exc)}")
                 continue
-            path = run_path(out, spec)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(path, record)
+            store_run(out, spec, record)
             bar.update()
     finally:
         bar.close()
         if created:
             ray.shutdown()
     _raise_failures(failed, len(todo))
-    return SweepReport(len(specs), len(specs) - len(todo), len(todo), time.perf_counter() - started)
+    return GridReport(len(specs), len(specs) - len(todo), len(todo), time.perf_counter() - started)
 
 
 def parse_search(items: list[str]) -> dict[str, list[float | int]]:
@@ -245,7 +221,7 @@ def run_search(
     threads: int | None = None,
     max_retries: int = 2,
     progress: bool = True,
-) -> SweepReport:
+) -> GridReport:
     """Grid search with Ray Tune: every spec under every combination of `space`, selected on validation MSE.
 
     Each trial's run file goes to `out/<setting>/<variant>/<dataset>/H<h>/seed<s>.json` (written by the
@@ -259,12 +235,11 @@ def run_search(
     started = time.perf_counter()
     trials = search_trials(specs, space)
     data_dir = _absolute_data_dir(data_dir)
-    todo = [
-        (label, _absolute(spec))
-        for label, spec in trials
-        if pending([spec], out / label, log=lambda m: print(m, file=sys.stderr), data_dir=data_dir)
-    ]
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
+    by_setting: dict[Path, list[RunSpec]] = {}
+    for label, spec in trials:
+        by_setting.setdefault(out / label, []).append(spec)
+    todo = [(directory.name, _absolute(spec)) for spec, directory in pending_jobs(by_setting, data_dir)]
+    threads = threads or default_threads(workers)
     bar = tqdm(total=len(trials), initial=len(trials) - len(todo), desc="search trials", unit="trial", disable=not progress)
     created = connect(address, workers * threads) if todo else False
     try:
@@ -277,7 +252,7 @@ def run_search(
     labels = sorted({label for label, _ in trials})
     best = _best_settings(out, labels)
     write_json(out / SUMMARY_FILE, {"space": space, "selected_on": "val_mse", "best": best})
-    return SweepReport(len(trials), len(trials) - len(todo), len(todo), time.perf_counter() - started, best=best)
+    return GridReport(len(trials), len(trials) - len(todo), len(todo), time.perf_counter() - started, best=best)
 
 
 def _run_trials(
@@ -298,9 +273,7 @@ def _run_trials(
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             label, spec = todo[trial.config["trial"]]
-            path = run_path(out / label, spec)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(path, json.loads(result["record"]))
+            store_run(out / label, spec, json.loads(result["record"]))
             bar.update()
 
     def trainable(config: dict[str, Any]) -> None:

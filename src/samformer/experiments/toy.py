@@ -210,6 +210,17 @@ class StudyConfig:
                 raise SamformerError(f"study: {name} must be a positive integer, got {value!r}")
 
 
+# `study toy --quick`: the same dimensions (D=7, L=512, H=96) on a fifth of the samples and 10 epochs, for tests and
+# a first look; far too short to converge (the full run needs ≈ 75 epochs for SAM to reach the oracle).
+QUICK_STUDY = StudyConfig(
+    toy=ToyConfig(n_train=2000, n_val=1000, n_test=500),
+    epochs=10,
+    diagnostic_samples=256,
+    sharpness_iterations=10,
+    full_sharpness=False,
+)
+
+
 def build_method(
     method: str, config: ToyConfig, seed: int, value_dim: int | None = 16, init: Init = "keras", init_scale: float = 1.0
 ) -> tuple[SAMformer, bool]:

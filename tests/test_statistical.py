@@ -1,6 +1,7 @@
 """The statistical stand-ins: exact cases (a line, a pure season) and the per-channel choice by validation MSE."""
 
 import numpy as np
+import pytest
 
 from samformer.forecasting.statistical import (
     SAMFORMER,
@@ -8,7 +9,10 @@ from samformer.forecasting.statistical import (
     candidate_names,
     choose_forecasters,
     forecast_channel,
+    statsforecast_installed,
 )
+
+needs_statsforecast = pytest.mark.skipif(not statsforecast_installed(), reason="the stats extra (statsforecast) is not installed")
 
 
 def test_naive_and_seasonal_naive_repeat_the_last_value_and_the_last_season():
@@ -22,6 +26,7 @@ def test_seasonal_naive_is_offered_only_with_a_season():
     assert candidate_names(12)[:2] == ("naive", "seasonal_naive")
 
 
+@needs_statsforecast
 def test_ets_extends_a_straight_line_exactly_at_every_origin():
     line = 2.0 * np.arange(60.0) + 5.0  # Holt's linear trend fits it with no error
     origins = np.array([40, 50])
@@ -31,6 +36,7 @@ def test_ets_extends_a_straight_line_exactly_at_every_origin():
     np.testing.assert_allclose(forecast_channel("ets", line, 3, None), 2.0 * np.arange(60, 63) + 5.0, rtol=1e-6)
 
 
+@needs_statsforecast
 def test_a_constant_channel_has_no_fitted_candidate_and_naive_still_forecasts_it():
     values = np.column_stack([np.full(30, 3.0), np.arange(30.0)])
     forecasts = candidate_forecasts(values, 20, np.array([20, 25]), 2, None)

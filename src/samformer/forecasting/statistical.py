@@ -1,17 +1,18 @@
 """Statistical forecasters that stand in for SAMformer on a channel where validation says they do better.
 
-Four candidates: **naive** and **seasonal naive** (`samformer.forecasting.baselines`), and **ETS** and
-**Theta** (statsforecast's `AutoETS` and `AutoTheta`; statsforecast is a dependency of samformer). ETS and
-Theta are fitted once per channel on the rows before the validation part and then applied, with their
-parameters fixed, at each rolling origin (statsforecast's `forward`), as SAMformer's network is; for a
-forecast after `fit` they are fitted again on the whole history given, as a statistical forecaster is refitted
-on the latest data.
+Four candidates: **naive** and **seasonal naive** (`samformer.forecasting.baselines`), and **ETS** and **Theta**
+(statsforecast's `AutoETS` and `AutoTheta`, when the optional statsforecast package is installed: `pip install
+"samformer[stats]"`; it is an extra because it caps pandas below 3). ETS and Theta are fitted once per channel
+on the rows before the validation part and then applied, with their parameters fixed, at each rolling origin
+(statsforecast's `forward`), as SAMformer's network is; for a forecast after `fit` they are fitted again on the
+whole history given, as a statistical forecaster is refitted on the latest data.
 
 `choose_forecasters` keeps, per channel, the forecaster with the lowest validation MSE, SAMformer on a tie.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from collections.abc import Callable
 
@@ -23,10 +24,15 @@ SAMFORMER = "samformer"
 FITTED_CANDIDATES = ("ets", "theta")  # fitted models, from statsforecast
 
 
+def statsforecast_installed() -> bool:
+    """Whether the optional `statsforecast` package can be imported (the ETS and Theta candidates need it)."""
+    return importlib.util.find_spec("statsforecast") is not None
+
+
 def candidate_names(season: int | None) -> tuple[str, ...]:
-    """The candidates: naive, seasonal naive when there is a season, ETS and Theta."""
+    """The candidates here: naive, seasonal naive when there is a season, ETS and Theta when statsforecast is installed."""
     names = ("naive",) + (("seasonal_naive",) if season is not None and season > 1 else ())
-    return names + FITTED_CANDIDATES
+    return names + (FITTED_CANDIDATES if statsforecast_installed() else ())
 
 
 def _model_class(name: str) -> Callable[..., object]:

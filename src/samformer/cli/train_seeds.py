@@ -13,13 +13,14 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from samformer.cli.options import run_spec_from_args
 from samformer.errors import SamformerError, quoted
 from samformer.experiments.run import StackOutcome, execute_stacked
-from samformer.files import atomic_directory, carry_over, read_json, run_output, write_json
+from samformer.files import atomic_directory, carry_over, read_json, run_output, scratch_directory, write_json
 from samformer.forecasting.modelfile import save_model
 from samformer.training import distributed
 from samformer.training.checkpoint import CHECKPOINT_FILE, remove_partial_files
@@ -84,15 +85,19 @@ def _train_seeds_into(args: argparse.Namespace, out: Path, summary: Summary) -> 
     checkpoint = out / CHECKPOINT_FILE
     resuming = args.resume and checkpoint.exists()
     if args.resume and not resuming and (out / ENSEMBLE_FILE).exists():
-        print(f"samformer: {quoted(out)} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
         records = [read_json(seed_directory(out, s) / "result.json") for s in args.seeds]
-        print(_summary_line(records, read_json(out / ENSEMBLE_FILE), out, summary))
+        ensemble = read_json(out / ENSEMBLE_FILE)  # both first: a record that cannot be read is the one line printed
+        print(f"samformer: {quoted(out)} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
+        print(_summary_line(records, ensemble, out, summary))
         return 0
     _refuse_existing(args, out, resuming)
     if out.is_dir():
         remove_partial_files(out)
     specs = [run_spec_from_args(args, args.dataset, args.horizon, seed) for seed in args.seeds]
-    outcome = execute_stacked(specs, data_dir=args.data_dir, checkpoint=checkpoint, resume=args.resume)
+    held = [checkpoint, out / ENSEMBLE_FILE, *(seed_directory(out, s) for s in args.seeds)]
+    replacing = not resuming and any(path.exists() for path in held)  # --overwrite: the old runs stay whole until the swap
+    with scratch_directory(out) if replacing else nullcontext(out) as work:
+        outcome = execute_stacked(specs, data_dir=args.data_dir, checkpoint=work / CHECKPOINT_FILE, resume=args.resume)
     ensemble = {"seeds": args.seeds, **outcome.ensemble}
     _write(out, args, outcome, ensemble)
     print(_summary_line(outcome.records, ensemble, out, summary))

@@ -38,8 +38,8 @@ from samformer.data.loading import resolve_source, source_identity
 from samformer.errors import DataError, SamformerError
 from samformer.experiments.paper import TRANSFORMER_MSE, TSMIXER_MSE, paper_mse
 from samformer.experiments.run import RunSpec, StackOutcome, execute, execute_stacked
-from samformer.files import exclusive_lock, write_json
-from samformer.training.config import TrainConfig
+from samformer.files import exclusive_lock, require_regular_file, write_json
+from samformer.training.config import TrainConfig, train_config_problems
 
 _TEXT_KEYS = ("dataset", "variant", "protocol")
 _INTEGER_KEYS = ("horizon", "seq_len", "seed")
@@ -100,7 +100,7 @@ def grid(
 
 def read_run(path: Path) -> dict[str, Any] | None:
     """A stored run record, or None if the file is absent. Raises ValueError if it is corrupt."""
-    if not path.exists():
+    if not require_regular_file(path, "run file (delete what stands in its place)").exists():
         return None
     try:
         record = json.loads(path.read_text())
@@ -116,6 +116,12 @@ def read_run(path: Path) -> dict[str, Any] | None:
         raise ValueError(f"{path} holds {', '.join(f'{k}={record[k]!r}' for k in mistyped)} (wrong type)")
     if not all(math.isfinite(record[k]) for k in _METRIC_KEYS):
         raise ValueError(f"{path} holds non-finite metrics")
+    settings = record.get("train_config")
+    if settings is not None and not isinstance(settings, dict):
+        raise ValueError(f"{path} holds train_config={settings!r}, not a JSON object of training options")
+    problems = train_config_problems(settings or {})
+    if problems:
+        raise ValueError(f"{path} holds train_config {problems[0]}")
     return record
 
 
@@ -482,7 +488,8 @@ def _protocol_notes(block: list[dict[str, Any]]) -> list[str]:
     tuned = [c for c in block if c.get("selected")]
     cfg = next((c["train_config"] for c in block if c.get("train_config")), None)
     if cfg:
-        lrs = {c["dataset"]: c["train_config"]["lr"] for c in block if c.get("train_config")}
+        cfg = {**asdict(TrainConfig()), **cfg}  # a field an older version did not record: today's default
+        lrs = {c["dataset"]: c["train_config"].get("lr", cfg["lr"]) for c in block if c.get("train_config")}
         settings = (
             "Adam (lr "
             + ", ".join(f"{d} {lr:g}" for d, lr in lrs.items())

@@ -56,7 +56,7 @@ MALFORMED_HISTORIES = {
     "null": None,
     "a number in the list": [1],
     "a list in the list": [[1, 0.5, 0.4]],
-    "no val_mse": [{k: v for k, v in GOOD_EPOCH.items() if k != "val_mse"}],
+    "val_mse as text": [{**GOOD_EPOCH, "val_mse": "0.4"}],
     "no epoch": [{k: v for k, v in GOOD_EPOCH.items() if k != "epoch"}],
     "epoch as text": [{**GOOD_EPOCH, "epoch": "1"}],
     "epoch 0": [{**GOOD_EPOCH, "epoch": 0}],
@@ -76,13 +76,22 @@ def test_a_malformed_history_behind_valid_checksums_is_refused_on_load(tmp_path,
         Forecaster.load(tmp_path / "model")
 
 
-@pytest.mark.parametrize("case", ["a string", "epoch as text", "no val_mse"])
+@pytest.mark.parametrize("case", ["a string", "epoch as text", "val_mse as text"])
 def test_samformer_plot_refuses_a_malformed_history_in_one_line(capsys, tmp_path, sources, case):
     prepare_user_files(tmp_path, sources)
     rewrite_history(tmp_path / "model", MALFORMED_HISTORIES[case])
     before = snapshot(tmp_path)
     code, out, err = run_cli(capsys, ["plot", "training", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "p.png")])
     check_verdict(Refused(r"malformed training history"), code, out, err, tmp_path, before)
+
+
+def test_samformer_plot_refuses_a_history_without_what_it_draws_in_one_line(capsys, tmp_path, sources):
+    prepare_user_files(tmp_path, sources)
+    rewrite_history(tmp_path / "model", [{k: v for k, v in GOOD_EPOCH.items() if k != "val_mse"}])
+    Forecaster.load(tmp_path / "model")  # only `epoch` is required of a stored record
+    before = snapshot(tmp_path)
+    code, out, err = run_cli(capsys, ["plot", "training", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "p.png")])
+    check_verdict(Refused(r"cannot plot this training history: history entry 0 lacks val_mse"), code, out, err, tmp_path, before)
 
 
 def test_samformer_plot_refuses_an_empty_history_in_one_line(capsys, tmp_path, sources):

@@ -108,7 +108,8 @@ def check_writable_directory(target: str | os.PathLike, option: str = "--out") -
     """Refuse (SamformerError) a `target` that cannot become or be a writable directory, before any work is done."""
     target = Path(target)
     existing = next(p for p in (target, *target.parents) if p.exists())  # "/" or "." at the latest
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    effective = os.access in os.supports_effective_ids  # the ids this process acts with (a set-uid run, tests as 'nobody')
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK, effective_ids=effective):
         raise SamformerError(
             f"cannot write to {quoted(target)} ({quoted(existing)} is not a writable directory); choose a writable {option}"
         )

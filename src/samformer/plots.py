@@ -18,7 +18,7 @@ import pandas as pd
 from samformer.errors import DataError, SamformerError
 from samformer.experiments.toy import METHOD_LABELS
 from samformer.files import atomic_destination
-from samformer.training.logs import history_problem
+from samformer.training.logs import PLOTTED, history_problem
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -134,7 +134,8 @@ def plot_attention(matrix: pd.DataFrame, path: str | os.PathLike | None = None, 
 def plot_training(history: Sequence[dict[str, Any]] | pd.DataFrame, path: str | os.PathLike | None = None) -> Figure:
     """Training loss and validation metrics per epoch (`Forecaster.history_` or a `metrics.csv`), best epoch marked."""
     if not isinstance(history, pd.DataFrame):
-        problem = history_problem(list(history)) if isinstance(history, Sequence) and not isinstance(history, str) else "not a list"
+        listed = isinstance(history, Sequence) and not isinstance(history, str)
+        problem = history_problem(list(history), PLOTTED) if listed else "not a list"
         if problem is not None:
             raise DataError(f"cannot plot this training history: {problem}; pass Forecaster.history_ or a metrics.csv frame")
     frame = pd.DataFrame(history)

@@ -41,22 +41,22 @@ class MetricsLogger:
 
 
 HISTORY_NUMBERS = ("lr", "train_loss", "val_mse", "val_mae", "val_loss", "seconds")  # numbers wherever present
-HISTORY_REQUIRED = ("epoch", "train_loss", "val_mse")  # what every epoch record holds (what a plot of it needs)
+PLOTTED = ("epoch", "train_loss", "val_mse")  # what a plot of the history needs in every record
 
 
-def history_problem(history: Any) -> str | None:
+def history_problem(history: Any, required: tuple[str, ...] = ("epoch",)) -> str | None:
     """What is wrong with a training history read back from a file (a list of epoch records), or None if nothing.
 
-    Each record must be a JSON object with a positive integer `epoch`, numeric `train_loss` and `val_mse`,
-    and numbers wherever `HISTORY_NUMBERS` are present; other entries (a callback's) are not judged. An
-    empty list is a valid history (nothing was trained); what needs an epoch says so itself.
+    Each record must be a JSON object holding the `required` entries, with a positive integer `epoch` and
+    numbers wherever `HISTORY_NUMBERS` are present; other entries (a callback's) are not judged. An empty
+    list is a valid history (nothing was trained); what needs an epoch says so itself.
     """
     if not isinstance(history, list):
         return f"the history is {type(history).__name__}, not a list of epoch records"
     for i, record in enumerate(history):
         if not isinstance(record, dict):
             return f"history entry {i} is {record!r}, not an object of per-epoch metrics"
-        missing = [key for key in HISTORY_REQUIRED if key not in record]
+        missing = [key for key in required if key not in record]
         if missing:
             return f"history entry {i} lacks {', '.join(missing)}"
         epoch = record["epoch"]

@@ -166,9 +166,9 @@ CASES |= {
     "train: symlink loop": (then(loop, train(data="loop.csv")), Refused(r"(no such file|loop|symbolic)")),
     "fit: symlink loop": (then(loop, fit(data="loop.csv")), Refused(r"(no such file|loop|symbolic)")),
     "predict: FIFO as history": (then(fifo, predict(data="pipe.csv")), Refused(r"(no such file|not a regular file)")),
-    "train: a directory as data": (train(data="model"), Refused(r"no such file")),
-    "fit: a directory as data": (fit(data="model"), Refused(r"no such file")),
-    "train: /dev/null": (lambda r: [*train()(r)[:2], "/dev/null", *train()(r)[3:]], Refused(r"(no such file|empty|dataset)")),
+    "train: a directory as data": (train(data="model"), Refused(r"is a directory, not a regular file; pass the path of the CSV")),
+    "fit: a directory as data": (fit(data="model"), Refused(r"is a directory, not a regular file; pass the path of the CSV")),
+    "train: /dev/null": (lambda r: [*train()(r)[:2], "/dev/null", *train()(r)[3:]], Refused(r"'/dev/null' is a character device")),
 }
 
 # --- paths: newlines, outputs that cannot be written, outputs that exist ------------------------------

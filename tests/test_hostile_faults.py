@@ -392,8 +392,8 @@ def test_a_failing_final_write_leaves_the_previous_run_whole(capsys, tmp_path, s
     before = snapshot(tmp_path)
     argv = ["train", "--dataset", str(tmp_path / "data.csv"), "--horizon", "6", "--out", str(tmp_path / "run"), "--overwrite", *TINY]
     code, out, err = run_cli(capsys, argv)
-    check_verdict(Refused(DISK_FULL.pattern, kept=("run/checkpoint.safetensors",)), code, out, err, tmp_path, before)
-    load_model(tmp_path / "run")  # the previous run, whole; the new run's checkpoint is kept for --resume
+    check_verdict(Refused(DISK_FULL.pattern), code, out, err, tmp_path, before)
+    load_model(tmp_path / "run")  # the previous run, whole: the new run checkpointed outside it
 
 
 def test_identical_runs_write_identical_files(capsys, tmp_path, sources):

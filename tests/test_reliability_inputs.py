@@ -182,7 +182,7 @@ CLI_CASES = {
         r"no such file",
         r"give the path",
     ),
-    "directory as data": (data_case(directory), r"no such file", r"give the path of a CSV"),
+    "directory as data": (data_case(directory), r"is a directory, not a regular file", r"pass the path of the CSV"),
     "unknown dataset": (lambda root, runs: ["--dataset", "ETTh9", "--out", str(root / "out")], r"unknown dataset 'ETTh9'", r"use one of"),
     "zero horizon": (good("--horizon", "0"), r"--horizon: must be a positive integer, got 0", r"--help"),
     "negative horizon": (good("--horizon", "-5"), r"--horizon", r"--help"),

@@ -33,3 +33,9 @@ def one_line(text: str) -> str:
 def quoted(path: object) -> str:
     """A path or name for a message: quoted and escaped as `repr` writes a string, so it cannot break the line."""
     return repr(str(path))
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """`repr(value)` for a message: on one line (`one_line`) and cut to `limit` characters ('...' marks a cut)."""
+    text = one_line(repr(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager, nullcontext, suppress
@@ -72,6 +73,20 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def scratch_directory(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary directory beside `target` (`.NAME.*.tmp`, which `remove_stale_staging` clears after
+    a kill), deleted with its contents when the block ends: for the work files of a run that will replace `target`,
+    so that nothing is written inside `target` before the replacement is complete."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _swap_in(new: Path, target: Path) -> None:
     """Rename the directory `new` to `target`; an existing `target` is moved aside first and deleted last."""
     if target.exists() and not target.is_dir():
@@ -93,7 +108,8 @@ def check_writable_directory(target: str | os.PathLike, option: str = "--out") -
     """Refuse (SamformerError) a `target` that cannot become or be a writable directory, before any work is done."""
     target = Path(target)
     existing = next(p for p in (target, *target.parents) if p.exists())  # "/" or "." at the latest
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    effective = os.access in os.supports_effective_ids  # the ids this process acts with (a set-uid run, tests as 'nobody')
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK, effective_ids=effective):
         raise SamformerError(
             f"cannot write to {quoted(target)} ({quoted(existing)} is not a writable directory); choose a writable {option}"
         )
@@ -202,6 +218,54 @@ def _link_or_copy(source: str | os.PathLike, destination: str | os.PathLike) -> 
         shutil.copy2(source, destination, follow_symlinks=False)
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISREG, "a regular file"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What an `os.stat` mode names, in words: 'a regular file', 'a directory', 'a FIFO (named pipe)', ..."""
+    return next((kind for test, kind in _KINDS if test(mode)), "a special file")
+
+
+def require_regular_file(path: str | os.PathLike, what: str = "file", error: type[SamformerError] = DataError) -> Path:
+    """`path` as a Path if it is a regular file (after symbolic links) or does not exist; else `error`.
+
+    Checked with `os.stat`, which never blocks: opening a FIFO for reading waits for a writer forever,
+    and a device can stream without end. A missing path passes, so the caller's own missing-file
+    message stays as it was.
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return path
+    except OSError as exc:
+        raise error(f"cannot read {quoted(path)} ({exc.strerror}); check the path and its permissions") from None
+    if not stat.S_ISREG(mode):
+        raise error(f"{quoted(path)} is {file_kind(mode)}, not a regular file; pass the path of the {what}")
+    return path
+
+
+def require_directory(path: str | os.PathLike, what: str = "directory", error: type[SamformerError] = DataError) -> Path:
+    """`path` as a Path if it is a directory (after symbolic links) or does not exist; else `error`, naming its kind."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return path
+    except OSError as exc:
+        raise error(f"cannot read {quoted(path)} ({exc.strerror}); check the path and its permissions") from None
+    if not stat.S_ISDIR(mode):
+        raise error(f"{quoted(path)} is {file_kind(mode)}, not a folder; pass the path of the {what}")
+    return path
+
+
 def write_json(path: str | os.PathLike, obj: Any, *, make_dirs: bool = False) -> None:
     """Write `obj` as indented JSON, atomically; with `make_dirs`, missing parent directories are created first."""
     if make_dirs:
@@ -226,9 +290,10 @@ def json_depth(text: bytes) -> int:
 def read_json(path: str | os.PathLike, max_depth: int = MAX_JSON_DEPTH, max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Read a JSON file; one larger than `max_bytes` or nested deeper than `max_depth` is a DataError.
 
-    Malformed JSON raises json.JSONDecodeError (or UnicodeDecodeError) for the caller to word.
+    Malformed JSON raises json.JSONDecodeError (or UnicodeDecodeError) for the caller to word; a path that
+    is not a regular file (a FIFO, a device, a directory) is a DataError before anything is opened.
     """
-    with open(path, "rb") as f:
+    with open(require_regular_file(path, "JSON file"), "rb") as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise DataError(f"{str(path)!r} is larger than {max_bytes} bytes, too large for a samformer JSON file; check the path")
@@ -238,9 +303,9 @@ def read_json(path: str | os.PathLike, max_depth: int = MAX_JSON_DEPTH, max_byte
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
+    """Hex SHA-256 of a file's bytes; a path that is not a regular file is a DataError, never opened."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(require_regular_file(path), "rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from samformer.errors import SamformerError
+from samformer.errors import DataError, SamformerError
 from samformer.experiments.toy import METHOD_LABELS
 from samformer.files import atomic_destination
+from samformer.training.logs import PLOTTED, history_problem
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -132,9 +133,14 @@ def plot_attention(matrix: pd.DataFrame, path: str | os.PathLike | None = None, 
 
 def plot_training(history: Sequence[dict[str, Any]] | pd.DataFrame, path: str | os.PathLike | None = None) -> Figure:
     """Training loss and validation metrics per epoch (`Forecaster.history_` or a `metrics.csv`), best epoch marked."""
+    if not isinstance(history, pd.DataFrame):
+        listed = isinstance(history, Sequence) and not isinstance(history, str)
+        problem = history_problem(list(history), PLOTTED) if listed else "not a list"
+        if problem is not None:
+            raise DataError(f"cannot plot this training history: {problem}; pass Forecaster.history_ or a metrics.csv frame")
     frame = pd.DataFrame(history)
     if frame.empty:
-        raise ValueError("the history is empty: fit the model first")
+        raise DataError("the training history is empty (no epoch was recorded), so there is nothing to plot; fit the model first")
     fig = _figure(7, 3.5)  # first: it gives the install hint when matplotlib is missing
     from matplotlib.ticker import MaxNLocator
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from samformer.cli.options import add_training_options, positive_int, run_spec_f
 from samformer.errors import SamformerError, quoted
 from samformer.experiments.run import execute
 from samformer.experiments.seeds import seed_directory, train_seed_stack
-from samformer.files import atomic_directory, carry_over, read_json, run_output, write_json
+from samformer.files import atomic_directory, carry_over, read_json, run_output, scratch_directory, write_json
 from samformer.forecasting.modelfile import MODEL_FILES, WEIGHTS_FILE, save_model
 from samformer.training import distributed
 from samformer.training.checkpoint import CHECKPOINT_FILE, PARTIAL_FILE_TARGETS, remove_partial_files
@@ -82,8 +83,9 @@ def _train_into(args: argparse.Namespace, out: Path) -> int:
     resuming = args.resume and checkpoint.exists()
     if args.resume and not resuming and weights.exists() and result.exists():
         if distributed.is_main():
+            finished = read_json(result)  # first: a result that cannot be read is the one line printed
             print(f"samformer: {quoted(out)} holds a finished run; nothing to resume, its files are unchanged", file=sys.stderr)
-            print(_summary(read_json(result), out))
+            print(_summary(finished, out))
         return 0
     if not resuming and not args.overwrite:
         if weights.exists():
@@ -98,7 +100,9 @@ def _train_into(args: argparse.Namespace, out: Path) -> int:
     device = distributed.device_for_rank(spec.train_options.get("device", "auto"))
     if device != spec.train_options.get("device", "auto"):
         spec.train_options["device"] = device  # this process's GPU (LOCAL_RANK) under torchrun
-    model, _, record = execute(spec, data_dir=args.data_dir, checkpoint=checkpoint, resume=args.resume)
+    replacing = not resuming and any(path.exists() for path in (checkpoint, weights, result))  # --overwrite of a run
+    with scratch_directory(out) if replacing else nullcontext(out) as work:  # the old run stays whole until the swap
+        model, _, record = execute(spec, data_dir=args.data_dir, checkpoint=work / CHECKPOINT_FILE, resume=args.resume)
     if not distributed.is_main():
         return 0  # rank 0 writes the model and the result; the others leave quietly
     with atomic_directory(out, overwrite=True) as staging:  # replaces the checkpoint (and an old model) only once complete

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from tqdm.auto import tqdm
 
 from samformer.errors import DataError
-from samformer.files import atomic_destination
+from samformer.files import atomic_destination, require_directory, require_regular_file
 
 if TYPE_CHECKING:
     from samformer.data.series import SplitKind
@@ -166,9 +166,9 @@ def cache_dir() -> Path:
 
 def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """The directories searched for a named dataset, in order."""
-    dirs = [Path(data_dir)] if data_dir else []
+    dirs = [require_directory(data_dir, "folder holding the benchmark CSVs (--data-dir)")] if data_dir else []
     if os.environ.get("SAMFORMER_DATA"):
-        dirs.append(Path(os.environ["SAMFORMER_DATA"]))
+        dirs.append(require_directory(os.environ["SAMFORMER_DATA"], "folder holding the benchmark CSVs ($SAMFORMER_DATA)"))
     dirs.append(cache_dir())
     return dirs
 
@@ -179,7 +179,7 @@ def locate(name: str, data_dir: str | os.PathLike | None = None, download: bool 
     dirs = search_dirs(data_dir)
     for directory in dirs:
         for candidate in (directory / spec.filename, directory / f"{spec.filename}.gz"):
-            if candidate.is_file():
+            if require_regular_file(candidate, f"{spec.name} CSV").is_file():
                 return candidate
     where = ", ".join(str(d) for d in dirs)
     if spec.url is None and not os.environ.get("SAMFORMER_MIRROR"):
@@ -231,6 +231,7 @@ def content_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a CSV's content: of the file, or of the CSV inside it for a `.gz`."""
     digest = hashlib.sha256()
     opener = gzip.open if str(path).lower().endswith(".gz") else open
+    require_regular_file(path, "CSV file")
     try:
         with opener(path, "rb") as stream:
             while chunk := stream.read(1 << 20):

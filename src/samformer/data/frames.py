@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Collection, Sequence
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -23,6 +22,7 @@ from pandas.tseries.frequencies import to_offset
 
 from samformer.data.series import DATE_COLUMNS, validate_frame
 from samformer.errors import DataError
+from samformer.files import require_regular_file
 
 Layout = Literal["wide", "long"]
 LONG_COLUMNS = ("unique_id", "ds", "y")
@@ -35,6 +35,8 @@ def detect_layout(df: pd.DataFrame) -> Layout:
 
 def long_to_wide(df: pd.DataFrame) -> pd.DataFrame:
     """Pivot a long `unique_id, ds, y` frame to one column per `unique_id` (sorted), indexed by `ds`."""
+    for column in ("unique_id", "ds"):
+        _refuse_unhashable(df[column])
     if df.duplicated(["unique_id", "ds"]).any():
         dup = df[df.duplicated(["unique_id", "ds"])].iloc[0]
         raise DataError(f"the long frame has several rows for unique_id={dup['unique_id']!r}, ds={dup['ds']}; keep one per series and time")
@@ -46,6 +48,20 @@ def long_to_wide(df: pd.DataFrame) -> pd.DataFrame:
     wide.columns = [str(c) for c in wide.columns]
     wide.index.name = "date"
     return wide
+
+
+def _refuse_unhashable(column: pd.Series) -> None:
+    """Refuse (DataError) a long frame's key column holding a value that cannot be a key (a list, a dict, ...)."""
+    if column.dtype != object:
+        return
+    for row, value in enumerate(column):
+        try:
+            hash(value)
+        except TypeError:
+            raise DataError(
+                f"the long frame's {column.name!r} holds {type(value).__name__} {value!r} at row {row}, which cannot name a "
+                "series or a time; use strings, numbers or timestamps"
+            ) from None
 
 
 def to_wide(
@@ -306,7 +322,7 @@ def longest_gap(observed: np.ndarray) -> tuple[int, int]:
 
 def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     """Read a CSV (plain or .gz) as it is, wide or long, for `to_wide`; a clear `DataError` if it cannot be read."""
-    path = Path(path)
+    path = require_regular_file(path, "CSV file")
     if not path.is_file():
         raise DataError(f"{path}: no such file; give the path of a CSV file")
     try:

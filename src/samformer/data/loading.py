@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from samformer.checks import check_bool, check_int, check_path
 from samformer.data.benchmarks import BenchmarkSpec, check_benchmark_file, content_sha256, get_benchmark, is_benchmark_name, locate
 from samformer.data.channels import ChannelSpec
 from samformer.data.series import SplitData, SplitKind, read_series_csv, split_frame
-from samformer.errors import DataError, quoted
+from samformer.errors import ConfigError, DataError, quoted
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,16 @@ def load_dataset(
 ) -> SplitData:
     """Load a benchmark by name (see `samformer.data.benchmarks`) or a CSV by path, split and scaled.
 
-    `channels` picks targets and covariates (`ChannelSpec`); without it every column is forecast.
+    `channels` picks targets and covariates (`ChannelSpec`); without it every column is forecast. Each
+    argument of the wrong type or range is a `ConfigError` naming it, before any file is touched.
     """
+    check_path("source", source)
+    seq_len, horizon = check_int("seq_len", seq_len), check_int("horizon", horizon)
+    if data_dir is not None:
+        check_path("data_dir", data_dir)
+    check_bool("download", download)
+    if channels is not None and not isinstance(channels, ChannelSpec):
+        raise ConfigError(f"channels must be a ChannelSpec or None, got {channels!r}; e.g. ChannelSpec(mode='MS', targets=('OT',))")
     resolved = resolve_source(source, data_dir, download)
     frame, identity = read_source(resolved)
     roles = None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 from pandas.tseries.frequencies import to_offset
 
 from samformer.errors import DataError, ShapeError
+from samformer.files import require_regular_file
 
 SplitKind = Literal["ett_hour", "ett_minute", "ratio"]  # the border rules of `split_borders`
 DATE_COLUMNS = ("date", "ds", "timestamp", "time", "datetime")
@@ -36,7 +36,7 @@ def read_series_csv(path: str | os.PathLike, check_time: bool = True) -> pd.Data
     `check_time`, the timestamps must be sorted, unique and evenly spaced (`check_time_index`), since
     windows are cut by row position.
     """
-    path = Path(path)
+    path = require_regular_file(path, "CSV file")
     if not path.is_file():
         raise DataError(f"{path}: no such file; give the path of a CSV file or a benchmark name")
     try:
@@ -112,7 +112,7 @@ def validate_frame(frame: pd.DataFrame, source: str = "the data", allow_missing:
     """Check a wide frame (optional date column + numeric channels) and return it as float64.
 
     Raises a `DataError` naming the problem for: no rows, a single non-numeric column (wrong
-    delimiter), non-numeric channels, NaN (unless `allow_missing`) or infinite values.
+    delimiter), complex-valued or non-numeric channels, NaN (unless `allow_missing`) or infinite values.
     """
     if frame.empty or len(frame.columns) == 0:
         raise DataError(f"{source} has no data rows; it needs one row per time step after the header")
@@ -131,6 +131,12 @@ def validate_frame(frame: pd.DataFrame, source: str = "the data", allow_missing:
             ) from None
     if frame.shape[1] == 0:
         raise DataError(f"{source} has a date column but no channels; add at least one numeric column")
+    complex_valued = [str(c) for c in frame.columns if pd.api.types.is_complex_dtype(frame[c])]
+    if complex_valued:  # numeric to pandas, but casting to float would drop the imaginary part
+        raise DataError(
+            f"{source}: column(s) {', '.join(complex_valued)} hold complex numbers; samformer forecasts real values: "
+            "keep the real part (df[col].real) or give the real and imaginary parts as two columns"
+        )
     non_numeric = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
         hint = " (is the delimiter a comma?)" if frame.shape[1] == 1 else ""

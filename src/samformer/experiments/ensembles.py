@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from samformer.experiments.tables import by_variant_and_protocol
+from samformer.files import require_regular_file
 
 _KEYS = ("dataset", "horizon", "variant", "protocol", "seeds", "test_mse", "test_mae", "members_test_mse", "members_test_mae")
 
@@ -26,7 +27,7 @@ def iter_ensembles(root: str | os.PathLike) -> Iterator[dict[str, Any]]:
     """Every valid ensemble record under `root` (a damaged one is reported on stderr and skipped)."""
     for path in sorted(Path(root).rglob("ensemble-seeds*.json")):
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(require_regular_file(path, "ensemble record").read_text())
             missing = [k for k in _KEYS if k not in record]
             if missing or not all(math.isfinite(record[k]) for k in ("test_mse", "test_mae")):
                 raise ValueError(f"lacks {', '.join(missing)}" if missing else "holds non-finite metrics")

@@ -8,13 +8,14 @@ any work, locked for the run, and appears whole at the end; other files a user k
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from samformer.errors import SamformerError
 from samformer.experiments.run import RunSpec, StackOutcome, execute_stacked
-from samformer.files import atomic_directory, carry_over, read_json, run_output, write_json
+from samformer.files import atomic_directory, carry_over, read_json, run_output, scratch_directory, write_json
 from samformer.forecasting.modelfile import save_model
 from samformer.training import distributed
 from samformer.training.checkpoint import CHECKPOINT_FILE, remove_partial_files
@@ -68,7 +69,10 @@ def _train_into(specs: list[RunSpec], out: Path, data_dir: str | None, resume: b
         _refuse_existing(out, seeds)
     if out.is_dir():
         remove_partial_files(out)
-    outcome = execute_stacked(specs, data_dir=data_dir, checkpoint=checkpoint, resume=resume)
+    held = [checkpoint, out / ENSEMBLE_FILE, *(seed_directory(out, s) for s in seeds)]
+    replacing = not resuming and any(path.exists() for path in held)  # overwrite: the old runs stay whole until the swap
+    with scratch_directory(out) if replacing else nullcontext(out) as work:
+        outcome = execute_stacked(specs, data_dir=data_dir, checkpoint=work / CHECKPOINT_FILE, resume=resume)
     ensemble = {"seeds": seeds, **outcome.ensemble}
     _write(out, specs, outcome, ensemble)
     return SeedStack(out, outcome.records, ensemble)

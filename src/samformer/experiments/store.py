@@ -27,8 +27,8 @@ from samformer.data.benchmarks import is_benchmark_name
 from samformer.data.loading import resolve_source, source_identity
 from samformer.errors import DataError, SamformerError
 from samformer.experiments.run import RunSpec, StackOutcome
-from samformer.files import write_json
-from samformer.training.config import TrainConfig
+from samformer.files import require_regular_file, write_json
+from samformer.training.config import TrainConfig, train_config_problems
 
 _TEXT_KEYS = ("dataset", "variant", "protocol")
 _INTEGER_KEYS = ("horizon", "seq_len", "seed")
@@ -70,7 +70,7 @@ def ensemble_record(outcome: StackOutcome) -> dict[str, Any]:
 
 def read_run(path: Path) -> dict[str, Any] | None:
     """A stored run record, or None if the file is absent. Raises ValueError if it is corrupt."""
-    if not path.exists():
+    if not require_regular_file(path, "run file (delete what stands in its place)").exists():
         return None
     try:
         record = json.loads(path.read_text())
@@ -86,6 +86,12 @@ def read_run(path: Path) -> dict[str, Any] | None:
         raise ValueError(f"{path} holds {', '.join(f'{k}={record[k]!r}' for k in mistyped)} (wrong type)")
     if not all(math.isfinite(record[k]) for k in _METRIC_KEYS):
         raise ValueError(f"{path} holds non-finite metrics")
+    settings = record.get("train_config")
+    if settings is not None and not isinstance(settings, dict):
+        raise ValueError(f"{path} holds train_config={settings!r}, not a JSON object of training options")
+    problems = train_config_problems(settings or {})
+    if problems:
+        raise ValueError(f"{path} holds train_config {problems[0]}")
     return record
 
 

@@ -12,11 +12,13 @@ import functools
 import json
 import os
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from samformer.experiments.paper import TRANSFORMER_MSE, TSMIXER_MSE, paper_mse
 from samformer.experiments.store import iter_runs
+from samformer.training.config import TrainConfig
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -166,7 +168,8 @@ def _protocol_notes(block: list[dict[str, Any]]) -> list[str]:
     tuned = [c for c in block if c.get("selected")]
     cfg = next((c["train_config"] for c in block if c.get("train_config")), None)
     if cfg:
-        lrs = {c["dataset"]: c["train_config"]["lr"] for c in block if c.get("train_config")}
+        cfg = {**asdict(TrainConfig()), **cfg}  # a field an older version did not record: today's default
+        lrs = {c["dataset"]: c["train_config"].get("lr", cfg["lr"]) for c in block if c.get("train_config")}
         settings = (
             "Adam (lr "
             + ", ".join(f"{d} {lr:g}" for d, lr in lrs.items())

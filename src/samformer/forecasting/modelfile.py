@@ -23,7 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from samformer.errors import DataError, ModelFileError
-from samformer.files import atomic_destination, file_sha256, read_json, write_json
+from samformer.files import atomic_destination, file_sha256, read_json, require_directory, require_regular_file, write_json
 from samformer.nn.model import SAMformer, SAMformerConfig
 from samformer.nn.stacked import StackedSAMformer
 from samformer.training.checkpoint import safetensors_bytes
@@ -156,9 +156,10 @@ def _ensemble_size(config: dict[str, Any], config_path: Path) -> int | None:
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     """The verified `config.json` of a model directory: bounded JSON, known format, both checksums matching."""
-    directory = Path(directory)
+    directory = require_directory(directory, "saved model directory", ModelFileError)
     weights, config_path = directory / WEIGHTS_FILE, directory / CONFIG_FILE
     for path in (weights, config_path):
+        require_regular_file(path, f"model's {path.name} (re-save the model)", ModelFileError)
         if not path.is_file():
             raise ModelFileError(f"{path} is missing: {directory} is not a saved samformer model directory")
     try:

@@ -24,6 +24,7 @@ from samformer.data.channels import ChannelSpec, calendar_features
 from samformer.data.series import ChannelRoles, StandardScaler
 from samformer.errors import ModelFileError
 from samformer.nn.model import SAMformerConfig
+from samformer.training.logs import history_problem
 
 SCHEMA_FORMAT = 2  # 2 added targets and covariates; format 1 (every channel a target) still loads
 RUNTIME_OPTIONS = ("device",)  # training options that belong to the machine, never saved with a model
@@ -149,6 +150,9 @@ class FrameSchema:
         found = meta.get("format") if isinstance(meta, dict) else None
         if found not in (1, SCHEMA_FORMAT):
             raise ModelFileError(f"{where} uses forecaster format {found!r}; this samformer reads formats 1 to {SCHEMA_FORMAT}")
+        problem = history_problem(meta.get("history"))  # before parsing: the section is read as typed from here on
+        if problem is not None:
+            raise ModelFileError(f"{where} holds a malformed training history ({problem}); re-save the model")
         try:
             schema = cls._parse(meta)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

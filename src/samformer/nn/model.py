@@ -13,7 +13,8 @@ works in that layout directly and is what the training loop uses.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import numbers
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from torch import nn
 
 from samformer.errors import ConfigError, ShapeError
 from samformer.nn.fused import FusedWeights, attend_and_forecast
+from samformer.nn.memory import check_memory
 from samformer.nn.reparam import SigmaReparamLinear
 
 Init = Literal["torch", "keras"]
@@ -47,17 +49,25 @@ class SAMformerConfig:
     sigma_reparam_scope: SigmaReparamScope = "attention"  # with sigma_reparam: "all" adds the forecaster (Zhai et al.)
 
     def __post_init__(self) -> None:
-        if self.target_channels is not None:
-            targets = tuple(self.target_channels)
-            if not targets or len(set(targets)) != len(targets) or not all(0 <= t < self.n_channels for t in targets):
-                raise ValueError(f"target_channels must be distinct indices in [0, {self.n_channels}), got {self.target_channels!r}")
-            object.__setattr__(self, "target_channels", targets)  # JSON gives a list
         for name in ("n_channels", "seq_len", "horizon", "d_model"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.value_dim is not None and (not isinstance(self.value_dim, int) or self.value_dim < 1):
+        if self.value_dim is not None and (not isinstance(self.value_dim, int) or isinstance(self.value_dim, bool) or self.value_dim < 1):
             raise ValueError(f"value_dim must be None or a positive integer, got {self.value_dim!r}")
+        for name in ("attention", "revin", "sigma_reparam"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.target_channels is not None:
+            if isinstance(self.target_channels, str | bytes) or not isinstance(self.target_channels, Iterable):
+                raise ValueError(f"target_channels must be None or a sequence of channel indices, got {self.target_channels!r}")
+            targets = tuple(self.target_channels)
+            if not all(isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in targets):
+                raise ValueError(f"target_channels must be integer channel indices, got {self.target_channels!r}")
+            targets = tuple(int(t) for t in targets)
+            if not targets or len(set(targets)) != len(targets) or not all(0 <= t < self.n_channels for t in targets):
+                raise ValueError(f"target_channels must be distinct indices in [0, {self.n_channels}), got {self.target_channels!r}")
+            object.__setattr__(self, "target_channels", targets)  # JSON gives a list
         if self.init not in ("torch", "keras"):
             raise ValueError(f"init must be 'torch' or 'keras', got {self.init!r}")
         if self.sigma_reparam_scope not in ("attention", "all"):
@@ -261,6 +271,7 @@ class SAMformer(nn.Module):
         cfg = SAMformerConfig(
             n_channels, seq_len, horizon, d_model, value_dim, attention, revin, sigma_reparam, init, target_channels, sigma_reparam_scope
         )
+        check_memory(cfg)  # before a single weight is allocated
         self.config = cfg
         self.revin = RevIN(n_channels) if revin else None
         self.attention = ChannelAttention(cfg) if attention else None

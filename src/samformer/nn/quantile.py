@@ -16,6 +16,7 @@ import itertools
 import math
 import warnings
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -120,20 +121,29 @@ def conformal_offsets(
     for k in range(n_q // 2):
         lo, hi = forecasts[..., k], forecasts[..., n_q - 1 - k]  # (N, H, D)
         score = np.maximum(lo - actuals, actuals - hi) / unit  # NaN where unobserved
-        coverage = quantiles[n_q - 1 - k] - quantiles[k]
         for d in range(offsets.shape[0]):
-            delta = _conformal_quantile(score[..., d], coverage, d)
+            delta = _conformal_quantile(score[..., d], (quantiles[k], quantiles[n_q - 1 - k]), d)
             offsets[d, k], offsets[d, n_q - 1 - k] = -delta, delta
     return offsets
 
 
-def _conformal_quantile(scores: np.ndarray, coverage: float, channel: int) -> float:
-    """The ⌈(n + 1)·coverage⌉-th smallest of the observed `scores` (the largest if n is too small)."""
+def conformal_rank(n: int, lower: float, upper: float) -> int:
+    """⌈(n + 1)·(upper − lower)⌉, 1-based, computed exactly on the levels as written (at most `n`).
+
+    In floating point 0.8 − 0.2 is 0.6000000000000001, so (n + 1)·c overshoots an integer whenever n + 1
+    is a multiple of 5 and the ceiling comes out one too high; the decimal strings of the levels
+    (`repr`: the shortest that round-trips) are exact fractions, so their difference is 3/5 exactly.
+    """
+    coverage = Fraction(repr(float(upper))) - Fraction(repr(float(lower)))
+    return min(math.ceil((n + 1) * coverage), n)
+
+
+def _conformal_quantile(scores: np.ndarray, levels: tuple[float, float], channel: int) -> float:
+    """The ⌈(n + 1)·(upper − lower)⌉-th smallest of the observed `scores` (the largest if n is too small)."""
     s = np.sort(scores[~np.isnan(scores)])
     if len(s) == 0:
         raise ValueError(f"channel {channel} has no observed value to calibrate its intervals on")
-    rank = min(math.ceil((len(s) + 1) * coverage), len(s))  # 1-based
-    return float(s[rank - 1])
+    return float(s[conformal_rank(len(s), *levels) - 1])
 
 
 FLOOR_SHARE = 0.25  # a band is never narrower than this share of the residual band of its level

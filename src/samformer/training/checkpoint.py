@@ -27,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from samformer.errors import CheckpointError, quoted
-from samformer.files import atomic_destination
+from samformer.files import atomic_destination, require_regular_file
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "samformer-checkpoint"
@@ -164,8 +164,8 @@ def remove_partial_files(directory: str | os.PathLike) -> list[Path]:
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The tensors and JSON state of a checkpoint, after checking its format and checksum."""
-    path = Path(path)
     advice = f"delete {path} (or pass --overwrite) to start the run over"
+    path = require_regular_file(path, f"checkpoint to resume from, or {advice}", CheckpointError)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}

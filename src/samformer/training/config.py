@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -42,13 +42,20 @@ class TrainConfig:
     shuffle: bool = True  # False: every epoch serves the training windows in stored order (the TF toy pipeline's)
 
     def __post_init__(self) -> None:
-        bad = [
-            f"{name}={getattr(self, name)!r} out of range: must be {accepted}"
-            for name, (ok, accepted) in _FIELD_RULES.items()
-            if not ok(getattr(self, name))
-        ]
+        bad = train_config_problems(vars(self))
         if bad:
             raise ConfigError("; ".join(bad))
+
+
+def train_config_problems(settings: Mapping[str, Any]) -> list[str]:
+    """Each `TrainConfig` field in `settings` whose value is out of its type or range, as 'name=value out of range:
+    must be ...'; fields absent from `settings` and names that are not fields are not judged (a stored run of an
+    older version lacks some). For settings read back from a file before any code relies on their types."""
+    return [
+        f"{name}={settings[name]!r} out of range: must be {accepted}"
+        for name, (ok, accepted) in _FIELD_RULES.items()
+        if name in settings and not ok(settings[name])
+    ]
 
 
 def _is_int(value: Any) -> bool:

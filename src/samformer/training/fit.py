@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from samformer.data.series import SplitData, Windows
 from samformer.errors import ShapeError
+from samformer.nn.memory import check_memory
 from samformer.nn.model import SAMformer
 from samformer.training import distributed
 from samformer.training.checkpoint import LoopState, load_checkpoint, run_fingerprint, save_checkpoint
@@ -160,6 +161,7 @@ def fit(
     """
     _check_sizes(model, data)
     device = resolve_device(cfg.device)
+    check_memory(model.config, cfg.batch_size, cfg.sam, device)  # before the optimizer state and batches exist
     model.to(device).train()
     trainee = _SingleModel(model, data, cfg, criterion, device)
     saver = _Checkpoints(checkpoint, trainee, cfg, data) if checkpoint is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -37,3 +38,35 @@ class MetricsLogger:
                 if key != "epoch" and isinstance(value, int | float):
                     self.writer.add_scalar(key, value, record["epoch"])
             self.writer.flush()
+
+
+HISTORY_NUMBERS = ("lr", "train_loss", "val_mse", "val_mae", "val_loss", "seconds")  # numbers wherever present
+PLOTTED = ("epoch", "train_loss", "val_mse")  # what a plot of the history needs in every record
+
+
+def history_problem(history: Any, required: tuple[str, ...] = ("epoch",)) -> str | None:
+    """What is wrong with a training history read back from a file (a list of epoch records), or None if nothing.
+
+    Each record must be a JSON object holding the `required` entries, with a positive integer `epoch` and
+    numbers wherever `HISTORY_NUMBERS` are present; other entries (a callback's) are not judged. An empty
+    list is a valid history (nothing was trained); what needs an epoch says so itself.
+    """
+    if not isinstance(history, list):
+        return f"the history is {type(history).__name__}, not a list of epoch records"
+    for i, record in enumerate(history):
+        if not isinstance(record, dict):
+            return f"history entry {i} is {record!r}, not an object of per-epoch metrics"
+        missing = [key for key in required if key not in record]
+        if missing:
+            return f"history entry {i} lacks {', '.join(missing)}"
+        epoch = record["epoch"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            return f"history entry {i} has epoch={epoch!r}, not an epoch number >= 1"
+        wrong = [key for key in HISTORY_NUMBERS if key in record and not _is_number(record[key])]
+        if wrong:
+            return f"history entry {i} has {wrong[0]}={record[wrong[0]]!r}, not a number"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -25,6 +25,9 @@ from typing import Any
 
 import torch
 
+from samformer.checks import check_bool, check_real
+from samformer.errors import ConfigError, shown
+
 
 class SAM(torch.optim.Optimizer):
     """Wrap a base optimizer with sharpness-aware steps.
@@ -45,10 +48,18 @@ class SAM(torch.optim.Optimizer):
         adaptive: bool = False,
         **base_kwargs: Any,
     ) -> None:
-        if rho < 0:
-            raise ValueError(f"rho must be non-negative, got {rho}")
-        super().__init__(params, dict(rho=rho, adaptive=adaptive, **base_kwargs))
-        self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
+        rho, adaptive = check_real("rho", rho), check_bool("adaptive", adaptive)
+        if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)):
+            raise ConfigError(f"base_optimizer must be a torch.optim.Optimizer class such as torch.optim.Adam, got {shown(base_optimizer)}")
+        try:
+            super().__init__(params, dict(rho=rho, adaptive=adaptive, **base_kwargs))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"SAM cannot optimise these params ({exc}); pass model.parameters() or a list of parameter groups") from None
+        try:
+            self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
+        except (TypeError, ValueError) as exc:
+            options = ", ".join(f"{k}={shown(v)}" for k, v in base_kwargs.items()) or "no options"
+            raise ConfigError(f"{base_optimizer.__name__} refused {options} ({exc}); pass the options it accepts") from None
         # One list of groups shared with the base optimizer, so LR schedulers act on both.
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)

@@ -7,6 +7,7 @@ import math
 import torch
 
 from samformer.errors import SamformerError
+from samformer.nn.memory import available_bytes
 from samformer.nn.model import SAMformer
 
 # Per-model copies of the parameters a stacked step holds: weights, gradient, SAM's w + ε, Adam's two
@@ -29,20 +30,6 @@ def bytes_per_model(model: SAMformer, batch_size: int) -> int:
     rows = batch_size * config.n_channels
     width = config.seq_len + config.horizon + config.n_channels + config.d_model
     return 4 * (PARAMETER_COPIES * n_parameters + ACTIVATION_COPIES * rows * width)
-
-
-def available_bytes(device: torch.device) -> int | None:
-    """Free memory of `device`: CUDA's free memory, else the system's MemAvailable (None if unknown)."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def check_stack_memory(model: SAMformer, k: int, batch_size: int, device: torch.device, available: int | None = None) -> None:

@@ -18,7 +18,7 @@ import samformer.forecasting.modelfile as modelfile
 import samformer.training.checkpoint as checkpoint_module
 from samformer import Forecaster, ModelFileError, SamformerError
 from samformer.cli.main import main
-from samformer.experiments.grid import read_run
+from samformer.experiments.store import read_run
 from samformer.files import file_sha256
 from samformer.forecasting.modelfile import config_sha256
 from samformer.plots import plot_training

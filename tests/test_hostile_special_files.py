@@ -24,7 +24,7 @@ from samformer.data.benchmarks import content_sha256, locate
 from samformer.data.frames import read_csv
 from samformer.data.series import read_series_csv
 from samformer.experiments.ensembles import iter_ensembles
-from samformer.experiments.grid import read_run
+from samformer.experiments.store import read_run
 from samformer.files import file_sha256, read_json, require_directory
 from samformer.forecasting.modelfile import load_model, read_config
 from samformer.training.checkpoint import read_checkpoint

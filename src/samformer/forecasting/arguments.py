@@ -1,10 +1,12 @@
-"""Checks of `Forecaster`'s constructor arguments: each refusal a `ConfigError` naming the argument and what is accepted."""
+"""Checks and conversions of `Forecaster`'s arguments: each refusal one line naming the argument and what is accepted."""
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 
+from samformer.data.channels import ChannelSpec
 from samformer.errors import ConfigError
 
 
@@ -34,3 +36,31 @@ def check_quantile_levels(quantiles: object) -> tuple[float, ...] | None:
     if bad:
         raise ConfigError(f"{accepted}; got {quantiles!r}, where {bad[0]!r} is not a number in (0, 1)")
     return tuple(sorted({float(q) for q in levels} | {0.5}))
+
+
+def count_rows(size: int | float, n: int, name: str) -> int:
+    """A row count given as an int, or as a fraction in (0, 1) of `n` rows."""
+    if isinstance(size, bool) or not isinstance(size, int | float):
+        raise ValueError(f"{name} must be a row count or a fraction in (0, 1), got {size!r}")
+    if isinstance(size, float):
+        if not 0 < size < 1:
+            raise ValueError(f"{name} as a fraction must lie in (0, 1), got {size}")
+        return math.ceil(size * n)
+    if size < 1:
+        raise ValueError(f"{name} must be at least 1 row, got {size}")
+    return size
+
+
+def channel_spec(
+    target: str | list[str] | None, past_covariates: list[str] | None, future_covariates: list[str] | None, calendar: bool
+) -> ChannelSpec:
+    """`Forecaster.fit`'s target and covariate arguments as a `ChannelSpec` (see `fit` for the rules)."""
+    for name, value in (("past_covariates", past_covariates), ("future_covariates", future_covariates)):
+        if isinstance(value, str):
+            raise TypeError(f"{name} must be a list of column names, got the string {value!r}; write [{value!r}]")
+    targets = () if target is None else tuple(target) if isinstance(target, list | tuple) else (target,)  # 0 is a label too
+    past, future = tuple(map(str, past_covariates or ())), tuple(map(str, future_covariates or ()))
+    if not targets:
+        return ChannelSpec("M", (), past, future, calendar)
+    mode = "MS" if past_covariates is None else "S"
+    return ChannelSpec(mode, tuple(map(str, targets)), past, future, calendar)

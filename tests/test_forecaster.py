@@ -92,7 +92,7 @@ def test_predict_from_new_history_uses_its_last_window():
     later = model.predict(frame)
     assert later.index[0] == frame.index[-1] + pd.Timedelta("1h")
     window = frame.to_numpy()[-24:]
-    expected = model._forecast(window[None])[0]  # the network on exactly the last seq_len rows
+    expected = model.forecast_windows(window[None])[0]  # the network on exactly the last seq_len rows
     np.testing.assert_array_equal(later.to_numpy(), expected)
 
 
@@ -262,6 +262,19 @@ def test_attention_matrix_is_labelled_and_row_stochastic():
     np.testing.assert_allclose(attn.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_a_loaded_model_refuses_attention_without_a_frame_as_predict_does(tmp_path):
+    # A loaded model keeps no data: both calls need the history, and say so in the same words.
+    model = fitted(make_frame(200, 2))
+    model.save(tmp_path / "m")
+    loaded = Forecaster.load(tmp_path / "m")
+    with pytest.raises(DataError) as from_predict:
+        loaded.predict()
+    with pytest.raises(DataError) as from_attention:
+        loaded.attention()
+    assert str(from_attention.value) == str(from_predict.value)
+    assert "pass the recent history" in str(from_attention.value)
+
+
 # ---------------------------------------------------------------- persistence
 @pytest.mark.parametrize("quantiles", [None, (0.1, 0.9)])
 def test_save_load_predict_is_exact(tmp_path, quantiles):
@@ -354,7 +367,7 @@ def test_onnx_export_matches_pytorch(tmp_path, quantiles):
     path = model.export_onnx(tmp_path / "m.onnx")
     windows = np.stack([frame.to_numpy()[i : i + 24] for i in (0, 50, 176)])  # (3, L, D), a batch size unlike the export's
     (onnx_out,) = ort.InferenceSession(str(path)).run(None, {"x": windows.astype(np.float32)})
-    torch_out = model._forecast(windows)
+    torch_out = model.forecast_windows(windows)
     assert onnx_out.shape == torch_out.shape
     assert np.abs(onnx_out - torch_out).max() < 1e-5
     with pytest.raises(FileExistsError):

@@ -189,7 +189,7 @@ def test_onnx_export_forecasts_the_targets_in_their_units(fitted, tmp_path):
     windows = np.stack([values[i : i + L] for i in (0, 100, 300)])  # (3, L, D) model inputs as raw values
     (onnx_out,) = ort.InferenceSession(str(path)).run(None, {"x": windows.astype(np.float32)})
     assert onnx_out.shape == (3, H, 1)
-    np.testing.assert_allclose(onnx_out, model._forecast(windows), atol=1e-4)
+    np.testing.assert_allclose(onnx_out, model.forecast_windows(windows), atol=1e-4)
 
 
 def test_cli_fit_and_predict_with_a_known_future_covariate(tmp_path, capsys):

@@ -46,8 +46,8 @@ def windows(frame: pd.DataFrame) -> np.ndarray:
 def test_ensemble_forecast_is_the_mean_of_the_separately_fitted_forecasters(ensemble, singles, frame):
     expected = np.mean([single.predict().to_numpy() for single in singles], axis=0)
     np.testing.assert_allclose(ensemble.predict().to_numpy(), expected, atol=1e-4)
-    expected_windows = np.mean([single._forecast(windows(frame)) for single in singles], axis=0)
-    np.testing.assert_allclose(ensemble._forecast(windows(frame)), expected_windows, atol=1e-4)
+    expected_windows = np.mean([single.forecast_windows(windows(frame)) for single in singles], axis=0)
+    np.testing.assert_allclose(ensemble.forecast_windows(windows(frame)), expected_windows, atol=1e-4)
     first = singles[0].history_  # the ensemble's history is its first network's
     assert [r["val_mse"] for r in ensemble.history_] == pytest.approx([r["val_mse"] for r in first], rel=1e-4)
 
@@ -114,7 +114,7 @@ def test_onnx_export_of_the_ensemble_matches_pytorch(ensemble, frame, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     path = ensemble.export_onnx(tmp_path / "m.onnx")
     (onnx_out,) = ort.InferenceSession(str(path)).run(None, {"x": windows(frame).astype(np.float32)})
-    torch_out = ensemble._forecast(windows(frame))
+    torch_out = ensemble.forecast_windows(windows(frame))
     assert onnx_out.shape == torch_out.shape
     assert np.abs(onnx_out - torch_out).max() < 1e-5
 
@@ -139,7 +139,7 @@ def test_quantiles_calibrate_the_mean_forecast_on_its_residuals(frame, singles, 
     ort = pytest.importorskip("onnxruntime")
     path = model.export_onnx(tmp_path / "q.onnx")
     (onnx_out,) = ort.InferenceSession(str(path)).run(None, {"x": windows(frame).astype(np.float32)})
-    assert np.abs(onnx_out - model._forecast(windows(frame))).max() < 1e-5
+    assert np.abs(onnx_out - model.forecast_windows(windows(frame))).max() < 1e-5
 
 
 @pytest.mark.parametrize(

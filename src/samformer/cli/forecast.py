@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from samformer.cli.options import add_training_options, positive_int, run_spec_from_args
-from samformer.data.frames import read_csv, to_wide
+from samformer.data.frames import to_wide
+from samformer.data.series import read_csv
 from samformer.errors import SamformerError
 from samformer.files import atomic_destination, exclusive_lock
 

@@ -11,7 +11,6 @@ allowed at any length; gaps inside a series must be shorter than the look-back.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Collection, Sequence
 from typing import Literal
@@ -20,9 +19,8 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from samformer.data.series import DATE_COLUMNS, validate_frame
+from samformer.data.series import DATE_COLUMNS, infer_frequency, validate_frame
 from samformer.errors import DataError
-from samformer.files import require_regular_file
 
 Layout = Literal["wide", "long"]
 LONG_COLUMNS = ("unique_id", "ds", "y")
@@ -245,7 +243,7 @@ def unselected_text_columns(df: pd.DataFrame, selected: Collection[str]) -> list
 
 
 def _resolve_freq(index: pd.DatetimeIndex, freq: str | None, source: str) -> str:
-    inferred = _infer_freq(index)
+    inferred = infer_frequency(index)
     if freq is not None:
         try:
             offset = to_offset(freq)
@@ -261,15 +259,6 @@ def _resolve_freq(index: pd.DatetimeIndex, freq: str | None, source: str) -> str
             f"pass freq=, e.g. freq='h' (--freq h), and missing time steps become masked values"
         )
     return to_offset(inferred).freqstr
-
-
-def _infer_freq(index: pd.DatetimeIndex) -> str | None:
-    if len(index) < 3:
-        return None
-    with warnings.catch_warnings():  # pandas 3 announces that infer_freq will return an offset
-        warnings.simplefilter("ignore", DeprecationWarning)
-        inferred = pd.infer_freq(index)
-    return None if inferred is None else to_offset(inferred).freqstr
 
 
 def future_index(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
@@ -318,16 +307,3 @@ def longest_gap(observed: np.ndarray) -> tuple[int, int]:
     starts, ends = starts[inside], ends[inside]
     k = int(np.argmax(ends - starts))
     return int(starts[k]), int(ends[k])
-
-
-def read_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV (plain or .gz) as it is, wide or long, for `to_wide`; a clear `DataError` if it cannot be read."""
-    path = require_regular_file(path, "CSV file")
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; give the path of a CSV file")
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty; a CSV needs a header row and one row per time step") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} could not be parsed as CSV ({exc}); check the delimiter and encoding") from None

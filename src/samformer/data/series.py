@@ -36,19 +36,39 @@ def read_series_csv(path: str | os.PathLike, check_time: bool = True) -> pd.Data
     `check_time`, the timestamps must be sorted, unique and evenly spaced (`check_time_index`), since
     windows are cut by row position.
     """
-    path = require_regular_file(path, "CSV file")
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; give the path of a CSV file or a benchmark name")
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty; a CSV needs a header row and one row per time step") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} could not be parsed as CSV ({exc}); check the delimiter and encoding") from None
+    frame = read_csv(path, missing_hint="give the path of a CSV file or a benchmark name")
     frame = validate_frame(frame, source=str(path))
     if check_time and isinstance(frame.index, pd.DatetimeIndex):
         check_time_index(frame.index, str(path))
     return frame
+
+
+def read_csv(path: str | os.PathLike, missing_hint: str = "give the path of a CSV file") -> pd.DataFrame:
+    """Read a CSV (plain or .gz) as it is, unvalidated; a one-line `DataError` if it cannot be read.
+
+    The one place a CSV file is opened: `read_series_csv` validates what it returns, `Forecaster`
+    users' files (wide or long) go to `samformer.data.frames.to_wide`. `missing_hint` ends the message
+    for a path that is not a file.
+    """
+    path = require_regular_file(path, "CSV file")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; {missing_hint}")
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; a CSV needs a header row and one row per time step") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} could not be parsed as CSV ({exc}); check the delimiter and encoding") from None
+
+
+def infer_frequency(index: pd.DatetimeIndex) -> str | None:
+    """The pandas frequency alias of evenly spaced timestamps ("h", "15min", "B", ...); None for fewer than 3 or uneven ones."""
+    if len(index) < 3:
+        return None
+    with warnings.catch_warnings():  # pandas 3 announces that infer_freq will return an offset
+        warnings.simplefilter("ignore")
+        inferred = pd.infer_freq(index)
+    return None if inferred is None else to_offset(inferred).freqstr
 
 
 def check_time_index(index: pd.DatetimeIndex, source: str = "the data") -> None:
@@ -75,9 +95,7 @@ def check_time_index(index: pd.DatetimeIndex, source: str = "the data") -> None:
         )
     if len(index) < 3:
         return
-    with warnings.catch_warnings():  # pandas 3 warns about infer_freq's future return type
-        warnings.simplefilter("ignore")
-        inferred = pd.infer_freq(index)
+    inferred = infer_frequency(index)
     median = float(np.median(steps))  # in the index's unit, which pandas 3 infers (s, us, ns ...)
     off = np.abs(steps - median) > 0.15 * median
     if inferred is None and off.any():
@@ -275,6 +293,43 @@ class SplitData:
     roles: ChannelRoles = field(default_factory=ChannelRoles)  # targets and known-future covariates
     source: dict[str, Any] | None = None  # the file's identity, {"path": resolved path, "sha256": of its content}
 
+    @classmethod
+    def from_series(
+        cls,
+        series: torch.Tensor,
+        borders: dict[str, tuple[int, int]],
+        *,
+        name: str,
+        columns: list[str],
+        seq_len: int,
+        horizon: int,
+        scaler: StandardScaler,
+        index: pd.Index,
+        mask: torch.Tensor | None = None,
+        roles: ChannelRoles | None = None,
+    ) -> SplitData:
+        """Cut one standardised series (T, D) into the splits `borders` gives as row ranges [start, end).
+
+        `borders` names train and val, and test unless the data have none; `mask` (T, D), True where
+        observed, is cut alike. Each split is a row-major (rows, D) slice: a view of a row-major `series`.
+        """
+        parts = {split: series[start:end].contiguous() for split, (start, end) in borders.items()}  # (T, D) -> (rows, D) each
+        masks = None if mask is None else {split: mask[start:end] for split, (start, end) in borders.items()}
+        return cls(
+            name,
+            list(columns),
+            seq_len,
+            horizon,
+            parts["train"],
+            parts["val"],
+            parts.get("test"),
+            scaler,
+            dict(borders),
+            index,
+            masks,
+            roles or ChannelRoles(),
+        )
+
     @property
     def n_channels(self) -> int:
         return len(self.columns)
@@ -319,6 +374,7 @@ def split_frame(frame: pd.DataFrame, seq_len: int, horizon: int, kind: SplitKind
     with np.errstate(over="ignore"):  # reported below, as a DataError
         scaler = StandardScaler.fit(values[slice(*borders["train"])])
     check_scaler_finite(scaler, list(frame.columns), name)
-    scaled = torch.from_numpy(scaler.transform(values).astype(np.float32))
-    parts = {split: scaled[start:end].contiguous() for split, (start, end) in borders.items()}
-    return SplitData(name, [str(c) for c in frame.columns], seq_len, horizon, scaler=scaler, borders=borders, index=frame.index, **parts)
+    scaled = torch.from_numpy(scaler.transform(values).astype(np.float32))  # (T, D)
+    columns = [str(c) for c in frame.columns]
+    sizes = {"seq_len": seq_len, "horizon": horizon}
+    return SplitData.from_series(scaled, borders, name=name, columns=columns, **sizes, scaler=scaler, index=frame.index)

@@ -1,9 +1,10 @@
-"""Checks of `Forecaster`'s arguments (constructor and methods): each refusal a `ConfigError` naming the argument and what
-is accepted, before the value reaches pandas, torch or pathlib."""
+"""Checks and conversions of `Forecaster`'s arguments (constructor and methods): each refusal one line naming the
+argument and what is accepted, before the value reaches pandas, torch or pathlib."""
 
 from __future__ import annotations
 
 import datetime
+import math
 import numbers
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from samformer.checks import check_path
+from samformer.data.channels import ChannelSpec
 from samformer.errors import ConfigError, shown
 
 
@@ -94,3 +96,30 @@ def check_column_list(name: str, columns: object) -> list[Any] | None:
     if isinstance(columns, str | bytes | numbers.Number) or not isinstance(columns, Iterable) or isinstance(columns, Mapping):
         raise ConfigError(f"{name} must be a list of column names, got {shown(columns)}; write [{shown(columns)}]")
     return list(columns)
+
+
+def count_rows(size: int | float, n: int, name: str) -> int:
+    """A row count given as an int, or as a fraction in (0, 1) of `n` rows."""
+    if isinstance(size, bool) or not isinstance(size, int | float):
+        raise ValueError(f"{name} must be a row count or a fraction in (0, 1), got {size!r}")
+    if isinstance(size, float):
+        if not 0 < size < 1:
+            raise ValueError(f"{name} as a fraction must lie in (0, 1), got {size}")
+        return math.ceil(size * n)
+    if size < 1:
+        raise ValueError(f"{name} must be at least 1 row, got {size}")
+    return size
+
+
+def channel_spec(
+    target: str | list[str] | None, past_covariates: list[str] | None, future_covariates: list[str] | None, calendar: bool
+) -> ChannelSpec:
+    """`Forecaster.fit`'s target and covariate arguments as a `ChannelSpec` (see `fit` for the rules)."""
+    past_covariates = check_column_list("past_covariates", past_covariates)
+    future_covariates = check_column_list("future_covariates", future_covariates)
+    targets = () if target is None else tuple(target) if isinstance(target, list | tuple) else (target,)  # 0 is a label too
+    past, future = tuple(map(str, past_covariates or ())), tuple(map(str, future_covariates or ()))
+    if not targets:
+        return ChannelSpec("M", (), past, future, calendar)
+    mode = "MS" if past_covariates is None else "S"
+    return ChannelSpec(mode, tuple(map(str, targets)), past, future, calendar)

@@ -19,7 +19,9 @@ from typing import Protocol
 
 import torch
 
+from samformer.checks import check_bool
 from samformer.files import atomic_destination
+from samformer.forecasting.arguments import check_model_path
 from samformer.forecasting.predictor import Predictor
 
 
@@ -38,7 +40,7 @@ def export_onnx(model: Predictor | HasPredictor, path: str | os.PathLike, overwr
         import onnx  # noqa: F401  (the exporter needs it)
     except ImportError:
         raise ImportError("ONNX export needs the onnx extra: pip install 'samformer[onnx]'") from None
-    path = Path(path)
+    path, overwrite = check_model_path(path), check_bool("overwrite", overwrite)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; choose another path or pass overwrite=True (--overwrite)")
     module = model if isinstance(model, Predictor) else model.predictor(torch.float32)

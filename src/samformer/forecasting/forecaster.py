@@ -1,12 +1,12 @@
 """`Forecaster`: SAMformer on your own DataFrame — fit, predict with timestamps, backtest, save/load, export.
 
-A thin estimator: frames are validated and put on a regular grid by `samformer.data.frames`, scaled with
-`data.StandardScaler`, windowed by `data.Windows`, trained by `train.fit` (SAM, early stopping) and
-forecast by `model.SAMformer` (or `quantile.QuantileSAMformer` for intervals). Missing values (NaN, or
-timestamps absent from the grid) are masked out of the loss and out of RevIN's statistics.
-
-The fitted state besides the weights is one `samformer.forecasting.schema.FrameSchema` (`schema_`), and the
-conversion of the network's outputs back to original units is `samformer.forecasting.predictor.Predictor`.
+A thin estimator: it keeps its options (`samformer.forecasting.options.ForecastOptions`) and its fitted
+state (`schema_`, a `samformer.forecasting.schema.FrameSchema`, and `net_`), and hands the work to
+functions that take them: `fitting.fit_frame` (frame preparation, look-back search, one network or an
+ensemble, calibration), `inference` (the frame to forecast from, the run, the output frame), `backtest`
+and `persistence`. Every path standardises and windows the values through `windowing`, and converts
+forecasts back to original units through `predictor.Predictor`. Missing values (NaN, or timestamps absent
+from the grid) are masked out of the loss and out of RevIN's statistics.
 
 Targets and covariates (`fit(df, target=..., past_covariates=..., future_covariates=..., calendar=...)`)
 follow `samformer.data.channels`: every model input is a channel of the attention, only the targets are
@@ -14,109 +14,33 @@ forecast and scored, and a known-future covariate's token ends at the horizon's 
 needs its values over the next `horizon` steps (`future_df`).
 
 An ensemble (`ensemble=k`) is k networks of seeds seed..seed+k−1 trained together in one pass by
-`samformer.stacked.fit_stacked`, served as one network (`samformer.nn.stacked.MeanForecast`).
+`samformer.training.stacked.fit.fit_stacked`, served as one network (`samformer.nn.stacked.MeanForecast`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
-import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from samformer.data.channels import ChannelSpec
-from samformer.data.frames import (
-    check_missing,
-    check_observed_before,
-    future_index,
-    localize,
-    longest_gap,
-    naive_timestamp,
-    to_wide_zoned,
-    unselected_text_columns,
-)
-from samformer.data.loading import check_finite_after_scaling
-from samformer.data.series import SplitData, StandardScaler, Windows, check_scaler_finite
-from samformer.errors import ConfigError, DataError, ModelFileError, SamformerError
-from samformer.files import atomic_directory
-from samformer.forecasting.arguments import check_positive_int, check_quantile_levels
-from samformer.forecasting.baselines import baseline_forecasts, season_length, skill_table
-from samformer.forecasting.lookback import Trial, lookback_candidates, search_lookback
-from samformer.forecasting.modelfile import check_model_destination, load_network, save_model
+from samformer.errors import DataError
+from samformer.forecasting.arguments import channel_spec
+from samformer.forecasting.backtest import Backtest, check_stride, forecast_origins, run_backtest, season_of
+from samformer.forecasting.fitting import fit_frame, warn_if_no_skill
+from samformer.forecasting.inference import NO_HISTORY, attending_members, attention_matrix, inference_frame, predict_next, run_predictor
+from samformer.forecasting.options import ForecastOptions
+from samformer.forecasting.persistence import invalid_section, read_forecaster, save_forecaster, serving_network
 from samformer.forecasting.predictor import Predictor
-from samformer.forecasting.schema import Channels, FrameSchema
-from samformer.metrics import QuantileLoss
-from samformer.nn.model import SAMformer, SAMformerConfig
-from samformer.nn.quantile import PointQuantiles, QuantileSAMformer, calibrate
-from samformer.nn.stacked import MeanForecast, StackedSAMformer
-from samformer.training.config import TrainConfig, TrainResult, resolve_device, seed_everything
-from samformer.training.fit import fit
-from samformer.training.logs import MetricsLogger
-from samformer.training.stacked.fit import fit_stacked, seeded_models
+from samformer.forecasting.schema import FrameSchema
+from samformer.forecasting.windowing import raw_window_inputs
 
-_MODEL_OPTIONS = {f.name for f in fields(SAMformerConfig)} - {"n_channels", "seq_len", "horizon"}
-_TRAIN_OPTIONS = {f.name for f in fields(TrainConfig)}
-
-
-@dataclass
-class Backtest:
-    """Rolling-origin forecasts of a fitted model and their errors (original units, observed values only).
-
-    Attributes:
-        forecasts: index (cutoff, date) — cutoff is the last input timestamp; columns as `predict`'s.
-        actuals: the observed values on the same index, one column per channel (NaN where missing).
-        metrics: index (channel, step), step 1..horizon; columns mse and mae averaged over the cutoffs.
-        comparison: the model against the naive baselines (`samformer.forecasting.baselines.skill_table`): index the
-            channels then `overall`; columns mse, mae, naive_mse, naive_mae, seasonal_naive_mse,
-            seasonal_naive_mae (when the series has a season), best_baseline, skill.
-    """
-
-    forecasts: pd.DataFrame
-    actuals: pd.DataFrame
-    metrics: pd.DataFrame
-    comparison: pd.DataFrame | None = None
-
-    def summary(self) -> pd.DataFrame:
-        """Per channel and `overall`: the model's MSE and MAE over all steps next to the baselines', and its skill.
-
-        skill = 1 − MSE / (MSE of the better of naive and seasonal naive): > 0 when the model beats both.
-        Channel rows are in original units, `overall` averages each channel's errors divided by its
-        standard deviation (MSE by its square). Without a comparison: MSE and MAE per channel only.
-        """
-        if self.comparison is None:
-            return self.metrics.groupby(level="channel", sort=False).mean()
-        return self.comparison
-
-
-@dataclass
-class _Prepared:
-    """The training frame made ready once, before any look-back is tried."""
-
-    frame: pd.DataFrame  # the model's channels on the time grid (calendar features included)
-    values: np.ndarray  # (T, D), NaN where missing
-    train_end: int  # rows before the validation part
-    schema: FrameSchema  # everything but the look-back (set per run) and what training learns
-
-
-@dataclass
-class _Run:
-    """One trained network with the schema and data it was trained on."""
-
-    net: SAMformer | QuantileSAMformer | MeanForecast
-    schema: FrameSchema
-    data: SplitData
-    result: TrainResult
-    logged: bool  # whether its epochs were written to log_dir as they ran
+__all__ = ["Backtest", "Forecaster"]
 
 
 def _fitted_attribute(name: str, get: Callable[[FrameSchema], Any], doc: str) -> property:
@@ -175,11 +99,7 @@ class Forecaster:
     layout_ = _fitted_attribute("layout_", lambda s: s.layout, '"wide" or "long": the layout of the training frame.')
     scaler_ = _fitted_attribute("scaler_", lambda s: s.scaler, "The standard scaler of the input channels.")
     seq_len_ = _fitted_attribute("seq_len_", lambda s: s.seq_len, "The look-back used: the one given, or the one chosen.")
-    season_ = _fitted_attribute(
-        "season_",
-        lambda s: s.season if s.season is not None else season_length(s.freq),  # format 2 models saved none
-        "The seasonal period in steps (None: no season).",
-    )
+    season_ = _fitted_attribute("season_", season_of, "The seasonal period in steps (None: no season).")
     selection_ = _fitted_attribute(
         "selection_",
         lambda s: pd.DataFrame(s.selection).set_index("seq_len") if s.selection else None,
@@ -200,28 +120,26 @@ class Forecaster:
         log_dir: str | os.PathLike | None = None,
         **train_options: Any,
     ) -> None:
-        horizon = check_positive_int("horizon", horizon)
-        seq_len = check_positive_int("seq_len", seq_len, optional=True)
-        season = check_positive_int("season", season, optional=True)
-        unknown = set(train_options) - _TRAIN_OPTIONS
-        if unknown:
-            raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}; training options are: {', '.join(sorted(_TRAIN_OPTIONS))}")
-        bad_model = set(model_options or {}) - _MODEL_OPTIONS
-        if bad_model:
-            raise TypeError(f"unknown model option(s) {', '.join(sorted(bad_model))}; choose from {', '.join(sorted(_MODEL_OPTIONS))}")
-        quantiles = check_quantile_levels(quantiles)
-        self.horizon, self.seq_len = horizon, seq_len
-        self.quantiles: tuple[float, ...] | None = quantiles
-        self.calibrate = calibrate
-        self.freq, self.season = freq, season
-        self.model_options = dict(model_options or {})
-        self.log_dir = log_dir
-        self.train_config = TrainConfig(**train_options)
-        _check_ensemble(ensemble, self)
-        self.ensemble = ensemble
+        options = ForecastOptions.checked(
+            horizon,
+            seq_len,
+            quantiles=quantiles,
+            calibrate=calibrate,
+            ensemble=ensemble,
+            freq=freq,
+            season=season,
+            model_options=model_options,
+            log_dir=log_dir,
+            train_options=train_options,
+        )
+        self.horizon, self.seq_len, self.quantiles = options.horizon, options.seq_len, options.quantiles
+        self.calibrate, self.ensemble = options.calibrate, options.ensemble
+        self.freq, self.season = options.freq, options.season
+        self.model_options, self.log_dir, self.train_config = options.model_options, options.log_dir, options.train_config
         self.schema_: FrameSchema | None = None
-        self.net_: SAMformer | QuantileSAMformer | MeanForecast | PointQuantiles | None = None
+        self.net_: torch.nn.Module | None = None  # SAMformer, QuantileSAMformer, or an ensemble's MeanForecast / PointQuantiles
         self.validation_: pd.DataFrame | None = None
+        self._context: pd.DataFrame | None = None  # the last seq_len rows fitted on; None when loaded from disk
 
     @property
     def interval_offsets_(self) -> np.ndarray | None:
@@ -265,170 +183,11 @@ class Forecaster:
             channels: the same choice as a `ChannelSpec` (as `samformer train --mode` takes), instead of
                 the four arguments above.
         """
-        spec = channels if channels is not None else _channel_spec(target, past_covariates, future_covariates, calendar)
-        prepared = self._prepare(df, spec, val_size)
-        full_epochs = self.train_config.epochs
-        run, selection = None, None
-        if self.seq_len is None:
-            candidates = self._candidates(prepared)
-            trial = partial(self._trial, prepared)
-            run, selection = search_lookback(candidates, trial, self.train_config.restart_period, full_epochs)
-        seq_len = self.seq_len if run is None else run.schema.seq_len
-        if self.ensemble > 1:  # after the single-seed search: the ensemble trains at the look-back it chose
-            run = self._ensemble_run(prepared, seq_len)
-        elif run is None:
-            run = self._trial(prepared, seq_len, full_epochs).run
-        self._finish(prepared, run, selection)
+        spec = channels if channels is not None else channel_spec(target, past_covariates, future_covariates, calendar)
+        fitted = fit_frame(df, spec, val_size, self._options())
+        self.schema_, self.net_, self.validation_, self._context = fitted.schema, fitted.net, fitted.validation, fitted.context
+        warn_if_no_skill(self.validation_)
         return self
-
-    def _prepare(self, df: pd.DataFrame, spec: ChannelSpec, val_size: int | float) -> _Prepared:
-        """Validate `df`, select its channels, cut off the validation rows and fit the scaler on the rest."""
-        named = {*spec.targets, *spec.past_covariates, *spec.future_covariates}
-        text = unselected_text_columns(df, named) if spec.targets else []  # roles given: unused text columns are ignored
-        frame, freq, layout, tz = to_wide_zoned(df, self.freq, "the training frame", drop=text)
-        inputs = Channels.from_spec(frame, spec)
-        inputs = dataclasses.replace(inputs, ignored=(*inputs.ignored, *text))
-        frame = inputs.model_frame(frame[inputs.user_columns])
-        values = np.ascontiguousarray(frame.to_numpy())  # (T, D), NaN where missing; one layout, so statistics repeat bit for bit
-        train_end = len(frame) - self._validation_rows(len(frame), val_size)
-        if self.seq_len is None:
-            lookback_candidates(train_end, self.horizon, None)  # refuses a series too short for any look-back
-        else:
-            self._check_train_rows(len(frame), train_end, self.seq_len)
-        check_observed_before(values, list(inputs.columns), train_end, "the training frame")
-        with np.errstate(over="ignore"):  # an overflow is refused just below, naming the column
-            scaler = StandardScaler.fit(values[:train_end], ignore_nan=True)
-        check_scaler_finite(scaler, list(inputs.columns), "the training frame")
-        season = self.season if self.season is not None else season_length(freq)
-        options = {"quantiles": self.quantiles, "model_options": self.model_options, "train_config": asdict(self.train_config)}
-        schema = FrameSchema(self.horizon, 0, inputs, scaler, freq, layout, season=season, tz=tz, **options)  # seq_len: per run
-        return _Prepared(frame, values, train_end, schema)
-
-    def _validation_rows(self, n: int, val_size: int | float) -> int:
-        """How many of `n` rows are validation rows; refuses fewer than the horizon."""
-        n_val = _count_rows(val_size, n, "val_size")
-        if n_val < self.horizon:
-            raise DataError(f"val_size gives {n_val} validation rows, fewer than horizon={self.horizon}; use a larger val_size")
-        return n_val
-
-    def _candidates(self, prepared: _Prepared) -> list[int]:
-        """The look-backs to search: `lookback_candidates`, less those shorter than a gap inside a channel."""
-        candidates = lookback_candidates(prepared.train_end, self.horizon, prepared.schema.season)
-        gap = max(end - start for start, end in map(longest_gap, (~np.isnan(prepared.values)).T))
-        return [L for L in candidates if gap < L] or candidates[-1:]  # none longer: the largest, refused by check_missing
-
-    def _trial(self, prepared: _Prepared, seq_len: int, epochs: int) -> Trial[_Run]:
-        """Train a network with look-back `seq_len` for at most `epochs` epochs (same seed every time)."""
-        schema, data = self._run_data(prepared, seq_len)
-        seed_everything(self.train_config.seed)
-        net = self._build_net(schema)
-        logged = self.log_dir is not None and epochs == self.train_config.epochs
-        callbacks = (MetricsLogger(self.log_dir),) if logged else ()
-        criterion = QuantileLoss(self.quantiles) if self._quantile_heads else None
-        config = dataclasses.replace(self.train_config, epochs=epochs)
-        result: TrainResult = fit(net, data, config, callbacks, criterion=criterion)
-        net.cpu().eval()
-        return Trial(seq_len, result.val_mse, result.epochs_run, _Run(net, schema, data, result, logged))
-
-    def _ensemble_run(self, prepared: _Prepared, seq_len: int) -> _Run:
-        """Train the `ensemble` networks of seeds seed, seed + 1, ... together in one stacked pass at look-back `seq_len`.
-
-        Network j is the one a single-network forecaster with seed seed + j would train; the run's
-        history is the first network's.
-        """
-        schema, data = self._run_data(prepared, seq_len)
-        schema = schema.replace(ensemble=self.ensemble)
-        seeds = range(self.train_config.seed, self.train_config.seed + self.ensemble)
-        models = seeded_models(partial(self._build_net, schema), seeds)
-        results = fit_stacked(models, data, [dataclasses.replace(self.train_config, seed=seed) for seed in seeds])
-        stack = StackedSAMformer([model.cpu() for model in models]).eval()
-        return _Run(MeanForecast(stack), schema, data, results[0], logged=False)
-
-    def _run_data(self, prepared: _Prepared, seq_len: int) -> tuple[FrameSchema, SplitData]:
-        """The schema and scaled data of a run at look-back `seq_len`; refuses one the frame cannot give."""
-        check_missing(prepared.values, list(prepared.frame.columns), seq_len, "the training frame")
-        self._check_train_rows(len(prepared.frame), prepared.train_end, seq_len)
-        schema = prepared.schema.replace(seq_len=seq_len)
-        return schema, self._split_data(schema, prepared.values, prepared.frame.index, prepared.train_end)
-
-    @property
-    def _quantile_heads(self) -> bool:
-        """Whether the network forecasts the quantiles itself (trained with the pinball loss): not in an ensemble."""
-        return self.quantiles is not None and self.ensemble == 1
-
-    def _finish(self, prepared: _Prepared, run: _Run, selection: pd.DataFrame | None) -> None:
-        """Calibrate the final run's intervals, compare it with the baselines, and keep it as the fitted state."""
-        if self.log_dir is not None and not run.logged:  # a search run kept as final: write its epochs now
-            logger = MetricsLogger(self.log_dir)
-            for record in run.result.history:
-                logger(run.net, dict(record))
-        forecasts, actuals = self._validation_forecasts(Predictor(run.net, run.schema), run.data)  # (N, H, D_t[, Q]), (N, H, D_t)
-        net = run.net
-        if self.quantiles and not self._quantile_heads:  # the ensemble's mean: every level starts at it
-            forecasts = np.repeat(forecasts[..., None], len(self.quantiles), axis=-1)  # (N, H, D_t) -> (N, H, D_t, Q)
-            net = PointQuantiles(run.net, self.quantiles)
-        calibration = calibrate(forecasts, actuals, self.quantiles) if self.quantiles and self.calibrate else None
-        rows = [] if selection is None else selection.reset_index().to_dict("records")
-        self.schema_ = run.schema.replace(
-            history=run.result.history,
-            interval_offsets=None if calibration is None else calibration.offsets,
-            interval_floor=None if calibration is None else calibration.floor,
-            selection=[{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in rows],
-        )
-        self.net_ = net
-        point = forecasts if self.quantiles is None else forecasts[..., self.quantiles.index(0.5)]
-        self.validation_ = self._compare(
-            point, actuals, prepared.values, np.arange(prepared.train_end, len(prepared.values) - self.horizon + 1)
-        )
-        self._context = prepared.frame[run.schema.channels.user_columns].iloc[-run.schema.seq_len :]
-        _warn_if_no_skill(self.validation_)
-
-    def _compare(self, point: np.ndarray, actuals: np.ndarray, values: np.ndarray, origins: np.ndarray) -> pd.DataFrame:
-        """`skill_table` of point forecasts (N, H, D_targets) made at `origins` of `values` (T, D) against the baselines."""
-        targets = self.schema_.channels.target_indices
-        baselines = baseline_forecasts(values[:, targets], origins, self.horizon, self.season_)
-        return skill_table({"model": point, **baselines}, actuals, self.targets_, self.scaler_.std[targets])
-
-    def _check_train_rows(self, n: int, train_end: int, seq_len: int) -> None:
-        """Refuse too few rows before validation for one window of `seq_len` + horizon."""
-        if train_end < seq_len + self.horizon:
-            raise DataError(
-                f"the training frame has {n} rows: {train_end} before validation, too few for seq_len={seq_len} + "
-                f"horizon={self.horizon}; use a shorter seq_len or horizon, a smaller val_size, or a longer series"
-            )
-
-    def _split_data(self, schema: FrameSchema, values: np.ndarray, index: pd.Index, train_end: int) -> SplitData:
-        """The scaled series (T, D) cut for `train.fit`: train rows, then validation windows."""
-        L, n = schema.seq_len, len(values)
-        with np.errstate(over="ignore"):  # values beyond float32 once scaled are refused below, naming the column
-            series, mask = _scaled(schema.scaler, values)
-        borders = {"train": (0, train_end), "val": (train_end - L, n)}  # no test split: `fit` never reads one
-        masks = None if mask is None else {s: mask[a:b] for s, (a, b) in borders.items()}
-        train, val = (series[a:b] for a, b in borders.values())
-        columns = list(schema.channels.columns)
-        data = SplitData("frame", columns, L, self.horizon, train, val, None, schema.scaler, borders, index, masks, schema.channels.roles())
-        check_finite_after_scaling(data)
-        return data
-
-    def _validation_forecasts(self, predictor: Predictor, data: SplitData) -> tuple[np.ndarray, np.ndarray]:
-        """Forecasts (N, H, D_targets[, Q]) of every validation window and what happened (N, H, D_targets), original units."""
-        windows = data.windows("val")
-        forecasts, actuals = [], []
-        for idx in torch.arange(len(windows)).split(self.train_config.eval_batch_size):
-            x, y = windows.batch(idx)  # (B, D, L), (B, D_targets, H)
-            masks = windows.batch_mask(idx)
-            forecasts.append(self._run(predictor, x, None if masks is None else masks[0]))
-            actual = predictor.to_original_units(y.to(predictor.mean.device)).cpu().numpy()  # (B, H, D_targets)
-            if masks is not None:
-                actual[~masks[1].transpose(1, 2).numpy()] = np.nan
-            actuals.append(actual)
-        return np.concatenate(forecasts), np.concatenate(actuals)
-
-    def _build_net(self, schema: FrameSchema) -> SAMformer | QuantileSAMformer:
-        n_out = self.horizon * (len(self.quantiles) if self._quantile_heads else 1)
-        targets = schema.channels.roles().targets
-        net = SAMformer(len(schema.channels.columns), schema.seq_len, n_out, target_channels=targets, **self.model_options)
-        return QuantileSAMformer(net, self.quantiles) if self._quantile_heads else net
 
     # -------------------------------------------------------------- forecasting
     def predict(self, df: pd.DataFrame | None = None, future_df: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -443,53 +202,24 @@ class Forecaster:
         (`unique_id, ds, y` plus `y_q<level>` columns). Values are in the original units.
         """
         self._check_fitted()
-        if df is None:
-            if not hasattr(self, "_context"):
-                raise DataError("this forecaster was loaded from disk and keeps no data: pass the recent history, predict(df)")
-            frame = self._context
-        else:
-            frame = self._inference_frame(df, "the frame to forecast from")
-        dates = future_index(frame.index[-1], self.freq_, self.horizon)
-        block = frame.iloc[-self.seq_len_ :].reindex(frame.index[-self.seq_len_ :].append(dates))  # (L+H, D_user), NaN ahead
-        if self.future_columns_:
-            block.loc[dates, self.future_columns_] = self._future_values(future_df, dates)
-        elif future_df is not None:
-            raise DataError("this model was fitted without future_covariates, so future_df is not used; leave it out")
-        window = self._input_window(self.schema_.channels.model_frame(block).to_numpy())  # (L, D)
-        check_missing(window, self.columns_, self.seq_len_, f"the last {self.seq_len_} rows")
-        pred = self._forecast(window[None])[0]  # (H, D_targets) or (H, D_targets, Q)
-        return self._output(pred, localize(dates, self.schema_.tz, self.freq_))
+        frame = self._history(df, "the frame to forecast from")
+        return predict_next(self.predictor(), self.schema_, frame, future_df, self.train_config.device)
 
-    def _future_values(self, future_df: pd.DataFrame | None, dates: pd.DatetimeIndex) -> np.ndarray:
-        """The known-future covariates over `dates` (H, D_future), from `future_df`; refuses gaps."""
-        names = ", ".join(self.future_columns_)
-        if future_df is None:
-            raise DataError(
-                f"this model uses known-future covariates ({names}): pass their values for the next {self.horizon} steps, "
-                f"predict(df, future_df=...) (CLI: --future-csv)"
-            )
-        future, _, _, _ = to_wide_zoned(future_df, self.freq_, "future_df", check_tz=True, fitted_tz=self.schema_.tz)
-        absent = [c for c in self.future_columns_ if c not in future.columns]
-        if absent:
-            raise DataError(f"future_df has no column {', '.join(absent)}; it needs the known-future covariates {names}")
-        values = future.reindex(dates)[self.future_columns_]
-        missing = values.isna()
-        if missing.to_numpy().any():
-            column = missing.any().idxmax()
-            first = values.index[missing[column].to_numpy()][0]
-            raise DataError(
-                f"known-future covariate {column!r} is missing over the horizon (first at {first}); future_df must give "
-                f"{names} for every step from {dates[0]} to {dates[-1]}"
-            )
-        return values.to_numpy()
+    def forecast_windows(self, windows: np.ndarray) -> np.ndarray:
+        """Forecasts in original units from look-back windows cut by the caller, in original units.
 
-    def _input_window(self, block: np.ndarray) -> np.ndarray:
-        """Model inputs (L, D) from rows (L+H, D) of the model's columns: known-future channels end at the horizon's end."""
-        L, H = self.seq_len_, self.horizon
-        window = block[:L].copy()
-        future = list(self.schema_.channels.roles().future)
-        window[:, future] = block[H : L + H, future]
-        return window
+        Args:
+            windows: (N, seq_len, D) — N windows of the model's input channels (`columns_`, in that order),
+                NaN where missing. A known-future channel holds its values up to the horizon's end: rows
+                [t - seq_len + horizon, t + horizon) for a forecast from origin t (as the ONNX export's input).
+
+        Returns:
+            (N, horizon, D_targets), or (N, horizon, D_targets, Q) for a quantile model, float64, targets in
+            the order of `targets_` and levels in the order of `quantiles`.
+        """
+        self._check_fitted()
+        x, mask = raw_window_inputs(self.scaler_, windows)  # (N, L, D) -> (N, D, L)
+        return run_predictor(self.predictor(), x, mask, self.train_config.device)
 
     def backtest(self, df: pd.DataFrame, start: int | float | str | pd.Timestamp | None = None, stride: int = 1) -> Backtest:
         """Rolling-origin forecasts with the fitted model (no refitting) and their errors.
@@ -501,44 +231,10 @@ class Forecaster:
             stride: steps between consecutive forecast origins.
         """
         self._check_fitted()
-        if not isinstance(stride, int) or stride < 1:
-            raise ValueError(f"stride must be a positive integer, got {stride!r}")
-        frame = self._inference_frame(df, "the backtest frame")
-        L, H, n = self.seq_len_, self.horizon, len(frame)
-        first = max(self._start_row(start, frame), L)
-        origins = np.arange(first, n - H + 1, stride)
-        if len(origins) == 0:
-            raise DataError(f"no forecast origin between row {first} and row {n - H} (the last with {H} steps after it); start earlier")
-        values = self.schema_.channels.model_frame(frame).to_numpy()  # (T, D)
-        series, mask = _scaled(self.scaler_, values)
-        windows = Windows(series, L, H, mask, self.schema_.channels.roles())
-        index = torch.from_numpy(origins - L)
-        preds = []
-        batches = index.split(self.train_config.eval_batch_size)
-        for idx in tqdm(batches, desc="backtest", unit="batch", disable=not self.train_config.progress, leave=False):
-            x, _ = windows.batch(idx)  # (B, D, L)
-            m = windows.batch_mask(idx)
-            preds.append(self._forecast_scaled(x, None if m is None else m[0]))
-        pred = np.concatenate(preds)  # (N, H, D_targets[, Q])
-        targets = [self.columns_.index(c) for c in self.targets_]
-        actual = np.stack([values[o : o + H, targets] for o in origins])  # (N, H, D_targets)
-        zoned = localize(frame.index, self.schema_.tz, self.freq_)
-        cutoffs = zoned[origins - 1]
-        dates = [zoned[o : o + H] for o in origins]
-        keys = {"keys": cutoffs, "names": ["cutoff", "date"]}
-        forecasts = pd.concat([self._output(p, d, long=False) for p, d in zip(pred, dates, strict=True)], **keys)
-        actuals = pd.concat([pd.DataFrame(a, index=d, columns=self.targets_) for a, d in zip(actual, dates, strict=True)], **keys)
-        point = pred if self.quantiles is None else pred[..., self.quantiles.index(0.5)]
-        comparison = self._compare(point, actual, values, origins)
-        err = point - actual  # (N, H, D_targets), NaN where the actual is missing
-        with warnings.catch_warnings():  # a (step, channel) never observed gives NaN, not a warning
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mse, mae = np.nanmean(err**2, axis=0), np.nanmean(np.abs(err), axis=0)  # (H, D_targets)
-        metrics = pd.DataFrame(
-            {"mse": mse.T.ravel(), "mae": mae.T.ravel()},
-            index=pd.MultiIndex.from_product([self.targets_, range(1, H + 1)], names=["channel", "step"]),
-        )
-        return Backtest(forecasts, actuals, metrics, comparison)
+        check_stride(stride)
+        frame = inference_frame(self.schema_, df, "the backtest frame")
+        origins = forecast_origins(frame, self.schema_, start, stride)
+        return run_backtest(self.predictor(), self.schema_, frame, origins, self.train_config)
 
     def attention(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
         """The D×D channel-attention matrix averaged over every window of `df` (default: the last window seen).
@@ -547,28 +243,8 @@ class Forecaster:
         An ensemble's is the mean of its networks' matrices.
         """
         self._check_fitted()
-        net = self._network()
-        members = [net.model(j) for j in range(len(net))] if isinstance(net, StackedSAMformer) else [net]
-        if members[0].attention is None:
-            raise DataError("this model has no attention block (model_options attention=False)")
-        frame = self._context if df is None else self._inference_frame(df, "the frame")
-        values = self.schema_.channels.model_frame(frame).to_numpy()  # (T, D)
-        series, mask = _scaled(self.scaler_, values)
-        if self.schema_.channels.roles().future:  # known-future inputs end at the horizon's end: windows of L + H rows
-            if len(values) < self.seq_len_ + self.horizon:
-                raise DataError(
-                    f"this model has known-future inputs: pass a frame of at least seq_len + horizon = {self.seq_len_ + self.horizon} rows"
-                )
-            windows = Windows(series, self.seq_len_, self.horizon, mask, self.schema_.channels.roles())
-            x, _ = windows.batch(slice(None))  # (N, D, L)
-            m = None if mask is None else windows.batch_mask(slice(None))[0]
-        else:
-            x = series.unfold(0, self.seq_len_, 1)  # (T, D) -> (N, D, L)
-            m = None if mask is None else mask.unfold(0, self.seq_len_, 1)
-        with torch.inference_mode():
-            attns = [member.forward_channels_first(x, return_attention=True, mask=m)[1].mean(dim=0) for member in members]  # (D, D) each
-        attn = torch.stack(attns).mean(dim=0)  # (k, D, D) -> (D, D)
-        return pd.DataFrame(attn.numpy(), index=self.columns_, columns=self.columns_)
+        members = attending_members(self.net_)
+        return attention_matrix(members, self.schema_, self._history(df, "the frame"))
 
     # ------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -581,12 +257,7 @@ class Forecaster:
         k networks' weights in one safetensors file, k in the config.
         """
         self._check_fitted()
-        check_model_destination(path, overwrite)
-        net = self._network()
-        schema = self.schema_.replace(model_options=self.model_options, train_config=asdict(self.train_config))
-        with atomic_directory(path, overwrite=overwrite) as tmp:
-            save_model(tmp, net, extra={"forecaster": schema.to_dict()})
-        return Path(path)
+        return save_forecaster(path, self.net_, self.schema_, self._options(), overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> Forecaster:
@@ -596,32 +267,12 @@ class Forecaster:
             device: where to forecast ("cpu", "cuda", "auto", ...); default the `TrainConfig` default.
                 Whatever device the model was fitted on, it loads on any machine.
         """
-        net, config = load_network(path)
-        if "forecaster" not in config:
-            raise ModelFileError(
-                f"{path} holds a bare SAMformer (from `samformer train`?), not a Forecaster; "
-                "load it with samformer.forecasting.modelfile.load_model"
-            )
-        if "weights_sha256" not in config or "config_sha256" not in config:
-            raise ModelFileError(f"{path}/config.json has no checksums; it was not written by Forecaster.save or was altered")
-        members = len(net) if isinstance(net, StackedSAMformer) else 1
-        schema = FrameSchema.from_dict(config["forecaster"], net.config, f"{path}/config.json", members)
-        train_options = {k: v for k, v in schema.train_config.items() if k in _TRAIN_OPTIONS}
-        if device is not None:
-            if resolve_device(device).type not in ("cpu", "cuda"):
-                raise SamformerError(f"device {device!r} cannot run a forecaster; use auto, cpu, cuda or cuda:N")
-            train_options["device"] = device
+        schema, net, arguments = read_forecaster(path, device)
         try:
-            options = {"quantiles": schema.quantiles, "freq": schema.freq, "season": schema.season, "model_options": schema.model_options}
-            options["ensemble"] = schema.ensemble
-            self = cls(schema.horizon, schema.seq_len, **options, **train_options)
+            self = cls(**arguments)
         except (TypeError, ValueError) as exc:
-            raise ModelFileError(f"{path}/config.json has an invalid forecaster section ({exc!r}); re-save the model") from None
-        self.schema_ = schema
-        if isinstance(net, StackedSAMformer):
-            self.net_ = PointQuantiles(MeanForecast(net), self.quantiles) if self.quantiles else MeanForecast(net)
-        else:
-            self.net_ = QuantileSAMformer(net, self.quantiles) if self.quantiles else net
+            raise invalid_section(path, exc) from None
+        self.schema_, self.net_ = schema, serving_network(net, self.quantiles)
         return self
 
     def predictor(self, dtype: torch.dtype = torch.float64) -> Predictor:
@@ -637,146 +288,29 @@ class Forecaster:
         return export_onnx(self, path, overwrite=overwrite)
 
     # ----------------------------------------------------------------- helpers
-    def _network(self) -> SAMformer | StackedSAMformer:
-        """The trained network without its serving wrappers: one SAMformer, or the ensemble's stack."""
-        net = self.net_.net if isinstance(self.net_, QuantileSAMformer | PointQuantiles) else self.net_
-        return net.stack if isinstance(net, MeanForecast) else net
+    def _options(self) -> ForecastOptions:
+        """The options as the fitting and forecasting functions take them."""
+        return ForecastOptions(
+            self.horizon,
+            self.seq_len,
+            self.quantiles,
+            self.calibrate,
+            self.ensemble,
+            self.freq,
+            self.season,
+            self.model_options,
+            self.log_dir,
+            self.train_config,
+        )
 
     def _check_fitted(self) -> None:
         if self.net_ is None:
             raise DataError("this Forecaster is not fitted yet; call fit(df) or Forecaster.load(path) first")
 
-    def _inference_frame(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
-        """`df` on the fitted grid, with the fitted channels in the fitted order."""
-        frame, _, _, _ = to_wide_zoned(df, self.freq_, source, drop=self.ignored_columns_, check_tz=True, fitted_tz=self.schema_.tz)
-        needed = self.schema_.channels.user_columns
-        missing = [c for c in needed if c not in frame.columns]
-        extra = [str(c) for c in frame.columns if c not in needed and c not in self.ignored_columns_]
-        if missing or extra:
-            raise DataError(
-                f"{source} has channels {list(map(str, frame.columns))}, the model was fitted on {needed}"
-                + (f"; missing: {missing}" if missing else "")
-                + (f"; unknown: {extra}" if extra else "")
-            )
-        frame = frame[needed]
-        if len(frame) < self.seq_len_:
-            raise DataError(f"{source} has {len(frame)} time steps, fewer than seq_len={self.seq_len_}; give at least {self.seq_len_}")
-        return frame
-
-    def _forecast(self, windows: np.ndarray) -> np.ndarray:
-        """Forecasts in original units from raw windows (N, L, D) that may hold NaN."""
-        series, mask = _scaled(self.scaler_, windows.reshape(-1, windows.shape[-1]))
-        x = series.view(windows.shape).transpose(1, 2)  # (N, L, D) -> (N, D, L)
-        m = None if mask is None else mask.view(windows.shape).transpose(1, 2)
-        return self._forecast_scaled(x, m)
-
-    def _forecast_scaled(self, x: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
-        """Forecasts of the targets in original units (N, H, D_targets[, Q]) from standardised inputs (N, D, L)."""
-        return self._run(self.predictor(), x, mask)
-
-    def _run(self, predictor: Predictor, x: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
-        """`predictor.forecast_scaled` on the configured device, as a float64 array (N, H, D_targets[, Q])."""
-        device = resolve_device(self.train_config.device)
-        predictor = predictor.to(device).eval()
-        with torch.inference_mode():
-            y = predictor.forecast_scaled(x.to(device), None if mask is None else mask.to(device))
-        return y.cpu().numpy()
-
-    def _output(self, pred: np.ndarray, index: pd.DatetimeIndex, long: bool | None = None) -> pd.DataFrame:
-        """One forecast (H, D_targets[, Q]) as a wide frame (or long, when fitted on long input)."""
-        long = self.layout_ == "long" if long is None else long
-        if self.quantiles is None:
-            wide = pd.DataFrame(pred, index=index, columns=self.targets_)
-        else:
-            parts = {c: pred[:, j, self.quantiles.index(0.5)] for j, c in enumerate(self.targets_)}
-            for j, c in enumerate(self.targets_):
-                parts.update({f"{c}_q{q:g}": pred[:, j, k] for k, q in enumerate(self.quantiles)})
-            wide = pd.DataFrame(parts, index=index)
-        if not long:
-            return wide
-        out = []
-        for c in self.targets_:
-            cols = [c] + ([f"{c}_q{q:g}" for q in self.quantiles] if self.quantiles else [])
-            part = wide[cols].rename(columns=lambda name, c=c: "y" + name[len(c) :])
-            out.append(part.assign(unique_id=c, ds=part.index))
-        long_frame = pd.concat(out, ignore_index=True)
-        return long_frame[["unique_id", "ds", *[k for k in long_frame.columns if k.startswith("y")]]]
-
-    def _start_row(self, start: int | float | str | pd.Timestamp | None, frame: pd.DataFrame) -> int:
-        if start is None:
-            return self.seq_len_
-        if isinstance(start, bool):
-            raise ValueError(f"start must be a row number, a fraction or a timestamp, got {start!r}")
-        if isinstance(start, int):
-            return start if start >= 0 else len(frame) + start
-        if isinstance(start, float):
-            if not 0 < start < 1:
-                raise ValueError(f"a fractional start must lie in (0, 1), got {start}")
-            return int(start * len(frame))
-        return int(frame.index.searchsorted(naive_timestamp(pd.Timestamp(start), self.freq_)))
-
-
-def _channel_spec(
-    target: str | list[str] | None, past_covariates: list[str] | None, future_covariates: list[str] | None, calendar: bool
-) -> ChannelSpec:
-    """`Forecaster.fit`'s target and covariate arguments as a `ChannelSpec` (see `fit` for the rules)."""
-    for name, value in (("past_covariates", past_covariates), ("future_covariates", future_covariates)):
-        if isinstance(value, str):
-            raise TypeError(f"{name} must be a list of column names, got the string {value!r}; write [{value!r}]")
-    targets = () if target is None else tuple(target) if isinstance(target, list | tuple) else (target,)  # 0 is a label too
-    past, future = tuple(map(str, past_covariates or ())), tuple(map(str, future_covariates or ()))
-    if not targets:
-        return ChannelSpec("M", (), past, future, calendar)
-    mode = "MS" if past_covariates is None else "S"
-    return ChannelSpec(mode, tuple(map(str, targets)), past, future, calendar)
-
-
-def _check_ensemble(ensemble: Any, forecaster: Forecaster) -> None:
-    """One-line `ConfigError` for an `ensemble` that is not a model count, or that the forecaster's other options exclude."""
-    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
-        raise ConfigError(f"ensemble must be a positive integer (the number of seeds whose forecasts are averaged), got {ensemble!r}")
-    if ensemble == 1:
-        return
-    excluded = {
-        "model_options sigma_reparam=True (σReparam networks cannot be stacked)": forecaster.model_options.get("sigma_reparam"),
-        "calibrate=False (an ensemble's intervals come only from calibration)": forecaster.quantiles and not forecaster.calibrate,
-        "log_dir (per-epoch logs are written for a single network)": forecaster.log_dir is not None,
-        "compile=True (the stacked trainer runs uncompiled)": forecaster.train_config.compile,
-    }
-    for option, present in excluded.items():
-        if present:
-            raise ConfigError(f"ensemble={ensemble} cannot be combined with {option}; use ensemble=1 or drop that option")
-
-
-def _warn_if_no_skill(table: pd.DataFrame) -> None:
-    """One-line warning when the model's validation MSE (all targets) is not below the better baseline's."""
-    overall = table.loc["overall"]
-    if overall["skill"] > 0 or not np.isfinite(overall["skill"]):
-        return
-    baseline = overall["best_baseline"]
-    warnings.warn(
-        f"the model does not beat the {baseline.replace('_', ' ')} baseline on the validation rows (MSE {overall['mse']:.4g} vs "
-        f"{overall[f'{baseline}_mse']:.4g}, standardised; skill {overall['skill']:+.1%}); compare backtest(...).summary() before using it",
-        UserWarning,
-        stacklevel=4,
-    )
-
-
-def _count_rows(size: int | float, n: int, name: str) -> int:
-    """A row count given as an int, or as a fraction in (0, 1) of `n` rows."""
-    if isinstance(size, bool) or not isinstance(size, int | float):
-        raise ValueError(f"{name} must be a row count or a fraction in (0, 1), got {size!r}")
-    if isinstance(size, float):
-        if not 0 < size < 1:
-            raise ValueError(f"{name} as a fraction must lie in (0, 1), got {size}")
-        return math.ceil(size * n)
-    if size < 1:
-        raise ValueError(f"{name} must be at least 1 row, got {size}")
-    return size
-
-
-def _scaled(scaler: StandardScaler, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Standardised float32 series (T, D) with missing values set to 0, and its observed mask (None if complete)."""
-    observed = ~np.isnan(values)
-    scaled = np.ascontiguousarray(np.where(observed, scaler.transform(values), 0.0), dtype=np.float32)
-    return torch.from_numpy(scaled), None if observed.all() else torch.from_numpy(observed)
+    def _history(self, df: pd.DataFrame | None, source: str) -> pd.DataFrame:
+        """`df` on the fitted grid, or the last rows fitted on when `df` is None; a loaded model has none."""
+        if df is not None:
+            return inference_frame(self.schema_, df, source)
+        if self._context is None:
+            raise DataError(NO_HISTORY)
+        return self._context

@@ -1,0 +1,165 @@
+"""`Forecaster.fit` as functions: the look-back search, one network or an ensemble, then calibration and the baseline comparison.
+
+`fit_frame` runs the whole pipeline on a prepared frame (`samformer.forecasting.preparation`) and returns
+the fitted state as a `Fitted`; the `Forecaster` only keeps it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from samformer.data.channels import ChannelSpec
+from samformer.data.series import SplitData
+from samformer.forecasting.backtest import compare_with_baselines
+from samformer.forecasting.inference import run_predictor
+from samformer.forecasting.lookback import Trial, search_lookback
+from samformer.forecasting.options import ForecastOptions
+from samformer.forecasting.predictor import Predictor
+from samformer.forecasting.preparation import Prepared, prepare_frame, run_data, searched_lookbacks
+from samformer.forecasting.schema import FrameSchema
+from samformer.metrics import QuantileLoss
+from samformer.nn.model import SAMformer
+from samformer.nn.quantile import PointQuantiles, QuantileSAMformer, calibrate
+from samformer.nn.stacked import MeanForecast, StackedSAMformer
+from samformer.training.config import TrainConfig, TrainResult, seed_everything
+from samformer.training.fit import fit
+from samformer.training.logs import MetricsLogger
+from samformer.training.stacked.fit import fit_stacked, seeded_models
+
+
+@dataclass
+class Run:
+    """One trained network with the schema and data it was trained on."""
+
+    net: SAMformer | QuantileSAMformer | MeanForecast
+    schema: FrameSchema
+    data: SplitData
+    result: TrainResult
+    logged: bool  # whether its epochs were written to log_dir as they ran
+
+
+@dataclass
+class Fitted:
+    """What fitting leaves in a `Forecaster`."""
+
+    schema: FrameSchema  # the final run's, with history, calibration and the look-back search
+    net: nn.Module  # the network as served: quantile heads, or an ensemble's mean (with calibrated copies for quantiles)
+    validation: pd.DataFrame  # the model against the naive baselines on the validation rows
+    context: pd.DataFrame  # the last seq_len rows of the user's channels: what `predict()` forecasts from
+
+
+def fit_frame(df: pd.DataFrame, spec: ChannelSpec, val_size: int | float, options: ForecastOptions) -> Fitted:
+    """Train on `df` as `Forecaster.fit` describes: search the look-back if not given, then train the final run."""
+    prepared = prepare_frame(df, spec, val_size, options)
+    full_epochs = options.train_config.epochs
+    run, selection = None, None
+    if options.seq_len is None:
+        trial = partial(train_trial, prepared, options)
+        run, selection = search_lookback(searched_lookbacks(prepared), trial, options.train_config.restart_period, full_epochs)
+    seq_len = options.seq_len if run is None else run.schema.seq_len
+    if options.ensemble > 1:  # after the single-seed search: the ensemble trains at the look-back it chose
+        run = ensemble_run(prepared, options, seq_len)
+    elif run is None:
+        run = train_trial(prepared, options, seq_len, full_epochs).run
+    return finish(prepared, options, run, selection)
+
+
+def build_net(schema: FrameSchema, options: ForecastOptions) -> SAMformer | QuantileSAMformer:
+    """A new network for the schema's channels and look-back, with the options' model settings and outputs."""
+    n_out = schema.horizon * (len(options.quantiles) if options.quantile_heads else 1)
+    targets = schema.channels.roles().targets
+    net = SAMformer(len(schema.channels.columns), schema.seq_len, n_out, target_channels=targets, **options.model_options)
+    return QuantileSAMformer(net, options.quantiles) if options.quantile_heads else net
+
+
+def train_trial(prepared: Prepared, options: ForecastOptions, seq_len: int, epochs: int) -> Trial[Run]:
+    """Train a network with look-back `seq_len` for at most `epochs` epochs (same seed every time)."""
+    schema, data = run_data(prepared, seq_len)
+    seed_everything(options.train_config.seed)
+    net = build_net(schema, options)
+    logged = options.log_dir is not None and epochs == options.train_config.epochs
+    callbacks = (MetricsLogger(options.log_dir),) if logged else ()
+    criterion = QuantileLoss(options.quantiles) if options.quantile_heads else None
+    config = dataclasses.replace(options.train_config, epochs=epochs)
+    result: TrainResult = fit(net, data, config, callbacks, criterion=criterion)
+    net.cpu().eval()
+    return Trial(seq_len, result.val_mse, result.epochs_run, Run(net, schema, data, result, logged))
+
+
+def ensemble_run(prepared: Prepared, options: ForecastOptions, seq_len: int) -> Run:
+    """Train the `ensemble` networks of seeds seed, seed + 1, ... together in one stacked pass at look-back `seq_len`.
+
+    Network j is the one a single-network forecaster with seed seed + j would train; the run's
+    history is the first network's.
+    """
+    schema, data = run_data(prepared, seq_len)
+    schema = schema.replace(ensemble=options.ensemble)
+    seeds = range(options.train_config.seed, options.train_config.seed + options.ensemble)
+    models = seeded_models(partial(build_net, schema, options), seeds)
+    results = fit_stacked(models, data, [dataclasses.replace(options.train_config, seed=seed) for seed in seeds])
+    stack = StackedSAMformer([model.cpu() for model in models]).eval()
+    return Run(MeanForecast(stack), schema, data, results[0], logged=False)
+
+
+def finish(prepared: Prepared, options: ForecastOptions, run: Run, selection: pd.DataFrame | None) -> Fitted:
+    """Calibrate the final run's intervals and compare it with the baselines on the validation rows."""
+    if options.log_dir is not None and not run.logged:  # a search run kept as final: write its epochs now
+        logger = MetricsLogger(options.log_dir)
+        for record in run.result.history:
+            logger(run.net, dict(record))
+    predictor = Predictor(run.net, run.schema)
+    forecasts, actuals = validation_forecasts(predictor, run.data, options.train_config)  # (N, H, D_t[, Q]), (N, H, D_t)
+    net, quantiles = run.net, options.quantiles
+    if quantiles and not options.quantile_heads:  # the ensemble's mean: every level starts at it
+        forecasts = np.repeat(forecasts[..., None], len(quantiles), axis=-1)  # (N, H, D_t) -> (N, H, D_t, Q)
+        net = PointQuantiles(run.net, quantiles)
+    calibration = calibrate(forecasts, actuals, quantiles) if quantiles and options.calibrate else None
+    rows = [] if selection is None else selection.reset_index().to_dict("records")
+    schema = run.schema.replace(
+        history=run.result.history,
+        interval_offsets=None if calibration is None else calibration.offsets,
+        interval_floor=None if calibration is None else calibration.floor,
+        selection=[{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in rows],
+    )
+    point = forecasts if quantiles is None else forecasts[..., quantiles.index(0.5)]
+    origins = np.arange(prepared.train_end, len(prepared.values) - options.horizon + 1)
+    validation = compare_with_baselines(schema, point, actuals, prepared.values, origins)
+    context = prepared.frame[schema.channels.user_columns].iloc[-schema.seq_len :]
+    return Fitted(schema, net, validation, context)
+
+
+def validation_forecasts(predictor: Predictor, data: SplitData, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Forecasts (N, H, D_targets[, Q]) of every validation window and what happened (N, H, D_targets), original units."""
+    windows = data.windows("val")
+    forecasts, actuals = [], []
+    for idx in torch.arange(len(windows)).split(config.eval_batch_size):
+        x, y = windows.batch(idx)  # (B, D, L), (B, D_targets, H)
+        masks = windows.batch_mask(idx)
+        forecasts.append(run_predictor(predictor, x, None if masks is None else masks[0], config.device))
+        actual = predictor.to_original_units(y.to(predictor.mean.device)).cpu().numpy()  # (B, H, D_targets)
+        if masks is not None:
+            actual[~masks[1].transpose(1, 2).numpy()] = np.nan
+        actuals.append(actual)
+    return np.concatenate(forecasts), np.concatenate(actuals)
+
+
+def warn_if_no_skill(table: pd.DataFrame) -> None:
+    """One-line warning, pointing at the caller of `Forecaster.fit`, when the model's validation MSE is not below the better baseline's."""
+    overall = table.loc["overall"]
+    if overall["skill"] > 0 or not np.isfinite(overall["skill"]):
+        return
+    baseline = overall["best_baseline"]
+    warnings.warn(
+        f"the model does not beat the {baseline.replace('_', ' ')} baseline on the validation rows (MSE {overall['mse']:.4g} vs "
+        f"{overall[f'{baseline}_mse']:.4g}, standardised; skill {overall['skill']:+.1%}); compare backtest(...).summary() before using it",
+        UserWarning,
+        stacklevel=3,  # this function, Forecaster.fit, its caller
+    )

@@ -1,0 +1,88 @@
+"""`ForecastOptions`: a `Forecaster`'s constructor options, checked once, as the fitting and forecasting functions read them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+from samformer.checks import check_bool, check_path
+from samformer.errors import ConfigError
+from samformer.forecasting.arguments import check_model_options, check_positive_int, check_quantile_levels
+from samformer.nn.model import SAMformerConfig
+from samformer.training.config import TrainConfig
+
+MODEL_OPTIONS = {f.name for f in fields(SAMformerConfig)} - {"n_channels", "seq_len", "horizon"}  # set by the data, not the user
+TRAIN_OPTIONS = {f.name for f in fields(TrainConfig)}
+
+
+@dataclass(frozen=True)
+class ForecastOptions:
+    """What a `Forecaster` was asked for (see its docstring for each option); the fitted state is its `FrameSchema`."""
+
+    horizon: int
+    seq_len: int | None  # None: chosen on the validation rows
+    quantiles: tuple[float, ...] | None  # sorted, 0.5 included
+    calibrate: bool
+    ensemble: int
+    freq: str | None
+    season: int | None
+    model_options: dict[str, Any]
+    log_dir: str | os.PathLike | None
+    train_config: TrainConfig
+
+    @classmethod
+    def checked(
+        cls,
+        horizon: Any,
+        seq_len: Any,
+        *,
+        quantiles: Any,
+        calibrate: bool,
+        ensemble: Any,
+        freq: str | None,
+        season: Any,
+        model_options: dict[str, Any] | None,
+        log_dir: str | os.PathLike | None,
+        train_options: dict[str, Any],
+    ) -> ForecastOptions:
+        """The options after checking each: a one-line `ConfigError` or `TypeError` naming the first that is wrong."""
+        horizon = check_positive_int("horizon", horizon)
+        seq_len = check_positive_int("seq_len", seq_len, optional=True)
+        season = check_positive_int("season", season, optional=True)
+        unknown = set(train_options) - TRAIN_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}; training options are: {', '.join(sorted(TRAIN_OPTIONS))}")
+        bad_model = set(check_model_options(model_options)) - MODEL_OPTIONS
+        if bad_model:
+            raise TypeError(f"unknown model option(s) {', '.join(sorted(bad_model))}; choose from {', '.join(sorted(MODEL_OPTIONS))}")
+        quantiles = check_quantile_levels(quantiles)
+        calibrate = check_bool("calibrate", calibrate)
+        model_options = check_model_options(model_options)
+        log_dir = None if log_dir is None else check_path("log_dir", log_dir)
+        train_config = TrainConfig(**train_options)
+        options = cls(horizon, seq_len, quantiles, calibrate, ensemble, freq, season, dict(model_options or {}), log_dir, train_config)
+        options.check_ensemble()
+        return options
+
+    @property
+    def quantile_heads(self) -> bool:
+        """Whether the network forecasts the quantiles itself (trained with the pinball loss): not in an ensemble."""
+        return self.quantiles is not None and self.ensemble == 1
+
+    def check_ensemble(self) -> None:
+        """One-line `ConfigError` for an `ensemble` that is not a model count, or that the other options exclude."""
+        ensemble = self.ensemble
+        if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+            raise ConfigError(f"ensemble must be a positive integer (the number of seeds whose forecasts are averaged), got {ensemble!r}")
+        if ensemble == 1:
+            return
+        excluded = {
+            "model_options sigma_reparam=True (σReparam networks cannot be stacked)": self.model_options.get("sigma_reparam"),
+            "calibrate=False (an ensemble's intervals come only from calibration)": self.quantiles and not self.calibrate,
+            "log_dir (per-epoch logs are written for a single network)": self.log_dir is not None,
+            "compile=True (the stacked trainer runs uncompiled)": self.train_config.compile,
+        }
+        for option, present in excluded.items():
+            if present:
+                raise ConfigError(f"ensemble={ensemble} cannot be combined with {option}; use ensemble=1 or drop that option")

@@ -17,10 +17,11 @@ from tqdm.auto import tqdm
 from samformer.data.frames import localize, naive_timestamp
 from samformer.errors import DataError
 from samformer.forecasting.arguments import check_backtest_start
-from samformer.forecasting.baselines import baseline_forecasts, season_length, skill_table
+from samformer.forecasting.baselines import baseline_forecasts, skill_table
 from samformer.forecasting.inference import forecast_frame, run_predictor
 from samformer.forecasting.predictor import Predictor
 from samformer.forecasting.schema import FrameSchema
+from samformer.forecasting.stand_ins import overlay
 from samformer.forecasting.windowing import scaled_windows
 from samformer.training.config import TrainConfig
 
@@ -47,6 +48,7 @@ class Backtest:
         """Per channel and `overall`: the model's MSE and MAE over all steps next to the baselines', and its skill.
 
         skill = 1 − MSE / (MSE of the better of naive and seasonal naive): > 0 when the model beats both.
+        `forecaster` names what forecast each channel: samformer, or the statistical stand-in fit chose there.
         Channel rows are in original units, `overall` averages each channel's errors divided by its
         standard deviation (MSE by its square). Without a comparison: MSE and MAE per channel only.
         """
@@ -99,6 +101,7 @@ def run_backtest(predictor: Predictor, schema: FrameSchema, frame: pd.DataFrame,
         masks = windows.batch_mask(idx)
         preds.append(run_predictor(predictor, x, None if masks is None else masks[0], config.device))
     pred = np.concatenate(preds)  # (N, H, D_targets[, Q])
+    pred = overlay(schema, pred, values[:, schema.channels.target_indices], origins)  # stand-in channels, if any
     targets = list(schema.channels.targets)
     actual = np.stack([values[o : o + H, schema.channels.target_indices] for o in origins])  # (N, H, D_targets)
     zoned = localize(frame.index, schema.tz, schema.freq)
@@ -128,10 +131,8 @@ def compare_with_baselines(
 ) -> pd.DataFrame:
     """`skill_table` of point forecasts (N, H, D_targets) made at `origins` of `values` (T, D) against the naive baselines."""
     targets = schema.channels.target_indices
-    baselines = baseline_forecasts(values[:, targets], origins, schema.horizon, season_of(schema))
-    return skill_table({"model": point, **baselines}, actuals, list(schema.channels.targets), schema.scaler.std[targets])
-
-
-def season_of(schema: FrameSchema) -> int | None:
-    """The seasonal period in steps: the schema's, or derived from the frequency for models saved without one."""
-    return schema.season if schema.season is not None else season_length(schema.freq)
+    baselines = baseline_forecasts(values[:, targets], origins, schema.horizon, schema.season_steps)
+    table = skill_table({"model": point, **baselines}, actuals, list(schema.channels.targets), schema.scaler.std[targets])
+    used = [schema.stand_ins.get(target, "samformer") for target in schema.channels.targets]
+    table["forecaster"] = [*used, "samformer" if not schema.stand_ins else "mixed"]  # what forecast each channel
+    return table

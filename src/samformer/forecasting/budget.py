@@ -44,12 +44,12 @@ def ended_at_cap(result: TrainResult, config: TrainConfig) -> bool:
     return result.epochs_run >= config.epochs and result.epochs_run - result.best_epoch < config.patience
 
 
-def warn_if_capped(result: TrainResult, config: TrainConfig) -> None:
+def warn_if_capped(result: TrainResult, config: TrainConfig, stacklevel: int = 3) -> None:
     """One-line `UserWarning` when the cap of `config.epochs` epochs, not early stopping, ended training."""
     if ended_at_cap(result, config):
         warnings.warn(
             f"training stopped at its cap of {config.epochs} epochs with the validation MSE still improving "
             f"(best epoch {result.best_epoch}); pass a larger epochs= to train longer",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )

@@ -20,6 +20,7 @@ from typing import Protocol
 import torch
 
 from samformer.checks import check_bool
+from samformer.errors import DataError
 from samformer.files import atomic_destination
 from samformer.forecasting.arguments import check_model_path
 from samformer.forecasting.predictor import Predictor
@@ -43,6 +44,12 @@ def export_onnx(model: Predictor | HasPredictor, path: str | os.PathLike, overwr
     path, overwrite = check_model_path(path), check_bool("overwrite", overwrite)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; choose another path or pass overwrite=True (--overwrite)")
+    schema = getattr(model, "schema_", None)
+    if schema is not None and schema.stand_ins:
+        raise DataError(
+            f"targets {', '.join(schema.stand_ins)} are forecast by statistical stand-ins, which ONNX cannot hold; "
+            "fit with Forecaster(fallback=False) to export"
+        )
     module = model if isinstance(model, Predictor) else model.predictor(torch.float32)
     module = module.cpu().eval()
     example = torch.zeros(2, module.seq_len, module.n_channels)  # (B, L, D)

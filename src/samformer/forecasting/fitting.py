@@ -19,12 +19,15 @@ from torch import nn
 from samformer.data.channels import ChannelSpec
 from samformer.data.series import SplitData
 from samformer.forecasting.backtest import compare_with_baselines
+from samformer.forecasting.budget import stretched_config, warn_if_capped
 from samformer.forecasting.inference import run_predictor
 from samformer.forecasting.lookback import Trial, search_lookback
 from samformer.forecasting.options import ForecastOptions
 from samformer.forecasting.predictor import Predictor
 from samformer.forecasting.preparation import Prepared, prepare_frame, run_data, searched_lookbacks
 from samformer.forecasting.schema import FrameSchema
+from samformer.forecasting.stand_ins import choose as choose_stand_ins
+from samformer.forecasting.stand_ins import replace_with
 from samformer.metrics import QuantileLoss
 from samformer.nn.model import SAMformer
 from samformer.nn.quantile import PointQuantiles, QuantileSAMformer, calibrate
@@ -53,12 +56,13 @@ class Fitted:
     schema: FrameSchema  # the final run's, with history, calibration and the look-back search
     net: nn.Module  # the network as served: quantile heads, or an ensemble's mean (with calibrated copies for quantiles)
     validation: pd.DataFrame  # the model against the naive baselines on the validation rows
-    context: pd.DataFrame  # the last seq_len rows of the user's channels: what `predict()` forecasts from
+    context: pd.DataFrame  # the rows fitted on, the user's channels: what `predict()` forecasts from
 
 
 def fit_frame(df: pd.DataFrame, spec: ChannelSpec, val_size: int | float, options: ForecastOptions) -> Fitted:
     """Train on `df` as `Forecaster.fit` describes: search the look-back if not given, then train the final run."""
     prepared = prepare_frame(df, spec, val_size, options)
+    options = with_budget(prepared, options)
     full_epochs = options.train_config.epochs
     run, selection = None, None
     if options.seq_len is None:
@@ -69,6 +73,7 @@ def fit_frame(df: pd.DataFrame, spec: ChannelSpec, val_size: int | float, option
         run = ensemble_run(prepared, options, seq_len)
     elif run is None:
         run = train_trial(prepared, options, seq_len, full_epochs).run
+    warn_if_capped(run.result, options.train_config, stacklevel=4)  # the final run (a search run kept as final stopped early)
     return finish(prepared, options, run, selection)
 
 
@@ -92,6 +97,17 @@ def train_trial(prepared: Prepared, options: ForecastOptions, seq_len: int, epoc
     result: TrainResult = fit(net, data, config, callbacks, criterion=criterion)
     net.cpu().eval()
     return Trial(seq_len, result.val_mse, result.epochs_run, Run(net, schema, data, result, logged))
+
+
+def with_budget(prepared: Prepared, options: ForecastOptions) -> ForecastOptions:
+    """`options` with epochs of at least `budget.MIN_STEPS_PER_EPOCH` optimizer steps on small data (`budget.stretched_config`).
+
+    Counted at the longest look-back tried (the fewest training windows), once for the whole fit, so that the search's
+    runs and the final run share one unit of epochs.
+    """
+    longest = options.seq_len or max(searched_lookbacks(prepared))
+    n_windows = max(1, prepared.train_end - longest - options.horizon + 1)
+    return dataclasses.replace(options, train_config=stretched_config(options.train_config, n_windows, options.given))
 
 
 def ensemble_run(prepared: Prepared, options: ForecastOptions, seq_len: int) -> Run:
@@ -121,6 +137,8 @@ def finish(prepared: Prepared, options: ForecastOptions, run: Run, selection: pd
     if quantiles and not options.quantile_heads:  # the ensemble's mean: every level starts at it
         forecasts = np.repeat(forecasts[..., None], len(quantiles), axis=-1)  # (N, H, D_t) -> (N, H, D_t, Q)
         net = PointQuantiles(run.net, quantiles)
+    origins = np.arange(prepared.train_end, len(prepared.values) - options.horizon + 1)
+    forecasts, stand_ins = with_stand_ins(prepared, options, run.schema, forecasts, actuals, origins)
     calibration = calibrate(forecasts, actuals, quantiles) if quantiles and options.calibrate else None
     rows = [] if selection is None else selection.reset_index().to_dict("records")
     schema = run.schema.replace(
@@ -128,12 +146,44 @@ def finish(prepared: Prepared, options: ForecastOptions, run: Run, selection: pd
         interval_offsets=None if calibration is None else calibration.offsets,
         interval_floor=None if calibration is None else calibration.floor,
         selection=[{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in rows],
+        stand_ins=stand_ins,
+        fitted_until=prepared.frame.index[-1].isoformat(),
     )
     point = forecasts if quantiles is None else forecasts[..., quantiles.index(0.5)]
-    origins = np.arange(prepared.train_end, len(prepared.values) - options.horizon + 1)
     validation = compare_with_baselines(schema, point, actuals, prepared.values, origins)
-    context = prepared.frame[schema.channels.user_columns].iloc[-schema.seq_len :]
+    context = prepared.frame[schema.channels.user_columns]  # predict() forecasts after it; a stand-in reads all of it
     return Fitted(schema, net, validation, context)
+
+
+def with_stand_ins(
+    prepared: Prepared, options: ForecastOptions, schema: FrameSchema, forecasts: np.ndarray, actuals: np.ndarray, origins: np.ndarray
+) -> tuple[np.ndarray, dict[str, str]]:
+    """The validation forecasts (N, H, D_t[, Q]) with statistical stand-ins where validation prefers them, and the stand-ins.
+
+    Nothing changes with `fallback=False`. Says which channels changed in one line (a `UserWarning`).
+    """
+    if not options.fallback:
+        return forecasts, {}
+    targets = list(schema.channels.targets)
+    point = forecasts if options.quantiles is None else forecasts[..., options.quantiles.index(0.5)]  # (N, H, D_t)
+    target_values = prepared.values[:, schema.channels.target_indices]  # (T, D_t)
+    stand_ins, candidates = choose_stand_ins(point, actuals, targets, target_values, prepared.train_end, origins, schema.season_steps)
+    if not stand_ins:
+        return forecasts, {}
+    replacements = np.stack([candidates[stand_ins.get(t, "naive")][..., d] for d, t in enumerate(targets)], axis=-1)  # (N, H, D_t)
+    warn_stand_ins(stand_ins)
+    return replace_with(forecasts, stand_ins, targets, replacements), stand_ins
+
+
+def warn_stand_ins(stand_ins: dict[str, str]) -> None:
+    """One line, pointing at the caller of `Forecaster.fit`, naming the channels a statistical forecaster serves."""
+    used = ", ".join(f"{target}: {name.replace('_', ' ')}" for target, name in stand_ins.items())
+    warnings.warn(
+        f"validation prefers a statistical forecaster on {len(stand_ins)} channel(s) ({used}); the model uses it there "
+        f"(forecasters_, validation_); Forecaster(fallback=False) keeps SAMformer on every channel",
+        UserWarning,
+        stacklevel=6,  # this function, with_stand_ins, finish, fit_frame, Forecaster.fit, its caller
+    )
 
 
 def validation_forecasts(predictor: Predictor, data: SplitData, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -31,13 +31,14 @@ import torch
 from samformer.data.channels import ChannelSpec
 from samformer.errors import DataError
 from samformer.forecasting.arguments import channel_spec
-from samformer.forecasting.backtest import Backtest, check_stride, forecast_origins, run_backtest, season_of
+from samformer.forecasting.backtest import Backtest, check_stride, forecast_origins, run_backtest
 from samformer.forecasting.fitting import fit_frame, warn_if_no_skill
 from samformer.forecasting.inference import NO_HISTORY, attending_members, attention_matrix, inference_frame, predict_next, run_predictor
 from samformer.forecasting.options import ForecastOptions
 from samformer.forecasting.persistence import invalid_section, read_forecaster, save_forecaster, serving_network
 from samformer.forecasting.predictor import Predictor
 from samformer.forecasting.schema import FrameSchema
+from samformer.forecasting.stand_ins import window_stand_ins
 from samformer.forecasting.windowing import raw_window_inputs
 
 __all__ = ["Backtest", "Forecaster"]
@@ -79,9 +80,15 @@ class Forecaster:
         model_options: `SAMformer` keyword arguments (d_model, value_dim, attention, revin, sigma_reparam, init).
         log_dir: directory for per-epoch metrics (`metrics.csv`, and TensorBoard events when the
             `tensorboard` package is installed).
+        fallback: on a target where a statistical forecaster has a lower validation MSE than SAMformer (naive,
+            seasonal naive, and ETS and Theta with the `stats` extra), forecast that target with it
+            (`samformer.forecasting.stand_ins`; `forecasters_` says which); its band comes from the same
+            calibration. False: SAMformer on every target.
         **train_options: `TrainConfig` fields (lr, batch_size, epochs, patience, sam, rho, seed, device,
-            progress, ...); the defaults are the paper's protocol. The device is used for fitting and
-            forecasting and is not saved with the model.
+            progress, ...); the defaults are the paper's protocol, with one change on small data: an epoch
+            is then repeated passes of at least 50 optimizer steps (`samformer.forecasting.budget`), so that
+            epochs, patience and the cosine period count training that fits the data; options given here
+            are kept as given. The device is used for fitting and forecasting and is not saved.
 
     After fitting, `schema_` holds the fitted state (channels and roles, scaler, frequency, layout,
     look-back, calibration, history) and `net_` the network; `columns_`, `targets_`, `future_columns_`,
@@ -99,7 +106,12 @@ class Forecaster:
     layout_ = _fitted_attribute("layout_", lambda s: s.layout, '"wide" or "long": the layout of the training frame.')
     scaler_ = _fitted_attribute("scaler_", lambda s: s.scaler, "The standard scaler of the input channels.")
     seq_len_ = _fitted_attribute("seq_len_", lambda s: s.seq_len, "The look-back used: the one given, or the one chosen.")
-    season_ = _fitted_attribute("season_", season_of, "The seasonal period in steps (None: no season).")
+    season_ = _fitted_attribute("season_", lambda s: s.season_steps, "The seasonal period in steps (None: no season).")
+    forecasters_ = _fitted_attribute(
+        "forecasters_",
+        lambda s: pd.Series({t: s.stand_ins.get(t, "samformer") for t in s.channels.targets}, name="forecaster", dtype=object),
+        "What forecasts each target: samformer, or the statistical stand-in validation preferred (`fallback`).",
+    )
     selection_ = _fitted_attribute(
         "selection_",
         lambda s: pd.DataFrame(s.selection).set_index("seq_len") if s.selection else None,
@@ -118,6 +130,7 @@ class Forecaster:
         season: int | None = None,
         model_options: dict[str, Any] | None = None,
         log_dir: str | os.PathLike | None = None,
+        fallback: bool = True,
         **train_options: Any,
     ) -> None:
         options = ForecastOptions.checked(
@@ -131,7 +144,9 @@ class Forecaster:
             model_options=model_options,
             log_dir=log_dir,
             train_options=train_options,
+            fallback=fallback,
         )
+        self.fallback, self._given_train_options = options.fallback, options.given
         self.horizon, self.seq_len, self.quantiles = options.horizon, options.seq_len, options.quantiles
         self.calibrate, self.ensemble = options.calibrate, options.ensemble
         self.freq, self.season = options.freq, options.season
@@ -139,7 +154,7 @@ class Forecaster:
         self.schema_: FrameSchema | None = None
         self.net_: torch.nn.Module | None = None  # SAMformer, QuantileSAMformer, or an ensemble's MeanForecast / PointQuantiles
         self.validation_: pd.DataFrame | None = None
-        self._context: pd.DataFrame | None = None  # the last seq_len rows fitted on; None when loaded from disk
+        self._context: pd.DataFrame | None = None  # the rows fitted on (user channels); None when loaded from disk
 
     @property
     def interval_offsets_(self) -> np.ndarray | None:
@@ -219,7 +234,8 @@ class Forecaster:
         """
         self._check_fitted()
         x, mask = raw_window_inputs(self.scaler_, windows)  # (N, L, D) -> (N, D, L)
-        return run_predictor(self.predictor(), x, mask, self.train_config.device)
+        pred = run_predictor(self.predictor(), x, mask, self.train_config.device)
+        return window_stand_ins(self.schema_, pred, windows)
 
     def backtest(self, df: pd.DataFrame, start: int | float | str | pd.Timestamp | None = None, stride: int = 1) -> Backtest:
         """Rolling-origin forecasts with the fitted model (no refitting) and their errors.
@@ -244,7 +260,8 @@ class Forecaster:
         """
         self._check_fitted()
         members = attending_members(self.net_)
-        return attention_matrix(members, self.schema_, self._history(df, "the frame"))
+        frame = self._history(df, "the frame") if df is not None else self._history(None, "the frame").iloc[-self.seq_len_ :]
+        return attention_matrix(members, self.schema_, frame)
 
     # ------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -301,6 +318,8 @@ class Forecaster:
             self.model_options,
             self.log_dir,
             self.train_config,
+            self.fallback,
+            self._given_train_options,
         )
 
     def _check_fitted(self) -> None:

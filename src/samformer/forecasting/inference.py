@@ -17,6 +17,7 @@ from samformer.errors import DataError
 from samformer.forecasting.persistence import bare_network
 from samformer.forecasting.predictor import Predictor
 from samformer.forecasting.schema import FrameSchema
+from samformer.forecasting.stand_ins import overlay
 from samformer.forecasting.windowing import origin_inputs, scaled_windows
 from samformer.nn.model import SAMformer
 from samformer.nn.stacked import StackedSAMformer
@@ -93,7 +94,9 @@ def predict_next(
     # The rows after L hold only known-future values, never missing, so this checks exactly the L rows of inputs.
     check_missing(values, list(schema.channels.columns), L, f"the last {L} rows")
     x, mask = origin_inputs(schema, values)  # (1, D, L)
-    pred = run_predictor(predictor, x, mask, device)[0]  # (H, D_targets) or (H, D_targets, Q)
+    pred = run_predictor(predictor, x, mask, device)  # (1, H, D_targets[, Q])
+    history = frame[list(schema.channels.targets)].to_numpy()  # (T, D_targets): a stand-in reads all of it
+    pred = overlay(schema, pred, history, np.array([len(frame)]))[0]  # (H, D_targets[, Q])
     return forecast_frame(schema, pred, localize(dates, schema.tz, schema.freq))
 
 

@@ -30,6 +30,8 @@ class ForecastOptions:
     model_options: dict[str, Any]
     log_dir: str | os.PathLike | None
     train_config: TrainConfig
+    fallback: bool = True  # statistical stand-ins where validation prefers them (False: SAMformer on every channel)
+    given: frozenset[str] = frozenset()  # the training options the user set (the budget leaves them as given)
 
     @classmethod
     def checked(
@@ -45,6 +47,7 @@ class ForecastOptions:
         model_options: dict[str, Any] | None,
         log_dir: str | os.PathLike | None,
         train_options: dict[str, Any],
+        fallback: Any = True,
     ) -> ForecastOptions:
         """The options after checking each: a one-line `ConfigError` or `TypeError` naming the first that is wrong."""
         horizon = check_positive_int("horizon", horizon)
@@ -61,7 +64,9 @@ class ForecastOptions:
         model_options = check_model_options(model_options)
         log_dir = None if log_dir is None else check_path("log_dir", log_dir)
         train_config = TrainConfig(**train_options)
-        options = cls(horizon, seq_len, quantiles, calibrate, ensemble, freq, season, dict(model_options or {}), log_dir, train_config)
+        fallback = check_bool("fallback", fallback)
+        given = frozenset(train_options)
+        options = cls(horizon, seq_len, quantiles, calibrate, ensemble, freq, season, model_options, log_dir, train_config, fallback, given)
         options.check_ensemble()
         return options
 

@@ -5,8 +5,8 @@ covariate, calendar feature, ignored); `FrameSchema` adds what fitting learnt (s
 layout, calibration offsets, history) and the options it was fitted with. `FrameSchema.to_dict` is the
 `forecaster` section of a saved model's `config.json`; `FrameSchema.from_dict` reads formats 1 and 2
 and refuses, in one line, a section that is malformed or does not match the network. Format 2's
-optional keys `interval_floor`, `season` and `selection` (with per-step `interval_offsets`) are written
-only when set, so a model saved before them is re-saved key for key. So is `ensemble` (the number of
+optional keys `interval_floor`, `season` and `selection` (with per-step `interval_offsets`), `stand_ins` and
+`fitted_until` are written only when set, so a model saved before them is re-saved key for key. So is `ensemble` (the number of
 models whose mean forecast is the model's, written only when above 1): an ensemble's networks forecast
 points, and its quantiles are the calibrated copies of their mean (`samformer.nn.quantile.PointQuantiles`).
 """
@@ -23,10 +23,13 @@ import pandas as pd
 from samformer.data.channels import ChannelSpec, calendar_features
 from samformer.data.series import ChannelRoles, StandardScaler
 from samformer.errors import ModelFileError
+from samformer.forecasting.baselines import season_length
+from samformer.forecasting.statistical import FITTED_CANDIDATES
 from samformer.nn.model import SAMformerConfig
 from samformer.training.logs import history_problem
 
 SCHEMA_FORMAT = 2  # 2 added targets and covariates; format 1 (every channel a target) still loads
+STAND_IN_NAMES = ("naive", "seasonal_naive", *FITTED_CANDIDATES)
 RUNTIME_OPTIONS = ("device",)  # training options that belong to the machine, never saved with a model
 
 
@@ -103,6 +106,13 @@ class FrameSchema:
     selection: list[dict[str, Any]] = field(default_factory=list)  # the look-back search: seq_len, val_score, epochs, chosen
     ensemble: int = 1  # models whose mean forecast is the model's (seeds seed, seed + 1, ...)
     tz: str | None = None  # the training timestamps' time zone (None: naive, or saved before zones were kept)
+    stand_ins: dict[str, str] = field(default_factory=dict)  # target -> the statistical forecaster used there instead
+    fitted_until: str | None = None  # the last timestamp fitted on (ISO, naive), validation rows included
+
+    @property
+    def season_steps(self) -> int | None:
+        """The seasonal period in steps: the one fitted with, or derived from the frequency for models saved without one."""
+        return self.season if self.season is not None else season_length(self.freq)
 
     def replace(self, **changes: Any) -> FrameSchema:
         """A copy with `changes` applied."""
@@ -137,6 +147,10 @@ class FrameSchema:
             section["ensemble"] = self.ensemble
         if self.tz is not None:  # naive models keep the keys they had before zones were kept
             section["tz"] = self.tz
+        if self.stand_ins:
+            section["stand_ins"] = dict(self.stand_ins)
+        if self.fitted_until is not None:
+            section["fitted_until"] = self.fitted_until
         return section
 
     @classmethod
@@ -196,6 +210,8 @@ class FrameSchema:
             train_config={k: v for k, v in dict(meta["train_config"]).items() if k not in RUNTIME_OPTIONS},
             history=list(meta["history"]),
             ensemble=int(meta.get("ensemble", 1)),
+            stand_ins={str(k): str(v) for k, v in dict(meta.get("stand_ins", {})).items()},
+            fitted_until=_timestamp_text(meta.get("fitted_until")),
         )
 
     def _matches(self, network: SAMformerConfig) -> bool:
@@ -213,6 +229,8 @@ class FrameSchema:
             and bool(np.isfinite(mean).all())
             and bool((std > 0).all())
             and self.layout in ("wide", "long")
+            and set(self.stand_ins) <= set(self.channels.targets)
+            and set(self.stand_ins.values()) <= set(STAND_IN_NAMES)
         )
 
     def _calibration_matches(self, n_quantiles: int) -> bool:
@@ -224,3 +242,8 @@ class FrameSchema:
         shape_ok = offsets.shape in (per_step, per_step[1:]) and (floor is None or (offsets.shape == floor.shape == per_step))
         finite = np.isfinite(offsets).all() and (floor is None or (np.isfinite(floor).all() and (floor >= 0).all()))
         return n_quantiles > 1 and shape_ok and bool(finite)
+
+
+def _timestamp_text(value: Any) -> str | None:
+    """A stored timestamp as its ISO text; a value that is not one raises ValueError (an invalid section)."""
+    return None if value is None else pd.Timestamp(str(value)).isoformat()

@@ -86,13 +86,16 @@ def _fitted_forecasts(name: str, values: np.ndarray, fit_end: int, origins: np.n
     return out
 
 
-def candidate_forecasts(values: np.ndarray, fit_end: int, origins: np.ndarray, horizon: int, season: int | None) -> dict[str, np.ndarray]:
+def candidate_forecasts(
+    values: np.ndarray, fit_end: int, origins: np.ndarray, horizon: int, season: int | None, names: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
     """Each candidate's forecasts (N, H, D) made at `origins` of `values` (T, D); ETS/Theta fitted on rows before `fit_end`.
 
-    A candidate that cannot forecast a channel (too few rows, a constant channel) has NaN there and is not chosen.
+    `names`: the candidates wanted (default `candidate_names(season)`). A candidate that cannot forecast a channel
+    (too few rows, a constant channel) has NaN there and is not chosen.
     """
     forecasts: dict[str, np.ndarray] = {}
-    for name in candidate_names(season):
+    for name in candidate_names(season) if names is None else names:
         if name == "naive":
             forecasts[name] = naive_forecasts(values, origins, horizon)
         elif name == "seasonal_naive":

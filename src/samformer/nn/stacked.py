@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 
 import torch
 from torch import nn
@@ -27,6 +28,7 @@ from torch import nn
 from samformer.errors import SamformerError
 from samformer.nn import stacked_fused
 from samformer.nn.model import RevIN, SAMformer, SAMformerConfig, _to_autocast_dtype, missing_as_zero
+from samformer.nn.stackable import model_blockers
 
 RevinStats = tuple[torch.Tensor, torch.Tensor]
 # RevIN's statistics have no parameters: one instance standardises the inputs of every model (its affine is unused).
@@ -45,18 +47,15 @@ class StackedSAMformer(nn.Module):
     `flat` holds each named parameter of all k models as one contiguous (k, *shape) block, the blocks in
     the order of `SAMformer.named_parameters()`; `params()` gives them as views. Built from k `SAMformer`s
     (their current weights are copied); `model(j)` gives model j back as an ordinary `SAMformer`.
-    σReparam models are not supported (their power-iteration state is per model).
+    Which models can be stacked is `samformer.nn.stackable`'s rule (not σReparam ones).
     """
 
     def __init__(self, models: Sequence[SAMformer]) -> None:
         super().__init__()
-        if len(models) < 1:
-            raise SamformerError("a stack needs at least one model (k >= 1)")
+        blockers = model_blockers([asdict(m.config) for m in models])
+        if blockers:
+            raise SamformerError(f"cannot stack these models: {'; '.join(map(str, blockers))}")
         config = models[0].config
-        if any(m.config != config for m in models):
-            raise SamformerError("stacked models must share one configuration (sizes, variant, targets); build them from one config")
-        if config.sigma_reparam:
-            raise SamformerError("σReparam models cannot be stacked; train them one at a time")
         self.config: SAMformerConfig = config
         template = models[0]
         self.names = [name for name, _ in template.named_parameters()]

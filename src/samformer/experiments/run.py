@@ -17,12 +17,13 @@ from samformer.data.channels import ChannelSpec
 from samformer.data.loading import load_dataset
 from samformer.data.series import SplitData
 from samformer.errors import SamformerError
-from samformer.nn.model import SAMformer, create_model, variant_uses_sam
+from samformer.nn.model import SAMformer, create_model, get_variant, variant_uses_sam
 from samformer.training.config import TrainConfig, TrainResult, seed_everything
 from samformer.training.fit import fit, score_test
 from samformer.training.loop import EpochCallback
 from samformer.training.stacked.evaluation import score_stacked
 from samformer.training.stacked.fit import fit_stacked
+from samformer.training.stacked.stackable import stack_blockers
 
 PAPER_PROTOCOL = "paper"
 # Options that do not change what is trained or how (so a run with them is still the paper's protocol).
@@ -62,6 +63,10 @@ class RunSpec:
         if not changed:
             return PAPER_PROTOCOL
         return "custom(" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")"
+
+    def network_options(self) -> dict[str, Any]:
+        """The `SAMformer` keyword options of this run's network: its variant's, then `model_options` (sizes from the data)."""
+        return {**get_variant(self.variant).overrides, **self.model_options}
 
     def train_config(self) -> TrainConfig:
         options = {"seed": self.seed, **self.train_options}
@@ -121,15 +126,18 @@ def execute_stacked(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
 ) -> StackOutcome:
-    """Train runs that differ only in seed and training settings as one stack (`stacked.fit.fit_stacked`).
+    """Train runs on one dataset as one stack (`stacked.fit.fit_stacked`), if the rule allows it (`stackable.stack_blockers`:
+    one network, the shared training settings).
 
     Run j ends as `execute(specs[j])` would (same record, up to rounding); the test split is scored for all
     of them at once, with their ensemble. `checkpoint`/`resume` checkpoint and continue the whole stack.
     """
-    shape = {(s.dataset, s.horizon, s.variant, s.seq_len, repr(s.model_options), repr(s.channels)) for s in specs}
-    if len(shape) != 1:
-        raise SamformerError("runs stacked together must share dataset, horizon, variant, look-back, model options and channels")
     cfgs = [spec.train_config() for spec in specs]
+    blockers = stack_blockers([spec.network_options() for spec in specs], cfgs)
+    if blockers:
+        raise SamformerError(f"these runs cannot train as one stack: {'; '.join(map(str, blockers))}")
+    if len({(s.dataset, s.horizon, s.seq_len, repr(s.channels)) for s in specs}) != 1:
+        raise SamformerError("runs stacked together must share dataset, horizon, look-back and channels; stack each dataset's runs apart")
     data = _load(specs[0], data_dir)
     models = [_build_model(spec, data) for spec in specs]
     results, ensemble = score_stacked(models, data, cfgs[0], fit_stacked(models, data, cfgs, checkpoint=checkpoint, resume=resume))

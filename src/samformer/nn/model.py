@@ -95,7 +95,7 @@ class RevIN(nn.Module):
         holds there (NaN included).
         """
         z, stats = self.standardize(x, mask)
-        return torch.addcmul(self.bias[:, None], z, self.weight[:, None]), stats
+        return revin_affine(z, self.weight, self.bias), stats
 
     def standardize(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """`normalize` without the learnable affine map: (x − mean) / std, which carries no gradient.
@@ -127,12 +127,38 @@ class RevIN(nn.Module):
 
     def denormalize(self, y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor], channels: list[int] | None = None) -> torch.Tensor:
         """Exact inverse of `normalize` applied to `y` of shape (B, D, H), or (B, len(channels), H)."""
-        mean, std = stats
-        weight, bias = self.weight, self.bias
-        if channels is not None:
-            mean, std, weight, bias = mean[:, channels], std[:, channels], weight[channels], bias[channels]
-        scale = std / (weight[:, None] + self.eps**2)  # (B, D, 1): one multiply-add over (B, D, H)
-        return torch.addcmul(mean - bias[:, None] * scale, y, scale)
+        return revin_inverse(y, stats, self.weight, self.bias, self.eps, channels)
+
+
+def revin_affine(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """RevIN's learnable affine map of standardised inputs z (..., B, D, L), weight and bias (..., D).
+
+    The leading axes (none for one model; the model axis k of a stack) are the weights' as well as the inputs'.
+    """
+    return torch.addcmul(_per_channel(bias), z, _per_channel(weight))
+
+
+def revin_inverse(
+    y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor], weight: torch.Tensor, bias: torch.Tensor, eps: float, channels=None
+) -> torch.Tensor:
+    """RevIN's inverse of forecasts y (..., B, Dt, H), given the inputs' (mean, std), each (..., B, D, 1), and the affine
+    weight and bias (..., D); `channels` (a list of Dt indices, or None for all) picks the forecast channels."""
+    mean, std = stats
+    if channels is not None:
+        mean, std, weight, bias = mean[..., channels, :], std[..., channels, :], weight[..., channels], bias[..., channels]
+    scale = std / (_per_channel(weight) + eps**2)  # (..., B, Dt, 1): one multiply-add over (..., B, Dt, H)
+    return torch.addcmul(mean - _per_channel(bias) * scale, y, scale)
+
+
+def _per_channel(values: torch.Tensor) -> torch.Tensor:
+    """Per-channel values (..., D) shaped to broadcast over (..., B, D, ·): (..., 1, D, 1)."""
+    return values.unsqueeze(-2).unsqueeze(-1)
+
+
+def takes_fused_pass(fused: Fused, horizon: int, rows: int) -> bool:
+    """Whether a network whose layers allow the fused pass takes it on a batch of `rows` (window, channel) rows:
+    never with `fused=False`, always with True, and with "auto" when it pays, H ≤ B·D (see `SAMformer.uses_fused`)."""
+    return fused is not False and (fused is True or horizon <= rows)
 
 
 def missing_as_zero(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -140,7 +166,7 @@ def missing_as_zero(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return torch.where(mask, x, 0.0) if mask is not None else x.contiguous()  # see RevIN.standardize
 
 
-def _to_autocast_dtype(x: torch.Tensor) -> torch.Tensor:
+def to_autocast_dtype(x: torch.Tensor) -> torch.Tensor:
     """`x` in the dtype autocast computes matrix products in, or unchanged when autocast is off.
 
     One cast for the attention, the residual and the forecaster: autocast would cast the input of each
@@ -206,8 +232,7 @@ class ChannelAttention(nn.Module):
         return self._attention(*self._project(x)[:2])
 
     def _attention(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        scores = queries @ keys.transpose(-2, -1)  # (B, D, d) @ (B, d, D) -> (B, D, D)
-        return torch.softmax(scores * self.scale, dim=-1)
+        return attention_matrix(queries, keys, self.scale)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map (B, D, L) to the attended values (B, D, L) and the attention matrix (B, D, D)."""
@@ -217,6 +242,12 @@ class ChannelAttention(nn.Module):
         if self.output is not None:
             out = self.output(out)  # (B, D, dv) -> (B, D, L)
         return out, attn
+
+
+def attention_matrix(queries: torch.Tensor, keys: torch.Tensor, scale: float) -> torch.Tensor:
+    """softmax(Q Kᵀ · scale) of queries and keys (N, D, d): the (N, D, D) channel attention, each row summing to 1."""
+    scores = queries @ keys.transpose(-2, -1)  # (N, D, d) @ (N, d, D) -> (N, D, D)
+    return torch.softmax(scores * scale, dim=-1)
 
 
 # Attention layer names in the original PyTorch code -> here.
@@ -304,7 +335,7 @@ class SAMformer(nn.Module):
             x, stats = self.revin.normalize(x, mask)
         else:
             x, stats = self.standardize_inputs(x, mask)
-        x = _to_autocast_dtype(x)
+        x = to_autocast_dtype(x)
         if self.attention is not None:
             attended, attn = self.attention(x)
             x = x + attended  # residual, (B, D, L)
@@ -347,9 +378,7 @@ class SAMformer(nn.Module):
         batch (H × L × L), the modules map each of the B·D channel rows through it (B·D × L × L). Both
         compute the same function (measured crossover: `benchmarks/fold_crossover.py`).
         """
-        if self.fused is False or not self.can_fuse():
-            return False
-        return self.fused is True or self.config.horizon <= x.shape[0] * x.shape[1]
+        return takes_fused_pass(self.fused, self.config.horizon, x.shape[0] * x.shape[1]) and self.can_fuse()
 
     @contextmanager
     def plain_modules(self) -> Iterator[SAMformer]:

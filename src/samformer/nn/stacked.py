@@ -20,13 +20,25 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 
 import torch
 from torch import nn
 
 from samformer.errors import SamformerError
 from samformer.nn import stacked_fused
-from samformer.nn.model import RevIN, SAMformer, SAMformerConfig, _to_autocast_dtype, missing_as_zero
+from samformer.nn.model import (
+    RevIN,
+    SAMformer,
+    SAMformerConfig,
+    attention_matrix,
+    missing_as_zero,
+    revin_affine,
+    revin_inverse,
+    takes_fused_pass,
+    to_autocast_dtype,
+)
+from samformer.nn.stackable import model_blockers
 
 RevinStats = tuple[torch.Tensor, torch.Tensor]
 # RevIN's statistics have no parameters: one instance standardises the inputs of every model (its affine is unused).
@@ -45,18 +57,15 @@ class StackedSAMformer(nn.Module):
     `flat` holds each named parameter of all k models as one contiguous (k, *shape) block, the blocks in
     the order of `SAMformer.named_parameters()`; `params()` gives them as views. Built from k `SAMformer`s
     (their current weights are copied); `model(j)` gives model j back as an ordinary `SAMformer`.
-    σReparam models are not supported (their power-iteration state is per model).
+    Which models can be stacked is `samformer.nn.stackable`'s rule (not σReparam ones).
     """
 
     def __init__(self, models: Sequence[SAMformer]) -> None:
         super().__init__()
-        if len(models) < 1:
-            raise SamformerError("a stack needs at least one model (k >= 1)")
+        blockers = model_blockers([asdict(m.config) for m in models])
+        if blockers:
+            raise SamformerError(f"cannot stack these models: {'; '.join(map(str, blockers))}")
         config = models[0].config
-        if any(m.config != config for m in models):
-            raise SamformerError("stacked models must share one configuration (sizes, variant, targets); build them from one config")
-        if config.sigma_reparam:
-            raise SamformerError("σReparam models cannot be stacked; train them one at a time")
         self.config: SAMformerConfig = config
         template = models[0]
         self.names = [name for name, _ in template.named_parameters()]
@@ -118,11 +127,8 @@ class StackedSAMformer(nn.Module):
     def uses_fused(self, x: torch.Tensor) -> bool:
         """Whether a batch `x` (k, B, D, L) takes the fused pass: exactly when a single model would."""
         cfg = self.config
-        if not cfg.attention or cfg.value_dim is not None:
-            return False
-        if self.fused is False:
-            return False
-        return self.fused is True or cfg.horizon <= x.shape[1] * x.shape[2]
+        layers_allow = cfg.attention and cfg.value_dim is None  # as `SAMformer.can_fuse` (σReparam is never stacked)
+        return layers_allow and takes_fused_pass(self.fused, cfg.horizon, x.shape[1] * x.shape[2])
 
     def standardize(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, RevinStats | None]:
         """The inputs as the first layer sees them before RevIN's affine map: (x − mean) / std with RevIN,
@@ -134,6 +140,17 @@ class StackedSAMformer(nn.Module):
         z, (mean, std) = standardize_inputs(x.reshape(k * B, D, L), flat_mask)
         return z.view(k, B, D, L), (mean.view(k, B, D, 1), std.view(k, B, D, 1))
 
+    def standardize_shared(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, RevinStats | None]:
+        """`standardize` of the same inputs x (B, D, L) given to every model: computed once, expanded to (k, B, D, L)
+        and, with RevIN, stats (k, B, D, 1) each, without copies (the statistics do not depend on the model)."""
+        k = self.k
+        if not self.config.revin:
+            z, stats = missing_as_zero(x, mask), None
+        else:
+            z, (mean, std) = standardize_inputs(x, mask)
+            stats = (mean.expand(k, *mean.shape), std.expand(k, *std.shape))
+        return z.expand(k, *z.shape), stats
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Forecasts (k, B, D_targets, H) of inputs (k, B, D, L), model j on x[j], through the plain modules' computation."""
         z, stats = self.standardize(x, mask)
@@ -143,22 +160,15 @@ class StackedSAMformer(nn.Module):
         """`forward` from the output of `standardize`."""
         p, cfg, targets = self.params(), self.config, self._targets
         k, B, _, L = z.shape
-        x = z if stats is None else torch.addcmul(p["revin.bias"][:, None, :, None], z, p["revin.weight"][:, None, :, None])
-        x = _to_autocast_dtype(x)
+        x = z if stats is None else revin_affine(z, p["revin.weight"], p["revin.bias"])
+        x = to_autocast_dtype(x)
         if cfg.attention:
             x = x + self._attend(x, p)  # residual, (k, B, D, L)
         if targets is not None:
             x = x[:, :, targets]  # (k, B, D, L) -> (k, B, Dt, L)
         n_out = x.shape[2]
         y = _linear(x.reshape(k, B * n_out, L), p["forecaster.weight"], p["forecaster.bias"]).view(k, B, n_out, -1)  # (k, B, Dt, H)
-        if stats is None:
-            return y
-        mean, std = stats
-        weight, bias = p["revin.weight"], p["revin.bias"]
-        if targets is not None:
-            mean, std, weight, bias = mean[:, :, targets], std[:, :, targets], weight[:, targets], bias[:, targets]
-        scale = std / (weight[:, None, :, None] + _REVIN_EPS**2)  # (k, B, Dt, 1), as RevIN.denormalize
-        return torch.addcmul(mean - bias[:, None, :, None] * scale, y, scale)
+        return y if stats is None else revin_inverse(y, stats, p["revin.weight"], p["revin.bias"], _REVIN_EPS, targets)
 
     def _attend(self, x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
         """The attended values (k, B, D, L) of inputs (k, B, D, L)."""
@@ -168,7 +178,7 @@ class StackedSAMformer(nn.Module):
         bias = torch.cat([p["attention.query.bias"], p["attention.key.bias"], p["attention.value.bias"]], dim=1)
         qkv = _linear(x.reshape(k, B * D, L), weight, bias).view(k * B, D, -1)  # (k·B, D, 2d + dv)
         queries, keys, values = qkv.split([d, d, qkv.shape[-1] - 2 * d], dim=-1)
-        attn = torch.softmax(queries @ keys.transpose(-2, -1) * self.scale, dim=-1)  # (k·B, D, D)
+        attn = attention_matrix(queries, keys, self.scale)  # (k·B, D, D)
         out = attn @ values  # (k·B, D, dv)
         if self.config.value_dim is not None:
             out = _linear(out.view(k, B * D, -1), p["attention.output.weight"], p["attention.output.bias"])  # (k, B·D, L)
@@ -235,11 +245,5 @@ class MeanForecast(nn.Module):
 
     def forward_channels_first(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The mean forecast (B, D_targets, H) of the k models, each given inputs x (B, D, L)."""
-        k = len(self.stack)
-        if self.config.revin:
-            z, (mean, std) = standardize_inputs(x, mask)  # the statistics of the inputs: the same for every model
-            stats: RevinStats | None = (mean.expand(k, *mean.shape), std.expand(k, *std.shape))
-        else:
-            z, stats = missing_as_zero(x, mask), None
-        forecasts = self.stack.forward_standardized(z.expand(k, *z.shape), stats)  # (B, D, L) -> (k, B, Dt, H)
+        forecasts = self.stack.forward_standardized(*self.stack.standardize_shared(x, mask))  # (B, D, L) -> (k, B, Dt, H)
         return forecasts.mean(dim=0)

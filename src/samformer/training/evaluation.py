@@ -5,6 +5,8 @@ Evaluation runs under `torch.inference_mode`, in float64 sums, and drops no wind
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from samformer.data.series import Windows
@@ -13,6 +15,22 @@ from samformer.training import distributed
 from samformer.training.steps import Criterion, Precision, autocast
 
 EVAL_ROWS = 1 << 16  # at most this many (window, channel) rows per evaluation batch
+
+
+def evaluation_batches(
+    windows: Windows, batch_size: int, forecasts_per_window: int = 1
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]]:
+    """Every window in order, as batches (x (B, D, L), y (B, Dt, H), their masks or None) of at most `batch_size` windows.
+
+    Wide panels: the batches hold at most `EVAL_ROWS` channel rows per forecast (k forecasts per window for a stack
+    of k), so evaluating traffic (862 channels) at the default batch of 1024 windows does not hold gigabytes of
+    activations. Sums are the same for any batch size.
+    """
+    n_channels = windows.batch(slice(0, 1))[0].shape[1]  # x is (1, D, L)
+    batch_size = max(1, min(batch_size, EVAL_ROWS // (n_channels * forecasts_per_window)))
+    for start in range(0, len(windows), batch_size):
+        index = slice(start, start + batch_size)
+        yield *windows.batch(index), windows.batch_mask(index)
 
 
 @torch.inference_mode()
@@ -30,14 +48,7 @@ def evaluate(
     device = next(model.parameters()).device
     sq_err = abs_err = loss_sum = 0.0
     count = 0
-    # Wide panels: cap the channel rows per batch, so evaluating traffic (862 channels) at the default
-    # batch of 1024 windows does not hold gigabytes of activations. Sums are the same for any batch size.
-    n_channels = windows.batch(slice(0, 1))[0].shape[1]  # x is (1, D, L)
-    batch_size = max(1, min(batch_size, EVAL_ROWS // n_channels))
-    for start in range(0, len(windows), batch_size):
-        index = slice(start, start + batch_size)
-        x, y = windows.batch(index)
-        mask = windows.batch_mask(index)
+    for x, y, mask in evaluation_batches(windows, batch_size):
         with autocast(device, precision):
             pred = model.forward_channels_first(x) if mask is None else model.forward_channels_first(x, mask=mask[0])
         if criterion is not None:

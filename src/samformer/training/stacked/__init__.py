@@ -5,6 +5,7 @@
 - `evaluation`: every model, and their mean forecast, scored on the same windows.
 - `checkpoint`: the whole stack's training state, for an exact resume.
 - `memory`: what a stack needs, checked before anything is allocated.
+- `stackable`: the one rule for what may share a stack (with `samformer.nn.stackable`, the networks' half).
 
 The network itself (`StackedSAMformer`) lives in `samformer.nn.stacked`.
 """

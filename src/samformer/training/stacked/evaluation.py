@@ -9,24 +9,18 @@ import torch
 
 from samformer.data.series import SplitData, Windows
 from samformer.metrics import QuantileLoss
-from samformer.nn.model import SAMformer, missing_as_zero
+from samformer.nn.model import SAMformer
 from samformer.nn.quantile import sorted_quantiles
-from samformer.nn.stacked import StackedSAMformer, standardize_inputs
+from samformer.nn.stacked import StackedSAMformer
 from samformer.training.config import Precision, TrainConfig, TrainResult
-from samformer.training.evaluation import EVAL_ROWS
+from samformer.training.evaluation import evaluation_batches
 from samformer.training.steps import autocast
 
 
 @torch.inference_mode()
 def stacked_forecast(stack: StackedSAMformer, x: torch.Tensor, mask: torch.Tensor | None, precision: Precision) -> torch.Tensor:
     """Every model's forecast (k, B, Dt, H) of the same inputs x (B, D, L), by the pass a single model would take."""
-    k = len(stack)
-    if stack.config.revin:
-        z, (mean, std) = standardize_inputs(x, mask)  # statistics of the inputs: the same for every model
-        stats = (mean.expand(k, *mean.shape), std.expand(k, *std.shape))
-    else:
-        z, stats = missing_as_zero(x, mask), None
-    z = z.expand(k, *z.shape)  # (B, D, L) -> (k, B, D, L), no copy
+    z, stats = stack.standardize_shared(x, mask)  # (B, D, L) -> (k, B, D, L), no copy
     if stack.uses_fused(z):
         dtype = torch.bfloat16 if precision == "bf16" else stack.flat.dtype
         return stack.fused_forecast(z, stats, dtype)
@@ -56,12 +50,7 @@ def evaluate_stacked(
     errors = torch.zeros(4, k + 1, dtype=torch.float64, device=device)  # (squared, absolute) x (k models, ensemble)
     losses = [0.0] * k  # pinball sums, weighted by the targets they cover
     count = 0
-    n_channels = windows.batch(slice(0, 1))[0].shape[1]
-    batch_size = max(1, min(batch_size, EVAL_ROWS // (n_channels * k)))  # k forecasts per window
-    for start in range(0, len(windows), batch_size):
-        index = slice(start, start + batch_size)
-        x, y = windows.batch(index)
-        mask = windows.batch_mask(index)
+    for x, y, mask in evaluation_batches(windows, batch_size, forecasts_per_window=k):
         pred = stacked_forecast(stack, x, None if mask is None else mask[0], precision)  # (k, B, Dt, H), or H·Q outputs
         if criterion is not None:
             y_mask = None if mask is None else mask[1]

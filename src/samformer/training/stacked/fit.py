@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
 
 import torch
 from tqdm.auto import tqdm
@@ -30,10 +31,8 @@ from samformer.training.stacked.checkpoint import StackCheckpoints
 from samformer.training.stacked.evaluation import evaluate_stacked
 from samformer.training.stacked.memory import check_stack_memory
 from samformer.training.stacked.optim import StackedSAM
+from samformer.training.stacked.stackable import stack_blockers
 from samformer.training.steps import autocast
-
-# Settings every model of a stack must share: its batches line up, it runs in one precision on one device.
-SHARED_SETTINGS = ("batch_size", "shuffle", "precision", "device", "eval_batch_size")
 
 
 def seeded_models(build: Callable[[], SAMformer], seeds: Iterable[int]) -> list[SAMformer]:
@@ -46,18 +45,12 @@ def seeded_models(build: Callable[[], SAMformer], seeds: Iterable[int]) -> list[
 
 
 def check_stack(models: Sequence[SAMformer], data: SplitData, cfgs: Sequence[TrainConfig], criterion: QuantileLoss | None = None) -> None:
-    """One clear `SamformerError` for a stack that cannot be trained as given (quantile networks, with a `criterion`,
-    forecast `data.horizon` x its number of quantiles values)."""
-    if len(models) < 1:
-        raise SamformerError("fit_stacked needs at least one model (k >= 1)")
-    if len(cfgs) != len(models):
-        raise SamformerError(f"fit_stacked got {len(models)} models and {len(cfgs)} configs; pass one TrainConfig per model")
-    for name in SHARED_SETTINGS:
-        values = {getattr(c, name) for c in cfgs}
-        if len(values) > 1:
-            raise SamformerError(f"stacked models must share {name} (got {sorted(map(str, values))}); train them in separate stacks")
-    if any(c.compile for c in cfgs):
-        raise SamformerError("compile is not supported by the stacked trainer; set compile=False")
+    """One clear `SamformerError` for a stack that cannot be trained as given: what the rule (`stackable.stack_blockers`)
+    refuses, or models that do not fit the data (quantile networks, with a `criterion`, forecast `data.horizon` x its
+    number of quantiles values)."""
+    blockers = stack_blockers([asdict(m.config) for m in models], cfgs)
+    if blockers:
+        raise SamformerError(f"cannot train these models as one stack: {'; '.join(map(str, blockers))}")
     config = models[0].config
     outputs = data.horizon * (1 if criterion is None else len(criterion.quantiles))
     sizes = {"n_channels": data.n_channels, "seq_len": data.seq_len, "horizon": outputs}
@@ -215,7 +208,8 @@ def fit_stacked(
     """Train k models of one configuration on `data` together; model j as `train.fit(models[j], data, cfgs[j])`.
 
     Each model should be built as a separate run builds it (`seeded_models`). The configs may differ in
-    seed, lr, rho, adaptive, sam, weight decay, schedule, epochs and patience; they share `SHARED_SETTINGS`.
+    seed, lr, rho, adaptive, sam, weight decay, schedule, epochs and patience (`stackable.PER_MODEL_SETTINGS`); they
+    share `stackable.SHARED_SETTINGS`.
     The models are trained in place: each ends with its best weights, like `fit`. Returns one `TrainResult`
     per model, without test scores (`score_stacked` adds them); `train_seconds` is the training time until
     it left the stack. With a `checkpoint` path the whole stack's state is written there after every

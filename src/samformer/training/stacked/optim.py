@@ -4,8 +4,8 @@ Every model j of the stack gets exactly what `samformer.training.sam.SAM` wrappi
 single model: ε_j = rho_j · g_j / (‖g_j‖ + 1e-12), the norm over all of model j's parameters (ASAM:
 ε_j = rho_j · w_j² g_j / (‖|w_j| ⊙ g_j‖ + 1e-12)); then Adam's update with its own learning rate and L2
 weight decay, bias correction, β = (0.9, 0.999), eps 1e-8, by the kernel `torch.optim.Adam(fused=True)`
-runs. The parameters and Adam's moments are laid out as the stack's blocks, so a step is a few operations
-per parameter block whatever k is.
+runs (through its public functional form, `torch.optim.adam.adam`). The parameters and Adam's moments are laid
+out as the stack's blocks, so a step is a few operations per parameter block whatever k is.
 A model trained without SAM is a model with rho 0: its "perturbed" gradient is its gradient at w.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch.optim.adam import adam
 
 from samformer.nn.stacked import StackedSAMformer
 from samformer.training.config import TrainConfig
@@ -73,10 +74,12 @@ class StackedSAM:
     def adam_step(self, grads: list[torch.Tensor]) -> None:
         """Adam's update of every model with its gradient `grads` (the blocks' gradients, taken at w + ε under SAM).
 
-        `torch._fused_adam_`, the kernel `torch.optim.Adam(fused=True)` runs (and `train.build_optimizer`
-        chooses for fp32), once per group of models sharing a learning rate and weight decay.
+        `torch.optim.adam.adam(fused=True)`, the public functional form of `torch.optim.Adam(fused=True)` (which
+        `train.build_optimizer` chooses for fp32), once per group of models sharing a learning rate and weight decay.
+        It is given each model's row of each block as its own tensor, so that the kernel splits a model's parameter
+        into vector lanes and tail exactly as for the model alone: the same rounding, the same weights bit for bit
+        (whole blocks would round some elements in the other path, ~1 ulp apart).
         """
-        self.step += 1
         blocks = {"params": self.stack.blocks(), "grads": grads}
         blocks.update(exp_avgs=self.stack.blocks(self.exp_avg), exp_avg_sqs=self.stack.blocks(self.exp_avg_sq))
         groups: dict[tuple[float, float], list[int]] = {}
@@ -84,11 +87,13 @@ class StackedSAM:
             groups.setdefault(setting, []).append(j)
         for (lr, weight_decay), models in groups.items():
             rows = {name: [block[j] for block in tensors for j in models] for name, tensors in blocks.items()}
-            steps = [self.step] * len(rows["params"])
-            torch._fused_adam_(
-                rows["params"], rows["grads"], rows["exp_avgs"], rows["exp_avg_sqs"], [], steps,
-                lr=lr, beta1=BETAS[0], beta2=BETAS[1], weight_decay=weight_decay, eps=ADAM_EPS, amsgrad=False, maximize=False,
+            # One step counter per tensor, as Adam keeps one per parameter: `adam` advances each by one before the update.
+            steps = list(self.step.expand(len(rows["params"])).clone().unbind())
+            adam(
+                rows["params"], rows["grads"], rows["exp_avgs"], rows["exp_avg_sqs"], [], steps, fused=True,
+                amsgrad=False, beta1=BETAS[0], beta2=BETAS[1], lr=lr, weight_decay=weight_decay, eps=ADAM_EPS, maximize=False,
             )  # fmt: skip
+        self.step += 1
 
     def keep(self, index: torch.Tensor) -> None:
         """Keep only the models at `index` (1-d), in that order: their optimizer state and the stack's parameters."""

@@ -8,6 +8,7 @@ number of torch threads, and its records are stored (`samformer.experiments.stor
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Hashable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -20,9 +21,9 @@ from samformer.data.benchmarks import get_benchmark, is_benchmark_name
 from samformer.experiments.run import RunSpec, execute, execute_stacked
 from samformer.experiments.store import Job, ensemble_path, ensemble_record, run_path, store_run
 from samformer.files import exclusive_lock, write_json
+from samformer.training.stacked.stackable import stack_key
 
-STACKABLE_OPTIONS = {"seed", "rho", "progress"}  # training options in which the runs of one stack may differ
-UNSTACKABLE_VARIANTS = {"sigma-reparam"}  # σReparam's power-iteration state is per model
+STACKED_TOGETHER = {"seed", "rho", "progress"}  # a grid stack: a cell's seeds and its rho values
 
 
 @dataclass
@@ -45,30 +46,23 @@ def train_record(spec: RunSpec, data_dir: str | None, threads: int) -> dict[str,
     return record
 
 
-def _stack_key(job: Job) -> tuple:
-    """Runs with equal keys have one shape and share the settings a stack must share: they train as one stack."""
+def _stack_key(job: Job) -> Hashable | None:
+    """Runs with equal keys train as one stack (the stacking rule, `training.stacked.stackable`, narrowed to a cell's
+    seeds and rho values); None for a run the rule keeps out of any stack."""
     spec, _ = job
-    options = {k: v for k, v in spec.train_options.items() if k not in STACKABLE_OPTIONS}
-    return (
-        spec.variant,
-        spec.dataset,
-        spec.horizon,
-        spec.seq_len,
-        repr(sorted(spec.model_options.items())),
-        repr(spec.channels),
-        repr(sorted(options.items())),
-    )
+    key = stack_key(spec.network_options(), spec.train_config(), per_model=STACKED_TOGETHER)
+    return None if key is None else (spec.variant, spec.dataset, spec.horizon, spec.seq_len, repr(spec.channels), key)
 
 
 def stacks(jobs: list[Job]) -> list[list[Job]]:
     """The jobs grouped into stacks (a cell's seeds, and its rho values), in the order of their first job.
 
-    σReparam runs cannot be stacked: each is a stack of its own.
+    A run the stacking rule refuses (σReparam, compile) is a stack of its own.
     """
-    groups: dict[tuple, list[Job]] = {}
+    groups: dict[Hashable, list[Job]] = {}
     for job in jobs:
-        key = _stack_key(job) if job[0].variant not in UNSTACKABLE_VARIANTS else (id(job),)
-        groups.setdefault(key, []).append(job)
+        key = _stack_key(job)
+        groups.setdefault((id(job),) if key is None else key, []).append(job)
     return list(groups.values())
 
 

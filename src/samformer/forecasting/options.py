@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -10,7 +11,9 @@ from samformer.checks import check_bool, check_path
 from samformer.errors import ConfigError
 from samformer.forecasting.arguments import check_model_options, check_positive_int, check_quantile_levels
 from samformer.nn.model import SAMformerConfig
+from samformer.nn.stackable import model_blockers
 from samformer.training.config import TrainConfig
+from samformer.training.stacked.stackable import training_blockers
 
 MODEL_OPTIONS = {f.name for f in fields(SAMformerConfig)} - {"n_channels", "seq_len", "horizon"}  # set by the data, not the user
 TRAIN_OPTIONS = {f.name for f in fields(TrainConfig)}
@@ -82,12 +85,13 @@ class ForecastOptions:
             raise ConfigError(f"ensemble must be a positive integer (the number of seeds whose forecasts are averaged), got {ensemble!r}")
         if ensemble == 1:
             return
-        excluded = {
-            "model_options sigma_reparam=True (σReparam networks cannot be stacked)": self.model_options.get("sigma_reparam"),
+        seeds = [dataclasses.replace(self.train_config, seed=self.train_config.seed + j) for j in range(ensemble)]
+        excluded = [f"model_options {b}" for b in model_blockers([self.model_options] * ensemble)]  # the stacking rule
+        excluded += [str(b) for b in training_blockers(seeds)]
+        forecaster_only = {
             "calibrate=False (an ensemble's intervals come only from calibration)": self.quantiles and not self.calibrate,
             "log_dir (per-epoch logs are written for a single network)": self.log_dir is not None,
-            "compile=True (the stacked trainer runs uncompiled)": self.train_config.compile,
         }
-        for option, present in excluded.items():
-            if present:
-                raise ConfigError(f"ensemble={ensemble} cannot be combined with {option}; use ensemble=1 or drop that option")
+        excluded += [option for option, present in forecaster_only.items() if present]
+        if excluded:
+            raise ConfigError(f"ensemble={ensemble} cannot be combined with {excluded[0]}; use ensemble=1 or drop that option")

@@ -70,8 +70,9 @@ def _forward(z, mean, std, w: FusedWeights, s: FusedSettings):
     a, b, eps, targets, dtype = w.a, w.b, s.eps, s.targets, s.dtype
     d, H, master = w.wq.shape[0], w.wf.shape[0], w.wf.dtype
     B, D, L = z.shape
-    wf_low, wv_low = w.wf.to(dtype), w.wv.to(dtype)  # each weight cast once, never stacked in fp32 first
-    weight = torch.cat([w.wq.to(dtype), w.wk.to(dtype), wf_low, wf_low @ wv_low])  # W = [Wq; Wk; Wf; Wf Wv]: (2d + 2H, L)
+    top = torch.cat([w.wq, w.wk, w.wf]).to(dtype)  # (2d + H, L)
+    wf_low, wv_low = top[2 * d :], w.wv.to(dtype)
+    weight = torch.cat([top, wf_low @ wv_low])  # W = [Wq; Wk; Wf; Wf Wv]: (2d + 2H, L), in the low precision
     bias = torch.cat([w.bq, w.bk, w.bf, w.wf @ w.bv])  # (2d + 2H,)
     projected = torch.mm(z.reshape(B * D, L), weight.T).view(B, D, -1)  # (B·D, L) @ (L, 2d + 2H), low precision
     if a is not None:

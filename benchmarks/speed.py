@@ -52,6 +52,7 @@ from samformer.training.steps import CompiledForwardBackward, forward_backward
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import original_reference as original
+import roofline
 
 SEQ_LEN, HORIZON, D_MODEL = 512, 96, 16
 
@@ -150,6 +151,74 @@ def reference_epoch(series: torch.Tensor, batch_size: int, seed: int = 0) -> Cal
     optimizer = original.OriginalSAM(model.parameters(), torch.optim.Adam, rho=0.7, lr=1e-3)
     loader = original.make_loader(series, SEQ_LEN, HORIZON, batch_size, seed)
     return lambda: original.train_epoch(model, optimizer, loader)
+
+
+def training_steps(windows: Windows, batch_size: int, precision: str, seed: int = 0) -> Callable[[], None]:
+    """One call = one samformer training step (direct passes) on the next batch of a fixed shuffled order."""
+    torch.manual_seed(seed)
+    model = SAMformer(windows.series.shape[1], SEQ_LEN, HORIZON).train()
+    optimizer = build_optimizer(model, TrainConfig(batch_size=batch_size))
+    order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(seed)).split(batch_size)
+    count = iter(range(10**9))
+
+    def step() -> None:
+        x, y = windows.batch(order[next(count) % (len(order) - 1)])  # never the ragged last batch
+        train_step(model, optimizer, x, y, precision)
+
+    return step
+
+
+def memory_roofline(windows: Windows, batch_sizes: list[int], peak: dict[str, float], bandwidth: float) -> dict[str, dict]:
+    """Per batch size and precision: bytes a step moves (the floor and as executed), FLOPs as computed, and the
+    epoch's roofline floor max(FLOP floor, bytes floor) in seconds; printed and returned."""
+    D, n_windows, rows = windows.series.shape[1], len(windows), {}
+    header = f"{'GFLOP/step':>11}{'MB floor':>10}{'MB executed':>12}{'FLOP s':>8}{'bytes s':>9}{'exec. bytes s':>14}{'roofline s':>11}"
+    print(f"\nroofline per epoch (bytes at the triad bandwidth)\n{'batch':>5} {'prec':>5}{header}")
+    for batch in batch_sizes:
+        steps = -(-n_windows // batch)
+        gflop = batch * fused_flops_per_window(D, SEQ_LEN, HORIZON, batch) / 1e9
+        floor_bytes = roofline.state_bytes_floor(D, SEQ_LEN, HORIZON, D_MODEL, batch)
+        for precision in ("fp32", "bf16"):
+            step = training_steps(windows, batch, precision)
+            for _ in range(2):
+                step()
+            executed, by_op = roofline.executed_bytes_per_step(step, steps=3)
+            row = {
+                "gflop_per_step": gflop,
+                "bytes_floor_per_step": floor_bytes,
+                "bytes_executed_per_step": executed,
+                "bytes_executed_by_op": dict(list(by_op.items())[:12]),
+                "flop_floor_s": steps * gflop / peak[precision],
+                "bytes_floor_s": steps * floor_bytes / bandwidth / 1e9,
+                "executed_bytes_s": steps * executed / bandwidth / 1e9,
+            }
+            row["roofline_s"] = max(row["flop_floor_s"], row["bytes_floor_s"])
+            rows[f"{batch}/{precision}"] = row
+            print(
+                f"{batch:>5} {precision:>5}{gflop:>11.3f}{floor_bytes / 1e6:>10.1f}{executed / 1e6:>12.1f}{row['flop_floor_s']:>8.3f}"
+                f"{row['bytes_floor_s']:>9.3f}{row['executed_bytes_s']:>14.3f}{row['roofline_s']:>11.3f}"
+            )
+    return rows
+
+
+def profile_epochs(windows: Windows, batch_sizes: list[int], out_dir: Path) -> dict[str, dict]:
+    """Top-15 operators by self time of one epoch (direct passes) and operator counts per step, per batch size
+    and precision; each table also written to `out_dir`/profile_b<batch>_<precision>.txt."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    found = {}
+    for batch in batch_sizes:
+        for precision in ("fp32", "bf16"):
+            epoch = samformer_epoch(windows, batch, precision, "direct")
+            epoch()  # warm-up
+            table, top = roofline.profile_epoch(epoch)
+            counts = roofline.op_counts_per_step(training_steps(windows, batch, precision))
+            load = os.getloadavg()[0]
+            setting = f"one epoch, batch {batch}, {precision}, {torch.get_num_threads()} threads, load average {load:.1f}"
+            text = f"{setting}\n{table}\nper step: {counts}\n"
+            (out_dir / f"profile_b{batch}_{precision}.txt").write_text(text)
+            print(f"\n{text}", end="", flush=True)
+            found[f"{batch}/{precision}"] = {"top": top, "counts_per_step": counts}
+    return found
 
 
 def train_cli(precision: str, data_dir: str | None, compile_cache: str | None = None) -> dict:
@@ -257,6 +326,7 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile configurations")
     parser.add_argument("--train-runs", type=int, default=3, help="`samformer train` runs per precision (default 3; median reported)")
     parser.add_argument("--out", default=None, help="also write the JSON summary to this file")
+    parser.add_argument("--profile", action="store_true", help="top-15 operators of one epoch and op counts per step, to results/speed/")
     parser.add_argument("--default-malloc", action="store_true", help="leave glibc's malloc thresholds alone (the CLI sets them)")
     args = parser.parse_args()
     kept = not args.default_malloc and keep_freed_memory()  # as the `samformer` CLI does; every configuration runs under it
@@ -283,6 +353,10 @@ def main() -> None:
             f"  as samformer computes it (samformer.nn.fused: values folded, no input gradient), batch {b}: {gflop:.1f} GFLOP "
             f"-> {gflop / peak['fp32']:.2f} s (fp32), {gflop / peak['bf16']:.2f} s (bf16)"
         )
+    bandwidth = roofline.memory_bandwidth()
+    print(f"memory bandwidth (fp32 tensors of 256 MB, best of 5): copy {bandwidth['copy']:.1f} GB/s, triad {bandwidth['triad']:.1f} GB/s")
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    floors = memory_roofline(windows, batch_sizes, peak, bandwidth["triad"])
 
     configs = [
         ("reference (original step)", "fp32", None),
@@ -294,8 +368,8 @@ def main() -> None:
         configs += [("samformer fp32 + compile", "fp32", "compile"), ("samformer bf16 + compile", "bf16", "compile")]
     precision_of = {label: precision for label, precision, _ in configs}
     epoch_s: dict[str, dict[str, float]] = {}
-    print(f"\n{'batch':>5}  {'configuration':<34}{'s/epoch':>9}{'x floor':>9}{'speed-up':>10}")
-    for batch in (int(b) for b in args.batch_sizes.split(",")):
+    print(f"\n{'batch':>5}  {'configuration':<34}{'s/epoch':>9}{'x floor':>9}{'x roofline':>11}{'speed-up':>10}")
+    for batch in batch_sizes:
         runs = {
             label: reference_epoch(data.train, batch) if passes is None else samformer_epoch(windows, batch, precision, passes)
             for label, precision, passes in configs
@@ -303,7 +377,9 @@ def main() -> None:
         row = epoch_s[str(batch)] = time_interleaved(runs, epochs)
         for label, seconds in row.items():
             speedup = row["reference (original step)"] / seconds
-            print(f"{batch:>5}  {label:<34}{seconds:>9.3f}{seconds / floor[precision_of[label]]:>9.2f}{speedup:>9.2f}x", flush=True)
+            to_roofline = seconds / floors[f"{batch}/{precision_of[label]}"]["roofline_s"]
+            to_floor = seconds / floor[precision_of[label]]
+            print(f"{batch:>5}  {label:<34}{seconds:>9.3f}{to_floor:>9.2f}{to_roofline:>11.2f}{speedup:>9.2f}x", flush=True)
 
     summary = {
         "peak_gflops_fp32": peak["fp32"],
@@ -315,7 +391,11 @@ def main() -> None:
         "floor_s_bf16": floor["bf16"],
         "malloc_keeps_freed_memory": kept,
         "epoch_s": epoch_s,
+        "memory_bandwidth_gbs": bandwidth,
+        "roofline": floors,
     }
+    if args.profile:
+        summary["profile"] = profile_epochs(windows, batch_sizes, Path(__file__).resolve().parent.parent / "results" / "speed")
     main_batch = epoch_s.get("256") or next(iter(epoch_s.values()))
     summary.update(
         epoch_s_reference=main_batch["reference (original step)"],

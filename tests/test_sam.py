@@ -201,3 +201,43 @@ def test_closure_step_after_an_explicit_first_step_only_completes_it():
     assert opt.step(closure) is None  # the loss at w was not computed by this call
     assert len(calls) == 1
     torch.testing.assert_close(torch.cat([w1, w2]).detach(), _two_step_reference(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_steps_match_a_textbook_sam_with_copies_bit_for_bit_in_fp32(adaptive):
+    """w + ε is built in new tensors that the parameters switch to and back from; the weights must come out
+    exactly as from the textbook step that copies w aside, perturbs it in place and copies it back."""
+    torch.manual_seed(0)
+    shapes = [(5, 3), (3,), (4, 5)]
+    start = [torch.randn(s) for s in shapes]
+    batches = [[torch.randn(s) for s in shapes] for _ in range(4)]
+
+    def loss(params, batch):  # a smooth, non-quadratic loss: gradients at w and w + ε differ
+        return sum(((p * x).sin() * p).sum() for p, x in zip(params, batch, strict=True))
+
+    ours = [torch.nn.Parameter(t.clone()) for t in start]
+    sam = SAM(ours, torch.optim.Adam, rho=0.5, adaptive=adaptive, lr=0.01, fused=True)
+    theirs = [torch.nn.Parameter(t.clone()) for t in start]
+    adam = torch.optim.Adam(theirs, lr=0.01, fused=True)
+    for batch in batches:
+        loss(ours, batch).backward()
+        sam.first_step(zero_grad=True)
+        loss(ours, batch).backward()
+        sam.second_step(zero_grad=True)
+
+        loss(theirs, batch).backward()
+        with torch.no_grad():
+            scaled = [p.abs() * p.grad if adaptive else p.grad for p in theirs]  # ASAM: ‖|w| ⊙ g‖, ε ∝ w² g
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in scaled]))
+            backups = [p.detach().clone() for p in theirs]
+            for p in theirs:
+                p.add_((p.grad * p * p if adaptive else p.grad) * (0.5 / (norm + 1e-12)))
+        adam.zero_grad()
+        loss(theirs, batch).backward()
+        with torch.no_grad():
+            for p, backup in zip(theirs, backups, strict=True):
+                p.copy_(backup)
+        adam.step()
+        adam.zero_grad()
+    for p, q in zip(ours, theirs, strict=True):
+        assert torch.equal(p.detach(), q.detach())

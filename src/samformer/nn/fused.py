@@ -15,7 +15,8 @@ same gradients with about a third of the operations, and spends the FLOPs where 
 - only the three large products (Wf Wv, z Wᵀ and their gradients) run in the low precision under
   autocast; W is built in it directly (its row sums W 1 are those of the rounded weights, so both
   terms use the weights the product used), and the (B, D, D) attention and everything elementwise
-  stay in fp32 (low-precision operands are widened on the fly, never cast into copies).
+  stay in fp32. On CPU an elementwise operation widens a low-precision operand into a temporary copy, so
+  each low-precision product is widened once, explicitly, and the copy reused.
 
 Notation (shapes): z standardised inputs (B, D, L); a, b RevIN's affine weight and bias (D,);
 Q, K (B, D, d); A = softmax(Q Kᵀ / √d) (B, D, D); forecast Y = (X Wfᵀ + bf) + A (X W̃ᵀ + b̃) with
@@ -75,7 +76,10 @@ def _forward(z, mean, std, w: FusedWeights, s: FusedSettings):
     bias = torch.cat([w.bq, w.bk, w.bf, w.wf @ w.bv])  # (2d + 2H,)
     projected = torch.mm(z.reshape(B * D, L), weight.T).view(B, D, -1)  # (B·D, L) @ (L, 2d + 2H), low precision
     if a is not None:
-        row_sums = weight.sum(dim=1, dtype=master)  # (2d + 2H,): W 1, of the weights the product used
+        # W 1 of the weights the product used, summed in their precision (fp32 accumulation, rounded like the product's
+        # outputs) and widened as 2d + 2H values: widening W itself would cost a (2d + 2H, L) copy
+        row_sums = weight.sum(dim=1).to(master)  # (2d + 2H,)
+        projected = projected.to(master)  # widened once, for the affine map here and for a's gradient in `_backward`
         out = torch.addcmul(torch.addcmul(bias, b[:, None], row_sums), a[:, None], projected)  # a (z Wᵀ) + b (W 1)ᵀ + bias
     else:
         row_sums, out = None, projected + bias  # (B, D, 2d + 2H), in the weights' precision

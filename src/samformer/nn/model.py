@@ -114,7 +114,7 @@ class RevIN(nn.Module):
         mean = x.mean(dim=-1, keepdim=True)  # (B, D, 1)
         centred = x - mean
         # Two-pass variance: at these shapes torch.var's CPU kernel is ~20x slower than a mean.
-        std = torch.sqrt(centred.square().mean(dim=-1, keepdim=True) + self.eps)
+        std = torch.sqrt((centred * centred).mean(dim=-1, keepdim=True) + self.eps)  # x·x: what square() computes, without pow's dispatch
         return centred / std, (mean, std)
 
     def _standardize_masked(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:

@@ -63,7 +63,7 @@ class SAM(torch.optim.Optimizer):
         # One list of groups shared with the base optimizer, so LR schedulers act on both.
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
-        self._perturbed: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []  # (w + ε, backup of w) per group
+        self._perturbed: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []  # (parameters, their w) per group
         self._at_perturbed_point = False  # set by first_step, cleared by second_step
 
     def _params_with_grad(self, group: dict[str, Any]) -> list[torch.Tensor]:
@@ -88,19 +88,16 @@ class SAM(torch.optim.Optimizer):
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
-        """Move to w + ε (keeping an exact copy of w) using the gradients currently stored."""
+        """Move to w + ε using the gradients currently stored; w itself is kept aside, untouched, for the restore.
+
+        w + ε is built in new tensors that the parameters are switched to (`p.data`), so neither w nor ε
+        needs a copy: one pass over the gradients (ε) and one over the weights (w + ε), whatever the number
+        of tensors (`torch._foreach_*`).
+        """
         groups = [(group, params) for group in self.param_groups if (params := self._params_with_grad(group))]
         grad_norm = self._grad_norm(groups)
         self._perturbed = []
         for group, params in groups:
-            backups = []
-            for p in params:
-                state = self.state[p]
-                if "old_p" not in state or state["old_p"].shape != p.shape:
-                    state["old_p"] = torch.empty_like(p)
-                backups.append(state["old_p"])
-            torch._foreach_copy_(backups, params)
-            self._perturbed.append((params, backups))
             scale = group["rho"] / (grad_norm + 1e-12)  # a tensor: no host sync on accelerators
             grads = [p.grad for p in params]
             # ε is built in the gradient buffers when they are about to be dropped anyway: no allocation.
@@ -109,16 +106,19 @@ class SAM(torch.optim.Optimizer):
                 torch._foreach_mul_(eps, params)
                 torch._foreach_mul_(eps, params)
             torch._foreach_mul_(eps, scale)
-            torch._foreach_add_(params, eps)
+            shifted = torch._foreach_add(params, eps)  # w + ε, rounded as w.add_(ε) would be
+            self._perturbed.append((params, [p.data for p in params]))
+            _point_to(params, shifted)
         self._at_perturbed_point = True
         if zero_grad:
             self.zero_grad(set_to_none=True)
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
-        """Restore w exactly, then let the base optimizer step with the gradients taken at w + ε."""
-        for params, backups in self._perturbed:
-            torch._foreach_copy_(params, backups)
+        """Switch the parameters back to w (bit for bit: the same tensors), then let the base optimizer
+        step with the gradients taken at w + ε."""
+        for params, originals in self._perturbed:
+            _point_to(params, originals)
         self._perturbed = []
         self._at_perturbed_point = False
         self.base_optimizer.step()
@@ -160,10 +160,16 @@ class SAM(torch.optim.Optimizer):
     def state_dict(self) -> dict[str, Any]:
         """The base optimizer's state and the shared groups (rho, adaptive, lr, ...).
 
-        The backup of w is scratch space, valid only between `first_step` and `second_step`.
+        The weights kept aside by `first_step` are not state: they exist only until `second_step`.
         """
         return self.base_optimizer.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups
+
+
+def _point_to(params: list[torch.Tensor], values: list[torch.Tensor]) -> None:
+    """Make each parameter hold the matching tensor (same shape and dtype), without copying it."""
+    for p, value in zip(params, values, strict=True):
+        p.data = value

@@ -18,7 +18,8 @@ from samformer.files import exclusive_lock
 from .conftest import make_frame
 from .helpers import run_cli, write_file
 
-FAST = ["--seq-len", "24", "--epochs", "1", "--batch-size", "64", "--quiet"]
+# SAMformer on every target (--no-fallback): these tests check the network as the commands serve it.
+FAST = ["--seq-len", "24", "--epochs", "1", "--batch-size", "64", "--quiet", "--no-fallback"]
 
 
 @pytest.fixture(scope="module")

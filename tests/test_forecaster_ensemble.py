@@ -19,7 +19,8 @@ from .conftest import make_frame
 pytestmark = pytest.mark.filterwarnings("ignore:the model does not beat:UserWarning")
 
 # Two epochs with patience 1 and no restarts: every network trains its own schedule; a fixed seq_len skips the search.
-OPTIONS = {"epochs": 2, "batch_size": 32, "progress": False}
+# SAMformer on every target: these tests compare the ensemble with its networks (stand-ins: tests/test_stand_ins.py).
+OPTIONS = {"epochs": 2, "batch_size": 32, "progress": False, "fallback": False}
 HORIZON, SEQ_LEN, K, SEED = 6, 24, 3, 4
 
 

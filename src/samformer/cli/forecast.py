@@ -67,6 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--ensemble", type=positive_int, default=1, help="train K seeds (seed..seed+K-1) in one pass; forecast their mean")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
+    fit.add_argument(
+        "--no-fallback",
+        dest="fallback",
+        action="store_false",
+        help="SAMformer on every target, even where a statistical forecaster does better on validation",
+    )
     add_training_options(fit, seq_len_default=None)
     fit.set_defaults(func=cmd_fit)
 
@@ -172,6 +178,7 @@ def _fit_into(args: argparse.Namespace, out: Path) -> int:
             model_options=spec.model_options,
             log_dir=args.log_dir,
             ensemble=args.ensemble,
+            fallback=args.fallback,
             **options,
         )
     except ValueError as exc:

@@ -22,6 +22,7 @@ from samformer.forecasting.baselines import naive_forecasts, seasonal_naive_fore
 
 SAMFORMER = "samformer"
 FITTED_CANDIDATES = ("ets", "theta")  # fitted models, from statsforecast
+TIE = 1e-9  # MSE differences below this share of a channel's variance are rounding, not skill
 
 
 def statsforecast_installed() -> bool:
@@ -108,6 +109,9 @@ def candidate_forecasts(
 def choose_forecasters(model: np.ndarray, candidates: dict[str, np.ndarray], actuals: np.ndarray) -> list[str]:
     """Per channel, the forecaster whose validation MSE is lowest: `SAMFORMER` unless a candidate is strictly better.
 
+    A later candidate must beat the best so far by more than `TIE` × the channel's variance: on a tie (two exact
+    forecasts, equal up to rounding) SAMformer, then the simpler candidate (in `candidate_names` order) stays.
+
     Args:
         model: SAMformer's point forecasts (N, H, D).
         candidates: name -> forecasts (N, H, D), NaN where the candidate has none.
@@ -117,11 +121,12 @@ def choose_forecasters(model: np.ndarray, candidates: dict[str, np.ndarray], act
     for d in range(actuals.shape[2]):
         observed = ~np.isnan(actuals[..., d]) & ~np.isnan(model[..., d])
         best, best_mse = SAMFORMER, _mse(model[..., d], actuals[..., d], observed)
+        margin = TIE * float(np.var(actuals[..., d][observed])) if observed.any() else 0.0
         for name, forecast in candidates.items():
             if np.isnan(forecast[..., d][observed]).any():
                 continue  # the candidate does not cover every validation value of this channel
             mse = _mse(forecast[..., d], actuals[..., d], observed)
-            if mse < best_mse:
+            if mse < best_mse - margin:
                 best, best_mse = name, mse
         chosen.append(best)
     return chosen

@@ -54,7 +54,10 @@ def _data(masked: bool, rows: int = ROWS):
     data = split_frame(make_frame(rows, 3), SEQ_LEN, HORIZON)
     if masked:  # about a fifth of the values missing, not evenly spread over the shards
         rng = np.random.default_rng(1)
-        data.masks = {s: torch.from_numpy(rng.random(tuple(getattr(data, s).shape)) > 0.2) for s in ("train", "val", "test")}
+        # One mask over the whole series, cut like the splits: the splits overlap (val starts seq_len rows before the
+        # end of train) and may share storage, so each row must be missing in every split that holds it, or none.
+        observed = rng.random((rows, 3)) > 0.2
+        data.masks = {s: torch.from_numpy(observed[a:b]) for s, (a, b) in data.borders.items()}
         for split, mask in data.masks.items():
             getattr(data, split)[~mask] = float("nan")  # must never reach the loss
     return data

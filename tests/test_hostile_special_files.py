@@ -21,8 +21,7 @@ import pytest
 from samformer import Forecaster, SamformerError, load_dataset
 from samformer.cli.main import main
 from samformer.data.benchmarks import content_sha256, locate
-from samformer.data.frames import read_csv
-from samformer.data.series import read_series_csv
+from samformer.data.series import read_csv, read_series_csv
 from samformer.experiments.ensembles import iter_ensembles
 from samformer.experiments.store import read_run
 from samformer.files import file_sha256, read_json, require_directory

@@ -208,12 +208,19 @@ def _refuse_long_lookalike(df: pd.DataFrame, source: str) -> None:
     text = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     values = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
     dates = [c for c in text if str(c).strip().lower() in DATE_COLUMNS or _parses_as_dates(df[c])]
-    ids = [c for c in text if c not in dates]
+    ids = [c for c in text if c not in dates and not _numbers_with_decimal_commas(df[c])]
     if len(values) == len(dates) == len(ids) == 1 and df[ids[0]].nunique() < len(df):
         raise DataError(
             f"{source} looks like a long panel (one row per series and time: {ids[0]}, {dates[0]}, {values[0]}); "
             f"rename its columns to unique_id, ds, y"
         )
+
+
+def _numbers_with_decimal_commas(column: pd.Series) -> bool:
+    """Whether every value of a text column reads as a number once a decimal comma is a point ("1,5"): a channel
+    written in another locale, refused later as not numeric, not a series id."""
+    text = column.dropna().astype(str).str.replace(",", ".", regex=False)
+    return len(text) > 0 and bool(pd.to_numeric(text, errors="coerce").notna().all())
 
 
 def _parses_as_dates(column: pd.Series) -> bool:

@@ -54,11 +54,24 @@ def read_csv(path: str | os.PathLike, missing_hint: str = "give the path of a CS
     if not path.is_file():
         raise DataError(f"{path}: no such file; {missing_hint}")
     try:
-        return pd.read_csv(path)
+        return _overflowed_as_numbers(pd.read_csv(path))
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; a CSV needs a header row and one row per time step") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} could not be parsed as CSV ({exc}); check the delimiter and encoding") from None
+
+
+def _overflowed_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each text column whose every value is a number made numeric: pandas before 3 reads a column holding
+    a value beyond float64 ("1e400") as text, pandas 3 as inf; both then get the same refusal (an infinite value)."""
+    for column in frame.select_dtypes(include="object").columns:
+        try:
+            numbers = frame[column].astype(np.float64)  # Python's float(): "1e400" is inf (pandas' parser gives NaN)
+        except (ValueError, TypeError):
+            continue  # text, refused by name where the frame is validated
+        if np.isinf(numbers).any():
+            frame[column] = numbers
+    return frame
 
 
 def infer_frequency(index: pd.DatetimeIndex) -> str | None:

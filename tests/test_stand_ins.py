@@ -1,4 +1,6 @@
-"""The default Forecaster's statistical stand-ins: where validation prefers seasonal naive, the model is seasonal naive.
+"""The default Forecaster's statistical stand-ins (where validation prefers seasonal naive, the model is seasonal naive),
+and its backtest's out-of-sample default start.
+
 
 The series is an exact weekly cycle, so seasonal naive forecasts it without error on every origin and no trained
 network can beat it: the default must pick it on both channels, and its forecasts must be the last week repeated —
@@ -86,3 +88,14 @@ def test_fallback_false_keeps_samformer_on_every_target():
 def test_a_cap_that_ended_training_is_said_in_one_line():
     with pytest.warns(UserWarning, match=r"stopped at its cap of 2 epochs with the validation MSE still improving"):
         Forecaster(H, L, fallback=False, **{**OPTIONS, "epochs": 2, "patience": 50}).fit(weekly(140))
+
+
+def test_backtest_starts_after_the_fitted_rows_and_warns_when_told_to_start_on_them(fitted):
+    model, _ = fitted  # fitted on the first 140 days
+    frame = weekly(196)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default start is out-of-sample: no warning
+        default = model.backtest(frame)
+    assert default.forecasts.index.get_level_values("cutoff").min() == frame.index[139]  # first origin: row 140
+    with pytest.warns(UserWarning, match=r"forecast rows the model was fitted on .* in-sample"):
+        model.backtest(frame, start=L)

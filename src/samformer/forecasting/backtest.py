@@ -82,11 +82,35 @@ def check_stride(stride: object) -> int:
 def forecast_origins(frame: pd.DataFrame, schema: FrameSchema, start: int | float | str | pd.Timestamp | None, stride: int) -> np.ndarray:
     """The rows (first forecast step) of every origin from `start` on, `stride` apart, with `horizon` rows after them."""
     L, H, n = schema.seq_len, schema.horizon, len(frame)
-    first = max(start_row(check_backtest_start(start), frame, schema), L)
+    start = check_backtest_start(start)
+    fitted = fitted_rows(frame, schema)
+    if start is None and 0 < fitted <= n - H:  # the frame holds the rows fitted on: score only what came after
+        first = max(fitted, L)
+    else:
+        first = max(start_row(start, frame, schema), L)
+        warn_if_in_sample(first, fitted, frame)
     origins = np.arange(first, n - H + 1, stride)
     if len(origins) == 0:
         raise DataError(f"no forecast origin between row {first} and row {n - H} (the last with {H} steps after it); start earlier")
     return origins
+
+
+def fitted_rows(frame: pd.DataFrame, schema: FrameSchema) -> int:
+    """How many leading rows of `frame` the model was fitted on (validation rows included); 0 if unknown or none."""
+    if schema.fitted_until is None:
+        return 0
+    return int(frame.index.searchsorted(pd.Timestamp(schema.fitted_until), side="right"))
+
+
+def warn_if_in_sample(first: int, fitted: int, frame: pd.DataFrame) -> None:
+    """One line when backtest origins fall on rows the model was fitted on: those errors are in-sample."""
+    if first < fitted:
+        warnings.warn(
+            f"backtest origins from {frame.index[first]} to {frame.index[fitted - 1]} forecast rows the model was fitted on "
+            f"(through {frame.index[fitted - 1]}): their errors are in-sample; start after them for out-of-sample scores",
+            UserWarning,
+            stacklevel=4,  # this function, forecast_origins, Forecaster.backtest, its caller
+        )
 
 
 def run_backtest(predictor: Predictor, schema: FrameSchema, frame: pd.DataFrame, origins: np.ndarray, config: TrainConfig) -> Backtest:

@@ -243,7 +243,8 @@ class Forecaster:
         Args:
             df: a frame with the training columns and frequency.
             start: first forecast step: a row number, a fraction of the rows, or a timestamp; default the
-                earliest possible (row `seq_len`).
+                first row after the rows the model was fitted on when `df` holds them (so the scores are
+                out-of-sample), else the earliest possible (row `seq_len`); a start on fitted rows warns.
             stride: steps between consecutive forecast origins.
         """
         self._check_fitted()

@@ -1,7 +1,6 @@
 """The default Forecaster's statistical stand-ins (where validation prefers seasonal naive, the model is seasonal naive),
 and its backtest's out-of-sample default start.
 
-
 The series is an exact weekly cycle, so seasonal naive forecasts it without error on every origin and no trained
 network can beat it: the default must pick it on both channels, and its forecasts must be the last week repeated —
 a truth computed from the cycle, not from the code. `fallback=False` keeps SAMformer.

@@ -1,190 +1,235 @@
-"""The Forecaster with its defaults on public series nobody here tuned on (issue 19's targets).
+"""The Forecaster's defaults beside statsforecast's five peers on public real series (issue 26, item 5).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/own_data.py [--out results/own_data] [--only taylor,...]
+    cd <checkout> && OMP_NUM_THREADS=1 PYTHONPATH=$PWD/src nice -n 10 /work/venv-bench/bin/python benchmarks/own_data.py \
+        [--out results/own_data] [--only airpassengers,nile,...] [--forecaster-options '{}'] [--pure-options '{}']
 
-Series (shipped with packages installed in the environment; nothing is downloaded): pmdarima's
-`taylor` (half-hourly electricity demand), vega_datasets' `seattle_weather` (daily, 4 numeric columns
-and a text one), statsmodels' `co2` (weekly, with missing weeks), pmdarima's `sunspots` (monthly) and
-statsmodels' `macrodata` (quarterly, 203 rows); plus vega_datasets' `stocks`, a long monthly panel
-whose series start on different dates, as a check of the input path.
+Environment (its own venv, so the statistical packages stay out of the project's):
 
-Protocol, the same for every series: the first 80 % of the rows are given to
-`Forecaster(horizon=H, quantiles=(0.1, 0.9), seed=0)` — every other setting its default, so the
-look-back is chosen on the last 20 % of those rows — and the model is backtested with rolling origins
-(stride 1) over the remaining 20 %. H is the natural horizon of the frequency (a day, a week, a
-quarter, a year, a year). Reported: the model's MSE against naive and seasonal naive
-(`Backtest.summary()`, `overall` row: standardised, averaged over the channels), the skill
-1 − MSE / best baseline MSE, the coverage of the [q0.1, q0.9] band over every held-out value, the
-number of zero-width bands, the chosen look-back and the fit time. One JSON per series and a
-forecast PNG (the last H held-out rows) are written as they finish, then `summary.json`.
+    python3 -m venv /work/venv-bench
+    /work/venv-bench/bin/pip install -c .ci/constraints.txt -e . -r benchmarks/own_data-requirements.txt
+
+Series: `benchmarks/own_data_series.py` (19 public real series shipped inside PyPI packages; nothing is
+downloaded). Methods: `Forecaster(horizon=H, quantiles=(0.1, 0.9), seed=0, **forecaster_options)` (the
+`default` column), the same with `**pure_options` (the `pure` column: pure SAMformer once the Forecaster
+has an option to turn its statistical fallback off; when both option sets are equal the default's fit is
+reused), and statsforecast's Naive, SeasonalNaive, AutoETS, AutoTheta and AutoARIMA.
+
+Protocol, one for all: every model is fitted once, on the first 80 % of the rows (statsforecast on each
+channel separately). Forecast origins lie every H rows over the remaining 20 %; at each origin every model
+forecasts the next H rows from all rows before it (the Forecaster's `backtest(stride=H)`, statsforecast's
+`forward`, which reuses the fitted parameters). H is one natural cycle of the frequency and m = H is the
+season of the seasonal methods; annual series take H = 5 and m = 1. Score: MSE of the point forecast over
+every observed held-out value, per channel divided by that channel's variance over the fitted rows, averaged
+over the channels; coverage: share of observed held-out values inside the 80 % band ([q0.1, q0.9] for the
+Forecaster, `level=[80]` for statsforecast). Missing values: statsforecast gets its inputs linearly
+interpolated (leading gaps dropped); nobody is scored on a missing value. Fit time: wall seconds of `fit`
+(statsforecast: summed over the channels, after one warm-up fit that compiles its kernels).
+
+Writes `<out>/<series>.json` as each series finishes, then rebuilds `<out>/summary.json` and the table
+`<out>/README.md` (`benchmarks/own_data_report.py`) from every series JSON made with the same options.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from own_data_report import atomic_write, comparisons, write_report
+from own_data_series import SERIES, Series
+from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, Naive, SeasonalNaive
 
 from samformer import Forecaster
-from samformer.plots import plot_forecast
 
-
-def taylor() -> pd.DataFrame:
-    from pmdarima.datasets import load_taylor
-
-    y = load_taylor(as_series=True)  # June 5 – August 27, 2000, half-hourly (Taylor 2003)
-    return pd.DataFrame({"demand": y.to_numpy()}, index=pd.date_range("2000-06-05", periods=len(y), freq="30min", name="date"))
-
-
-def seattle_weather() -> pd.DataFrame:
-    from vega_datasets import data
-
-    return data.seattle_weather()  # date, 4 numeric columns, and `weather` (text), as shipped
-
-
-def co2() -> pd.DataFrame:
-    import statsmodels.api as sm
-
-    return sm.datasets.co2.load_pandas().data  # weekly (Saturdays), 59 missing weeks left as NaN
-
-
-def sunspots() -> pd.DataFrame:
-    from pmdarima.datasets import load_sunspots
-
-    y = load_sunspots(as_series=True)
-    return pd.DataFrame({"sunspots": y.to_numpy()}, index=pd.DatetimeIndex(pd.to_datetime(y.index, format="%b %Y"), name="date"))
-
-
-def macrodata() -> pd.DataFrame:
-    import statsmodels.api as sm
-
-    raw = sm.datasets.macrodata.load_pandas().data
-    index = pd.PeriodIndex.from_fields(year=raw["year"].astype(int), quarter=raw["quarter"].astype(int), freq="Q").to_timestamp()
-    return raw.drop(columns=["year", "quarter"]).set_axis(pd.DatetimeIndex(index, name="date"), axis=0)
-
-
-def stocks() -> pd.DataFrame:
-    from vega_datasets import data
-
-    return data.stocks().rename(columns={"symbol": "unique_id", "date": "ds", "price": "y"})  # GOOG starts in 2004
-
-
-# name -> (loader, horizon, fit keyword arguments)
-SERIES: dict[str, tuple[Callable[[], pd.DataFrame], int, dict]] = {
-    "taylor": (taylor, 48, {}),
-    "seattle_weather": (seattle_weather, 7, {"target": ["precipitation", "temp_max", "temp_min", "wind"]}),
-    "co2": (co2, 13, {}),
-    "sunspots": (sunspots, 12, {}),
-    "macrodata": (macrodata, 4, {}),
-    "stocks": (stocks, 6, {}),
+STAT_METHODS = {
+    "naive": lambda m: Naive(),
+    "seasonal_naive": lambda m: SeasonalNaive(season_length=m),
+    "auto_ets": lambda m: AutoETS(season_length=m),
+    "auto_theta": lambda m: AutoTheta(season_length=m),
+    "auto_arima": lambda m: AutoARIMA(season_length=m),
 }
+FIT_SHARE = 0.8
+LEVEL = 80  # the central band scored, % (the Forecaster's (0.1, 0.9) quantiles)
 
 
-def rows_of(frame: pd.DataFrame, long: bool) -> pd.Index:
-    return pd.Index(sorted(frame["ds"].unique())) if long else pd.Index(range(len(frame)))
+def wide_targets(frame: pd.DataFrame, series: Series) -> pd.DataFrame:
+    """The forecast channels of a loader's frame as a wide frame on its time grid (rows = time steps)."""
+    if "unique_id" in frame.columns:
+        return frame.pivot(index="ds", columns="unique_id", values="y").sort_index()
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        frame = frame.set_index(frame.columns[0])
+    targets = series.fit_options.get("target") or list(frame.select_dtypes("number").columns)
+    return frame[targets].astype(float)
 
 
-def head(frame: pd.DataFrame, long: bool, n_rows: int) -> pd.DataFrame:
+def head(frame: pd.DataFrame, n_rows: int) -> pd.DataFrame:
     """The first `n_rows` time steps of a wide or long frame."""
-    if not long:
+    if "unique_id" not in frame.columns:
         return frame.iloc[:n_rows]
-    dates = sorted(frame["ds"].unique())
+    dates = np.sort(frame["ds"].unique())
     return frame[frame["ds"] < dates[n_rows]] if n_rows < len(dates) else frame
 
 
-def interval_stats(bt, targets: list[str]) -> dict:
-    """Coverage of [q0.1, q0.9] over every observed held-out value, and the narrowest band."""
-    lo = bt.forecasts[[f"{c}_q0.1" for c in targets]].to_numpy()
-    hi = bt.forecasts[[f"{c}_q0.9" for c in targets]].to_numpy()
-    y = bt.actuals[targets].to_numpy()
-    seen = ~np.isnan(y)
-    inside = (lo <= y) & (y <= hi)
-    return {
-        "coverage": float(inside[seen].mean()),
-        "below": float((y < lo)[seen].mean()),
-        "above": float((y > hi)[seen].mean()),
-        "zero_width_bands": int((hi - lo <= 0).sum()),
-        "narrowest_band": float((hi - lo).min()),
-    }
+def interpolated(y: np.ndarray) -> np.ndarray:
+    """A channel's values with inner and trailing gaps filled linearly (constant at the end), leading gaps cut."""
+    filled = pd.Series(y).interpolate(limit_direction="forward").to_numpy()
+    return filled[np.argmax(~np.isnan(filled)) :]
 
 
-def run(name: str, out: Path) -> dict:
-    loader, horizon, fit_options = SERIES[name]
-    frame = loader()
-    long = "unique_id" in frame.columns
-    n = len(rows_of(frame, long))
-    fit_rows = int(0.8 * n)
-    train = head(frame, long, fit_rows)
-    model = Forecaster(horizon=horizon, quantiles=(0.1, 0.9), seed=0, progress=False)
+def stat_forecasts(values: np.ndarray, fit_rows: int, origins: np.ndarray, horizon: int, season: int) -> dict[str, dict]:
+    """Each statsforecast method fitted once per channel, then forecasting from every origin.
+
+    Returns: method -> {"point", "lo", "hi"}: arrays (N origins, H, D), and "fit_seconds"; a method that
+    fails on a channel gets NaN forecasts there and its error message under "errors".
+    """
+    n_channels = values.shape[1]
+    out = {}
+    for name, make in STAT_METHODS.items():
+        arrays = {k: np.full((len(origins), horizon, n_channels), np.nan) for k in ("point", "lo", "hi")}
+        seconds, errors = 0.0, []
+        for d in range(n_channels):
+            try:
+                model = make(season)
+                started = time.perf_counter()
+                model.fit(interpolated(values[:fit_rows, d]))
+                seconds += time.perf_counter() - started
+                for i, origin in enumerate(origins):
+                    forecast = model.forward(y=interpolated(values[:origin, d]), h=horizon, level=[LEVEL])
+                    arrays["point"][i, :, d] = forecast["mean"]
+                    arrays["lo"][i, :, d] = forecast.get(f"lo-{LEVEL}", np.nan)
+                    arrays["hi"][i, :, d] = forecast.get(f"hi-{LEVEL}", np.nan)
+            except Exception as error:  # a benchmark records a peer's failure instead of stopping
+                errors.append(f"channel {d}: {type(error).__name__}: {error}")
+        out[name] = {**arrays, "fit_seconds": seconds, "errors": errors}
+    return out
+
+
+def library_forecasts(frame: pd.DataFrame, series: Series, fit_rows: int, targets: list[str], options: dict) -> dict:
+    """The Forecaster fitted once on the first `fit_rows` steps, backtested every H steps after them."""
+    model = Forecaster(horizon=series.horizon, quantiles=(0.1, 0.9), seed=0, progress=False, **options)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        model.fit(train, **fit_options)
+        model.fit(head(frame, fit_rows), **series.fit_options)
     seconds = time.perf_counter() - started
-    bt = model.backtest(frame, start=fit_rows)
-    summary = bt.summary()
-    overall = summary.loc["overall"]
-    result = {
-        "series": name,
-        "rows": n,
-        "channels": len(model.targets_),
-        "freq": model.freq_,
-        "season": model.season_,
-        "horizon": horizon,
-        "fit_rows": fit_rows,
-        "origins": int(bt.forecasts.index.get_level_values("cutoff").nunique()),
+    bt = model.backtest(frame, start=fit_rows, stride=series.horizon)
+    n_origins = bt.forecasts.index.get_level_values("cutoff").nunique()
+    shape = (n_origins, series.horizon, len(targets))  # rows are (cutoff, date) in order: (N·H, D) -> (N, H, D)
+    columns = {"point": targets, "lo": [f"{c}_q0.1" for c in targets], "hi": [f"{c}_q0.9" for c in targets]}
+    arrays = {k: bt.forecasts[cols].to_numpy(dtype=float).reshape(shape) for k, cols in columns.items()}
+    return {
+        **arrays,
+        "actual": bt.actuals[targets].to_numpy(dtype=float).reshape(shape),
+        "fit_seconds": seconds,
         "seq_len": model.seq_len_,
-        "selection": model.selection_.reset_index().to_dict("records"),
         "epochs_run": len(model.history_),
-        "fit_seconds": round(seconds, 1),
-        "mse": overall["mse"],
-        "naive_mse": overall["naive_mse"],
-        "seasonal_naive_mse": overall.get("seasonal_naive_mse"),
-        "best_baseline": overall["best_baseline"],
-        "skill": overall["skill"],
-        **interval_stats(bt, model.targets_),
         "fit_warnings": [str(w.message) for w in caught],
-        "summary": summary.reset_index().to_dict("records"),
     }
-    draw(model, frame, long, horizon, out / f"{name}.png")
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-    return result
 
 
-def draw(model: Forecaster, frame: pd.DataFrame, long: bool, horizon: int, path: Path) -> None:
-    """The forecast of the last `horizon` rows from the rows before them, against what happened."""
-    n = len(rows_of(frame, long))
-    history = head(frame, long, n - horizon)
-    if long:
-        actual = frame[~frame.index.isin(history.index)]
-    else:
-        wide = frame.set_index(frame.columns[0]) if not isinstance(frame.index, pd.DatetimeIndex) else frame
-        history, actual = wide.iloc[: n - horizon][model.targets_], wide.iloc[n - horizon :][model.targets_]
-        history.index, actual.index = pd.DatetimeIndex(history.index), pd.DatetimeIndex(actual.index)
-    forecast = model.predict(history)
-    plot_forecast(forecast, history=history, actual=actual, n_history=6 * horizon, path=path)
+def scores(forecast: dict, actual: np.ndarray, scale: np.ndarray) -> dict[str, Any]:
+    """Scaled MSE (channels averaged) and 80 % band coverage of one method's forecasts (N, H, D)."""
+    seen = ~np.isnan(actual)
+    err = np.where(seen, forecast["point"] - actual, np.nan)
+    per_channel = np.nanmean(err**2, axis=(0, 1)) / scale**2  # (D,)
+    inside = (forecast["lo"] <= actual) & (actual <= forecast["hi"])
+    has_band = seen & ~np.isnan(forecast["lo"]) & ~np.isnan(forecast["hi"])
+    return {
+        "mse": None if np.isnan(per_channel).any() else float(per_channel.mean()),
+        "mse_per_channel": [float(v) for v in per_channel],
+        "band_inside": int(inside[has_band].sum()),
+        "band_scored": int(has_band.sum()),
+        "coverage": float(inside[has_band].mean()) if has_band.any() else None,
+        "fit_seconds": round(float(forecast["fit_seconds"]), 2),
+    }
+
+
+def run(name: str, forecaster_options: dict, pure_options: dict) -> dict[str, Any]:
+    """Every method on one series under the protocol; the per-series result record."""
+    series = SERIES[name]
+    frame = series.load()
+    wide = wide_targets(frame, series)
+    n, fit_rows = len(wide), int(FIT_SHARE * len(wide))
+    origins = np.arange(fit_rows, n - series.horizon + 1, series.horizon)
+    targets = [str(c) for c in wide.columns]
+    values = wide.to_numpy(dtype=float)  # (T, D)
+    default = library_forecasts(frame, series, fit_rows, targets, forecaster_options)
+    pure = default if pure_options == forecaster_options else library_forecasts(frame, series, fit_rows, targets, pure_options)
+    actual = np.stack([values[o : o + series.horizon] for o in origins])  # (N, H, D)
+    if default["actual"].shape != actual.shape or not np.allclose(default["actual"], actual, equal_nan=True):
+        raise RuntimeError(f"{name}: the Forecaster's backtest rows do not line up with the series' rows {origins.tolist()}")
+    stats = stat_forecasts(values, fit_rows, origins, series.horizon, series.season)
+    scale = np.nanstd(values[:fit_rows], axis=0)  # (D,), the fitted rows' standard scale
+    methods = {k: scores(v, actual, scale) for k, v in {"default": default, "pure": pure, **stats}.items()}
+    return {
+        "series": name,
+        "source": series.source,
+        "freq": pd.infer_freq(wide.index[:50]) or "?",
+        "rows": n,
+        "channels": len(targets),
+        "horizon": series.horizon,
+        "season": series.season,
+        "fit_rows": fit_rows,
+        "origins": len(origins),
+        "pure_reuses_default": pure is default,
+        "seq_len": {"default": default["seq_len"], "pure": pure["seq_len"]},
+        "epochs_run": {"default": default["epochs_run"], "pure": pure["epochs_run"]},
+        "fit_warnings": {"default": default["fit_warnings"], "pure": pure["fit_warnings"]},
+        "stat_errors": {k: v["errors"] for k, v in stats.items() if v["errors"]},
+        "methods": methods,
+        "comparison": comparisons(methods),
+    }
+
+
+def warm_up() -> None:
+    """Fit and forecast each statsforecast method once on a toy series, so no series' fit time pays the compilation."""
+    toy = 10 + np.sin(np.arange(60) * 2 * np.pi / 12) + np.random.default_rng(0).normal(0, 0.1, 60)
+    stat_forecasts(toy[:, None], 48, np.array([48]), 12, 12)
+
+
+def json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error}); pass an object such as '{{\"ensemble\": 3}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object of Forecaster keyword arguments, got {text!r}")
+    return value
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="results/own_data")
-    parser.add_argument("--only", default=",".join(SERIES), help="comma-separated series (default: all)")
+    parser.add_argument("--out", default="results/own_data", help="output directory")
+    parser.add_argument("--only", default=",".join(SERIES), help="comma-separated series (default: all, short ones first)")
+    parser.add_argument("--forecaster-options", type=json_object, default={}, help="JSON kwargs for the default column's Forecaster")
+    parser.add_argument("--pure-options", type=json_object, default={}, help="JSON kwargs for the pure column ('{\"fallback\": false}')")
+    parser.add_argument("--skip-done", action="store_true", help="keep series whose JSON was made with the same options")
     args = parser.parse_args()
+    names = args.only.split(",")
+    unknown = [n for n in names if n not in SERIES]
+    if unknown:
+        parser.error(f"unknown series {', '.join(unknown)}; choose from {', '.join(SERIES)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for name in args.only.split(","):
-        result = run(name, out)
-        results.append(result)
-        keys = ("series", "seq_len", "fit_seconds", "mse", "best_baseline", "skill", "coverage", "zero_width_bands")
-        print(json.dumps({k: result[k] for k in keys}, default=float), flush=True)
-    (out / "summary.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    options = {"forecaster_options": args.forecaster_options, "pure_options": args.pure_options}
+    command = "OMP_NUM_THREADS=1 PYTHONPATH=$PWD/src python benchmarks/own_data.py " + shlex.join(sys.argv[1:])
+    warm_up()
+    for name in names:
+        path = out / f"{name}.json"
+        if args.skip_done and path.exists() and json.loads(path.read_text()).get("options") == options:
+            continue
+        result = {**run(name, **options), "options": options}
+        atomic_write(path, json.dumps(result, indent=2) + "\n")
+        brief = {k: (v["mse"], v["coverage"], v["fit_seconds"]) for k, v in result["methods"].items()}
+        print(json.dumps({"series": name, "mse, coverage, fit s": brief}), flush=True)
+        write_report(out, list(SERIES), options, command)
 
 
 if __name__ == "__main__":

@@ -151,8 +151,11 @@ def scores(forecast: dict, actual: np.ndarray, scale: np.ndarray) -> dict[str, A
     }
 
 
-def run(name: str, forecaster_options: dict, pure_options: dict) -> dict[str, Any]:
-    """Every method on one series under the protocol; the per-series result record."""
+def run(name: str, forecaster_options: dict, pure_options: dict, peers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every method on one series under the protocol; the per-series result record.
+
+    `peers`: an earlier record of this series whose statsforecast scores are kept (they do not depend on samformer).
+    """
     series = SERIES[name]
     frame = series.load()
     wide = wide_targets(frame, series)
@@ -165,9 +168,15 @@ def run(name: str, forecaster_options: dict, pure_options: dict) -> dict[str, An
     actual = np.stack([values[o : o + series.horizon] for o in origins])  # (N, H, D)
     if default["actual"].shape != actual.shape or not np.allclose(default["actual"], actual, equal_nan=True):
         raise RuntimeError(f"{name}: the Forecaster's backtest rows do not line up with the series' rows {origins.tolist()}")
-    stats = stat_forecasts(values, fit_rows, origins, series.horizon, series.season)
     scale = np.nanstd(values[:fit_rows], axis=0)  # (D,), the fitted rows' standard scale
-    methods = {k: scores(v, actual, scale) for k, v in {"default": default, "pure": pure, **stats}.items()}
+    methods = {k: scores(v, actual, scale) for k, v in {"default": default, "pure": pure}.items()}
+    if peers is None:
+        stats = stat_forecasts(values, fit_rows, origins, series.horizon, series.season)
+        methods.update({k: scores(v, actual, scale) for k, v in stats.items()})
+        stat_errors = {k: v["errors"] for k, v in stats.items() if v["errors"]}
+    else:
+        methods.update({k: v for k, v in peers["methods"].items() if k not in ("default", "pure")})
+        stat_errors = peers.get("stat_errors", {})
     return {
         "series": name,
         "source": series.source,
@@ -182,7 +191,7 @@ def run(name: str, forecaster_options: dict, pure_options: dict) -> dict[str, An
         "seq_len": {"default": default["seq_len"], "pure": pure["seq_len"]},
         "epochs_run": {"default": default["epochs_run"], "pure": pure["epochs_run"]},
         "fit_warnings": {"default": default["fit_warnings"], "pure": pure["fit_warnings"]},
-        "stat_errors": {k: v["errors"] for k, v in stats.items() if v["errors"]},
+        "stat_errors": stat_errors,
         "methods": methods,
         "comparison": comparisons(methods),
     }
@@ -211,6 +220,7 @@ def main() -> None:
     parser.add_argument("--forecaster-options", type=json_object, default={}, help="JSON kwargs for the default column's Forecaster")
     parser.add_argument("--pure-options", type=json_object, default={}, help="JSON kwargs for the pure column ('{\"fallback\": false}')")
     parser.add_argument("--skip-done", action="store_true", help="keep series whose JSON was made with the same options")
+    parser.add_argument("--peers-from", type=Path, default=None, help="reuse the statsforecast scores of an earlier run's JSONs here")
     args = parser.parse_args()
     names = args.only.split(",")
     unknown = [n for n in names if n not in SERIES]
@@ -220,12 +230,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     options = {"forecaster_options": args.forecaster_options, "pure_options": args.pure_options}
     command = "OMP_NUM_THREADS=1 PYTHONPATH=$PWD/src python benchmarks/own_data.py " + shlex.join(sys.argv[1:])
-    warm_up()
+    if args.peers_from is None:
+        warm_up()
     for name in names:
         path = out / f"{name}.json"
         if args.skip_done and path.exists() and json.loads(path.read_text()).get("options") == options:
             continue
-        result = {**run(name, **options), "options": options}
+        peers = None if args.peers_from is None else json.loads((args.peers_from / f"{name}.json").read_text())
+        result = {**run(name, **options, peers=peers), "options": options}
         atomic_write(path, json.dumps(result, indent=2) + "\n")
         brief = {k: (v["mse"], v["coverage"], v["fit_seconds"]) for k, v in result["methods"].items()}
         print(json.dumps({"series": name, "mse, coverage, fit s": brief}), flush=True)

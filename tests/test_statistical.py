@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from samformer.forecasting.statistical import (
+    MAX_FITTED_ORIGINS,
     SAMFORMER,
     candidate_forecasts,
     candidate_names,
@@ -61,3 +62,24 @@ def test_unobserved_values_are_left_out_of_the_choice():
     model = np.array([[[1.0], [0.0]]])
     naive = np.array([[[0.0], [100.0]]])  # perfect where observed, far off where not
     assert choose_forecasters(model, {"naive": naive}, actuals) == ["naive"]
+
+
+def test_when_choosing_the_fitted_candidates_are_scored_at_a_bounded_number_of_evenly_spaced_origins():
+    values = np.arange(400.0)[:, None] + np.sin(np.arange(400.0))[:, None]  # (T, 1)
+    origins = np.arange(100, 397)  # 297 origins
+    names = ("theta",) if statsforecast_installed() else ()
+    if not names:
+        pytest.skip("the stats extra (statsforecast) is not installed")
+    some = candidate_forecasts(values, 100, origins, 3, None, names=names, every=False)["theta"]
+    scored = ~np.isnan(some[:, 0, 0])
+    assert scored.sum() == MAX_FITTED_ORIGINS and scored[0] and scored[-1]
+    every = candidate_forecasts(values, 100, origins, 3, None, names=names)["theta"]
+    np.testing.assert_array_equal(some[scored], every[scored])  # the same forecast where scored
+    assert not np.isnan(every).any()
+
+
+def test_a_candidate_is_compared_on_the_values_it_forecast():
+    actuals = np.zeros((4, 1, 1))
+    model = np.array([0.0, 0.0, 5.0, 5.0])[:, None, None]  # perfect on the first two origins, far off on the others
+    sparse = np.array([1.0, np.nan, 1.0, np.nan])[:, None, None]  # scored at origins 0 and 2 only: MSE 1 vs 12.5 there
+    assert choose_forecasters(model, {"ets": sparse}, actuals) == ["ets"]

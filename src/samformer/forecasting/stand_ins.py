@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from samformer.forecasting.schema import FrameSchema
-from samformer.forecasting.statistical import candidate_forecasts, choose_forecasters, forecast_channel
+from samformer.forecasting.statistical import FITTED_CANDIDATES, candidate_forecasts, choose_forecasters, forecast_channel
 from samformer.nn.quantile import apply_offsets
 
 StandIns = Mapping[str, str]  # target name -> the name of the forecaster standing in for SAMformer there
@@ -40,9 +40,12 @@ def choose(
         target_values: the targets' series (T, D_targets); candidates fitted on rows before `fit_end`.
         origins: the first forecast row of each validation window (N,).
     """
-    candidates = candidate_forecasts(target_values, fit_end, origins, point.shape[1], season)
+    candidates = candidate_forecasts(target_values, fit_end, origins, point.shape[1], season, every=False)
     chosen = choose_forecasters(point, candidates, actuals)
-    return {target: name for target, name in zip(targets, chosen, strict=True) if name != "samformer"}, candidates
+    stand_ins = {target: name for target, name in zip(targets, chosen, strict=True) if name != "samformer"}
+    for name in {n for n in stand_ins.values() if n in FITTED_CANDIDATES}:  # scored at some origins: now at all
+        candidates[name] = candidate_forecasts(target_values, fit_end, origins, point.shape[1], season, names=(name,))[name]
+    return stand_ins, candidates
 
 
 def replace_with(forecasts: np.ndarray, stand_ins: StandIns, targets: list[str], replacements: np.ndarray) -> np.ndarray:

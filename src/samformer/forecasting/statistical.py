@@ -22,6 +22,8 @@ from samformer.forecasting.baselines import naive_forecasts, seasonal_naive_fore
 
 SAMFORMER = "samformer"
 FITTED_CANDIDATES = ("ets", "theta")  # fitted models, from statsforecast
+HISTORY_ROWS = 1000  # ETS and Theta are fitted on, and forecast from, at most this many latest rows
+MAX_FITTED_ORIGINS = 64  # origins at which ETS and Theta are scored when choosing (all of them afterwards)
 TIE = 1e-9  # MSE differences below this share of a channel's variance are rounding, not skill
 
 
@@ -49,7 +51,7 @@ def _season_for(name: str, season: int | None, n_rows: int) -> int:
 
 def _fitted(name: str, history: np.ndarray, season: int | None) -> object | None:
     """A statsforecast model fitted on `history` (T,), or None when it cannot fit these rows."""
-    rows = _filled(history)
+    rows = _filled(history)[-HISTORY_ROWS:]
     if len(rows) < 4 or np.ptp(rows) == 0:
         return None
     model = _model_class(name)(season_length=_season_for(name, season, len(rows)))
@@ -71,15 +73,21 @@ def _filled(series: np.ndarray) -> np.ndarray:
     return series[index][np.argmax(observed) :]
 
 
-def _fitted_forecasts(name: str, values: np.ndarray, fit_end: int, origins: np.ndarray, horizon: int, season: int | None) -> np.ndarray:
-    """ETS or Theta fitted on rows [0, fit_end) of each channel, applied at each origin: (T, D) -> (N, H, D)."""
+def _fitted_forecasts(
+    name: str, values: np.ndarray, fit_end: int, origins: np.ndarray, horizon: int, season: int | None, every: bool
+) -> np.ndarray:
+    """ETS or Theta fitted on rows [0, fit_end) of each channel, applied at each origin: (T, D) -> (N, H, D).
+
+    Unless `every`, at most `MAX_FITTED_ORIGINS` origins, evenly spaced, get a forecast (NaN at the others).
+    """
     out = np.full((len(origins), horizon, values.shape[1]), np.nan)
+    chosen = np.arange(len(origins)) if every else np.unique(np.linspace(0, len(origins) - 1, MAX_FITTED_ORIGINS).round().astype(int))
     for d in range(values.shape[1]):
         model = _fitted(name, values[:fit_end, d], season)
         if model is None:
             continue
-        for i, origin in enumerate(origins):
-            history = _filled(values[:origin, d])
+        for i in chosen:
+            history = _filled(values[: origins[i], d])[-HISTORY_ROWS:]
             if len(history) >= 2:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -88,12 +96,19 @@ def _fitted_forecasts(name: str, values: np.ndarray, fit_end: int, origins: np.n
 
 
 def candidate_forecasts(
-    values: np.ndarray, fit_end: int, origins: np.ndarray, horizon: int, season: int | None, names: tuple[str, ...] | None = None
+    values: np.ndarray,
+    fit_end: int,
+    origins: np.ndarray,
+    horizon: int,
+    season: int | None,
+    names: tuple[str, ...] | None = None,
+    every: bool = True,
 ) -> dict[str, np.ndarray]:
     """Each candidate's forecasts (N, H, D) made at `origins` of `values` (T, D); ETS/Theta fitted on rows before `fit_end`.
 
-    `names`: the candidates wanted (default `candidate_names(season)`). A candidate that cannot forecast a channel
-    (too few rows, a constant channel) has NaN there and is not chosen.
+    `names`: the candidates wanted (default `candidate_names(season)`). `every=False` (for choosing): ETS and
+    Theta forecast at most `MAX_FITTED_ORIGINS` origins, evenly spaced, and are compared with SAMformer on those.
+    A candidate that cannot forecast a channel (too few rows, a constant channel) has NaN there and is not chosen.
     """
     forecasts: dict[str, np.ndarray] = {}
     for name in candidate_names(season) if names is None else names:
@@ -102,14 +117,15 @@ def candidate_forecasts(
         elif name == "seasonal_naive":
             forecasts[name] = seasonal_naive_forecasts(values, origins, horizon, season)
         else:
-            forecasts[name] = _fitted_forecasts(name, values, fit_end, origins, horizon, season)
+            forecasts[name] = _fitted_forecasts(name, values, fit_end, origins, horizon, season, every)
     return forecasts
 
 
 def choose_forecasters(model: np.ndarray, candidates: dict[str, np.ndarray], actuals: np.ndarray) -> list[str]:
     """Per channel, the forecaster whose validation MSE is lowest: `SAMFORMER` unless a candidate is strictly better.
 
-    A later candidate must beat the best so far by more than `TIE` × the channel's variance: on a tie (two exact
+    Each candidate is compared with the best so far on the values it forecast (NaN elsewhere: an origin it was not
+    scored at, or a fit that failed). A later candidate must beat the best so far by more than `TIE` × the variance: on a tie (two exact
     forecasts, equal up to rounding) SAMformer, then the simpler candidate (in `candidate_names` order) stays.
 
     Args:
@@ -120,14 +136,15 @@ def choose_forecasters(model: np.ndarray, candidates: dict[str, np.ndarray], act
     chosen = []
     for d in range(actuals.shape[2]):
         observed = ~np.isnan(actuals[..., d]) & ~np.isnan(model[..., d])
-        best, best_mse = SAMFORMER, _mse(model[..., d], actuals[..., d], observed)
+        best, best_forecast = SAMFORMER, model[..., d]
         margin = TIE * float(np.var(actuals[..., d][observed])) if observed.any() else 0.0
         for name, forecast in candidates.items():
-            if np.isnan(forecast[..., d][observed]).any():
-                continue  # the candidate does not cover every validation value of this channel
-            mse = _mse(forecast[..., d], actuals[..., d], observed)
-            if mse < best_mse - margin:
-                best, best_mse = name, mse
+            covered = observed & ~np.isnan(forecast[..., d])  # (N, H): the values it forecast, both compared there
+            if not covered.any():
+                continue
+            mse = _mse(forecast[..., d], actuals[..., d], covered)
+            if mse < _mse(best_forecast, actuals[..., d], covered) - margin:
+                best, best_forecast = name, forecast[..., d]
         chosen.append(best)
     return chosen
 

@@ -16,14 +16,25 @@ It is an order of magnitude, not a measurement: it refuses what cannot fit, neve
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from samformer.errors import ConfigError
 
-if TYPE_CHECKING:
-    from samformer.nn.model import SAMformerConfig
+
+class SAMformerConfig(Protocol):
+    """The fields of `samformer.nn.model.SAMformerConfig` the estimate reads (a structural type: no import of the model)."""
+
+    n_channels: int
+    seq_len: int
+    horizon: int
+    d_model: int
+    value_dim: int | None
+    attention: bool
+    revin: bool
+    sigma_reparam: bool
+    sigma_reparam_scope: str
 
 FLOAT_BYTES = 4  # float32 master weights and activations
 GRADIENT_AND_ADAM = 3  # a gradient and Adam's two moments per weight

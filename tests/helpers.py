@@ -13,6 +13,7 @@ from samformer.forecasting.modelfile import config_sha256
 
 def run_cli(capsys, *argv: Any) -> tuple[int, str, str]:
     """`samformer ARGV` in this process: its exit code, stdout and stderr (arguments may be paths)."""
+    capsys.readouterr()  # what was printed before is not this command's
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err

@@ -78,7 +78,8 @@ def make_sources(root: Path) -> Path:
     frame = make_frame(ROWS, 2)
     frame.to_csv(root / "data.csv")
     frame.iloc[-40:].to_csv(root / "recent.csv")
-    assert main(["fit", "--csv", str(root / "data.csv"), "--horizon", "6", "--out", str(root / "model"), *TINY]) == 0
+    # --no-fallback: a network every command can use (export-onnx refuses statistical stand-ins by design)
+    assert main(["fit", "--csv", str(root / "data.csv"), "--horizon", "6", "--out", str(root / "model"), "--no-fallback", *TINY]) == 0
     assert main(["train", "--dataset", str(root / "data.csv"), "--horizon", "6", "--out", str(root / "run"), *TINY]) == 0
     return root
 

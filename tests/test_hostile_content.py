@@ -17,12 +17,12 @@ import pytest
 import samformer.forecasting.modelfile as modelfile
 import samformer.training.checkpoint as checkpoint_module
 from samformer import Forecaster, ModelFileError, SamformerError
-from samformer.cli.main import main
 from samformer.experiments.store import read_run
 from samformer.files import file_sha256
 from samformer.forecasting.modelfile import config_sha256
 from samformer.plots import plot_training
 from samformer.training.logs import history_problem
+from tests.helpers import run_cli
 
 from .hostile import TINY, Refused, check_verdict, make_sources, prepare_user_files, snapshot
 
@@ -30,13 +30,6 @@ from .hostile import TINY, Refused, check_verdict, make_sources, prepare_user_fi
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> Path:
     return make_sources(tmp_path_factory.mktemp("sources"))
-
-
-def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def rewrite_history(model: Path, history: Any) -> None:
@@ -81,7 +74,7 @@ def test_samformer_plot_refuses_a_malformed_history_in_one_line(capsys, tmp_path
     prepare_user_files(tmp_path, sources)
     rewrite_history(tmp_path / "model", MALFORMED_HISTORIES[case])
     before = snapshot(tmp_path)
-    code, out, err = run_cli(capsys, ["plot", "training", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "p.png")])
+    code, out, err = run_cli(capsys, *["plot", "training", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "p.png")])
     check_verdict(Refused(r"malformed training history"), code, out, err, tmp_path, before)
 
 
@@ -90,7 +83,7 @@ def test_samformer_plot_refuses_a_history_without_what_it_draws_in_one_line(caps
     rewrite_history(tmp_path / "model", [{k: v for k, v in GOOD_EPOCH.items() if k != "val_mse"}])
     Forecaster.load(tmp_path / "model")  # only `epoch` is required of a stored record
     before = snapshot(tmp_path)
-    code, out, err = run_cli(capsys, ["plot", "training", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "p.png")])
+    code, out, err = run_cli(capsys, *["plot", "training", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "p.png")])
     check_verdict(Refused(r"cannot plot this training history: history entry 0 lacks val_mse"), code, out, err, tmp_path, before)
 
 
@@ -99,7 +92,7 @@ def test_samformer_plot_refuses_an_empty_history_in_one_line(capsys, tmp_path, s
     rewrite_history(tmp_path / "model", [])
     Forecaster.load(tmp_path / "model")  # an empty history is a valid one: nothing to plot, though
     before = snapshot(tmp_path)
-    code, out, err = run_cli(capsys, ["plot", "training", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "p.png")])
+    code, out, err = run_cli(capsys, *["plot", "training", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "p.png")])
     check_verdict(Refused(r"training history is empty.*nothing to plot"), code, out, err, tmp_path, before)
 
 
@@ -155,7 +148,7 @@ def test_samformer_table_warns_in_one_line_and_tables_the_good_runs(capsys, tmp_
     runs.mkdir(parents=True)
     (runs / "seed0.json").write_text(json.dumps({**GOOD_RUN, "train_config": {"lr": 0.001, "sam": True}}))
     (runs / "seed1.json").write_text(json.dumps({**GOOD_RUN, "seed": 1, "train_config": {"lr": "abc"}}))
-    code, out, err = run_cli(capsys, ["table", str(tmp_path / "runs")])
+    code, out, err = run_cli(capsys, *["table", str(tmp_path / "runs")])
     assert code == 0, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert re.search(r"^samformer: warning: .*seed1\.json holds train_config lr='abc' out of range.*not used", err), err
@@ -166,7 +159,7 @@ def test_samformer_table_refuses_when_every_run_file_is_mistyped(capsys, tmp_pat
     runs = tmp_path / "runs" / "samformer" / "data" / "H6"
     runs.mkdir(parents=True)
     (runs / "seed0.json").write_text(json.dumps({**GOOD_RUN, "train_config": {"rho": "high"}}))
-    code, out, err = run_cli(capsys, ["table", str(tmp_path / "runs")])
+    code, out, err = run_cli(capsys, *["table", str(tmp_path / "runs")])
     assert code == 2 and out == "", err
     warning, error = err.strip().splitlines()
     assert re.search(r"^samformer: warning: .*seed0\.json holds train_config rho='high' out of range", warning), warning
@@ -189,7 +182,7 @@ def test_train_overwrite_on_a_full_disk_leaves_the_old_run_byte_identical(capsys
     monkeypatch.setattr(train_command, "save_model" if "weights" in failing else "write_json", full_disk)
     before = snapshot(tmp_path)
     argv = ["train", "--dataset", str(tmp_path / "data.csv"), "--horizon", "6", "--out", str(tmp_path / "run"), "--overwrite", *TINY]
-    code, out, err = run_cli(capsys, argv)
+    code, out, err = run_cli(capsys, *argv)
     check_verdict(Refused(r"No space left on device.*free some space"), code, out, err, tmp_path, before)
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".old", ".lock"))]
@@ -206,7 +199,7 @@ def test_train_overwrite_writes_its_checkpoints_outside_the_old_run(capsys, tmp_
 
     monkeypatch.setattr(checkpoint_module, "atomic_destination", spy)
     argv = ["train", "--dataset", str(tmp_path / "data.csv"), "--horizon", "6", "--out", str(tmp_path / "run"), "--overwrite", *TINY]
-    assert run_cli(capsys, argv)[0] == 0
+    assert run_cli(capsys, *argv)[0] == 0
     assert written and all(p.parent != tmp_path / "run" for p in written), written
     modelfile.load_model(tmp_path / "run")
 
@@ -224,6 +217,6 @@ def test_a_data_dir_that_is_a_file_is_one_line_and_creates_no_cache(capsys, tmp_
     else:
         argv = ["benchmark", "--datasets", "ETTh1", "--horizons", "6", "--seq-len", "24", "--epochs", "1", "--out", str(tmp_path / "b")]
         argv += data_dir
-    code, out, err = run_cli(capsys, argv)
+    code, out, err = run_cli(capsys, *argv)
     check_verdict(Refused(r"notes\.txt' is a regular file, not a folder"), code, out, err, tmp_path, before)
     assert not cache.exists() and not os.path.lexists(cache)

@@ -29,6 +29,7 @@ import samformer.cli.train as train_command
 from samformer.cli.main import main
 from samformer.files import exclusive_lock, lock_path
 from samformer.forecasting.modelfile import load_model
+from tests.helpers import run_cli
 
 from .hostile import TINY, Refused, check_verdict, make_sources, prepare_user_files, snapshot
 
@@ -39,13 +40,6 @@ ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "sr
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> Path:
     return make_sources(tmp_path_factory.mktemp("sources"))
-
-
-def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- tmpfs: a full disk and a read-only file system ---------------------------------------------------
@@ -124,7 +118,7 @@ def test_outputs_on_a_full_or_read_only_file_system(capsys, tmp_path, sources, k
         else:
             read_only(mnt)
         before = snapshot(mnt)
-        code, out, err = run_cli(capsys, OUTPUTS[case](sources, mnt))
+        code, out, err = run_cli(capsys, *OUTPUTS[case](sources, mnt))
         if _onnx_missing(case):
             check_verdict(Refused(r"onnx"), code, out, err, mnt, before)
         else:
@@ -246,7 +240,7 @@ def test_a_train_into_an_out_another_process_is_writing_is_refused(capsys, tmp_p
         assert holder.stdout.readline().strip() == "held"
         lock = lock_path(out)
         before[str(lock.relative_to(tmp_path))] = snapshot(tmp_path)[str(lock.relative_to(tmp_path))]
-        code, stdout, err = run_cli(capsys, ["train", "--dataset", str(tmp_path / "data.csv"), "--horizon", "6", "--out", str(out), *TINY])
+        code, stdout, err = run_cli(capsys, *["train", "--dataset", str(tmp_path / "data.csv"), "--horizon", "6", "--out", str(out), *TINY])
         check_verdict(Refused(r"another samformer process is writing to .*wait for it"), code, stdout, err, tmp_path, before)
     finally:
         holder.kill()
@@ -372,7 +366,7 @@ def test_failures_from_inside_a_command_are_one_line(capsys, tmp_path, sources, 
     monkeypatch.setattr(train_command, "execute", fail)
     before = snapshot(tmp_path)
     argv = ["train", "--dataset", str(tmp_path / "data.csv"), "--horizon", "6", "--out", str(tmp_path / "run"), "--overwrite", *TINY]
-    code, out, err = run_cli(capsys, argv)
+    code, out, err = run_cli(capsys, *argv)
     check_verdict(expect, code, out, err, tmp_path, before)
 
 
@@ -391,7 +385,7 @@ def test_a_failing_final_write_leaves_the_previous_run_whole(capsys, tmp_path, s
     monkeypatch.setattr(train_command, "write_json", full_disk)
     before = snapshot(tmp_path)
     argv = ["train", "--dataset", str(tmp_path / "data.csv"), "--horizon", "6", "--out", str(tmp_path / "run"), "--overwrite", *TINY]
-    code, out, err = run_cli(capsys, argv)
+    code, out, err = run_cli(capsys, *argv)
     check_verdict(Refused(DISK_FULL.pattern), code, out, err, tmp_path, before)
     load_model(tmp_path / "run")  # the previous run, whole: the new run checkpointed outside it
 
@@ -411,7 +405,7 @@ def test_threads_option_sets_torchs_threads(capsys, tmp_path, sources):
     try:
         code, _, _ = run_cli(
             capsys,
-            ["train", "--dataset", str(sources / "data.csv"), "--horizon", "6", "--out", str(tmp_path / "o"), "--threads", "1", *TINY],
+            *["train", "--dataset", str(sources / "data.csv"), "--horizon", "6", "--out", str(tmp_path / "o"), "--threads", "1", *TINY],
         )
         assert code == 0 and torch.get_num_threads() == 1
     finally:

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from samformer import Forecaster, SamformerError, load_dataset
-from samformer.cli.main import main
 from samformer.data.benchmarks import content_sha256, locate
 from samformer.data.series import read_csv, read_series_csv
 from samformer.experiments.ensembles import iter_ensembles
@@ -27,6 +26,7 @@ from samformer.experiments.store import read_run
 from samformer.files import file_sha256, read_json, require_directory
 from samformer.forecasting.modelfile import load_model, read_config
 from samformer.training.checkpoint import read_checkpoint
+from tests.helpers import run_cli
 
 from .hostile import TINY, Refused, check_verdict, make_sources, prepare_user_files, snapshot
 
@@ -142,13 +142,6 @@ def test_a_fifo_ensemble_record_is_skipped_with_a_warning(tmp_path, capsys):
     assert "FIFO" in capsys.readouterr().err
 
 
-def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 # --- through the command line: one line, exit 2, nothing of the user's changed -----------------------------
 
 
@@ -196,5 +189,5 @@ def test_the_commands_refuse_special_files_in_one_line(capsys, tmp_path, sources
     prepare(tmp_path)
     before = snapshot(tmp_path)
     with deadline():
-        code, out, err = run_cli(capsys, argv(tmp_path))
+        code, out, err = run_cli(capsys, *argv(tmp_path))
     check_verdict(Refused(r"is a FIFO \(named pipe\), not a (regular file|folder)"), code, out, err, tmp_path, before)

@@ -16,7 +16,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
@@ -240,20 +240,16 @@ def require_regular_file(path: str | os.PathLike, what: str = "file", error: typ
     and a device can stream without end. A missing path passes, so the caller's own missing-file
     message stays as it was.
     """
-    path = Path(path)
-    try:
-        mode = os.stat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return path
-    except OSError as exc:
-        raise error(f"cannot read {quoted(path)} ({exc.strerror}); check the path and its permissions") from None
-    if not stat.S_ISREG(mode):
-        raise error(f"{quoted(path)} is {file_kind(mode)}, not a regular file; pass the path of the {what}")
-    return path
+    return _require_kind(path, stat.S_ISREG, f"not a regular file; pass the path of the {what}", error)
 
 
 def require_directory(path: str | os.PathLike, what: str = "directory", error: type[SamformerError] = DataError) -> Path:
     """`path` as a Path if it is a directory (after symbolic links) or does not exist; else `error`, naming its kind."""
+    return _require_kind(path, stat.S_ISDIR, f"not a folder; pass the path of the {what}", error)
+
+
+def _require_kind(path: str | os.PathLike, is_kind: Callable[[int], bool], refusal: str, error: type[SamformerError]) -> Path:
+    """`path` as a Path if it is missing or `is_kind` of its `os.stat` mode holds; else `error`: its kind, then `refusal`."""
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
@@ -261,8 +257,8 @@ def require_directory(path: str | os.PathLike, what: str = "directory", error: t
         return path
     except OSError as exc:
         raise error(f"cannot read {quoted(path)} ({exc.strerror}); check the path and its permissions") from None
-    if not stat.S_ISDIR(mode):
-        raise error(f"{quoted(path)} is {file_kind(mode)}, not a folder; pass the path of the {what}")
+    if not is_kind(mode):
+        raise error(f"{quoted(path)} is {file_kind(mode)}, {refusal}")
     return path
 
 

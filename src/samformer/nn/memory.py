@@ -36,6 +36,7 @@ class SAMformerConfig(Protocol):
     sigma_reparam: bool
     sigma_reparam_scope: str
 
+
 FLOAT_BYTES = 4  # float32 master weights and activations
 GRADIENT_AND_ADAM = 3  # a gradient and Adam's two moments per weight
 BEST_WEIGHTS = 1  # the snapshot early stopping restores

@@ -73,7 +73,8 @@ def test_fit_warns_in_one_line_when_a_baseline_is_better():
     frame = pd.DataFrame({"a": np.sin(2 * np.pi * t / 24)}, index=pd.date_range("2021", periods=400, freq="h"))  # seasonal naive is exact
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = Forecaster(6, 24, epochs=1, lr=1e-5, sam=False, progress=False).fit(frame)
+        # fallback=False: SAMformer itself must lose here (the default would serve seasonal naive instead)
+        model = Forecaster(6, 24, epochs=1, lr=1e-5, sam=False, progress=False, fallback=False).fit(frame)
     messages = [str(w.message) for w in caught if "baseline" in str(w.message)]
     assert len(messages) == 1 and "\n" not in messages[0] and "seasonal naive" in messages[0], messages
     assert model.validation_.loc["overall", "skill"] < 0

@@ -221,7 +221,8 @@ def test_quantile_model_learns_the_quantiles_of_noise():
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.standard_normal(8000)}, index=pd.date_range("2020", periods=8000, freq="h"))
     options = {"epochs": 20, "batch_size": 64, "lr": 1e-2, "sam": False, "lr_schedule": "constant", "patience": 20}
-    model = Forecaster(2, 8, quantiles=(0.1, 0.9), progress=False, model_options={"revin": False, "attention": False}, **options)
+    model_options = {"revin": False, "attention": False}
+    model = Forecaster(2, 8, quantiles=(0.1, 0.9), progress=False, model_options=model_options, fallback=False, **options)
     model.fit(frame)
     test = pd.DataFrame({"a": rng.standard_normal(2000)}, index=pd.date_range("2021", periods=2000, freq="h"))
     bt = model.backtest(test, stride=2)

@@ -7,6 +7,7 @@ import torch
 from samformer import SAMformer
 from samformer.errors import ConfigError
 from samformer.forecasting.baselines import seasonal_naive_forecasts
+from samformer.nn.quantile import QuantileSAMformer
 from samformer.nn.warm_start import seasonal_naive_weight, start_from_seasonal_naive
 
 
@@ -45,3 +46,15 @@ def test_a_season_longer_than_the_lookback_and_sigma_reparam_are_refused():
         start_from_seasonal_naive(SAMformer(2, 12, 4), 13)
     with pytest.raises(ConfigError, match="σReparam"):
         start_from_seasonal_naive(SAMformer(2, 12, 4, sigma_reparam=True), 4)
+
+
+def test_every_level_of_a_quantile_network_starts_at_seasonal_naive():
+    torch.manual_seed(0)
+    L, H, D, season, levels = 12, 5, 2, 4, (0.1, 0.5, 0.9)
+    net = start_from_seasonal_naive(SAMformer(D, L, H * len(levels), d_model=4), season, outputs_per_step=len(levels))
+    model = QuantileSAMformer(net, levels).double()
+    x = torch.randn(3, L, D, dtype=torch.float64) + 5  # (B, L, D)
+    expected = np.stack([seasonal_naive_forecasts(window, np.array([L]), H, season)[0] for window in x.numpy()])  # (B, H, D)
+    out = model(x).detach().numpy()  # (B, H, D, Q)
+    for q in range(len(levels)):
+        np.testing.assert_allclose(out[..., q], expected, rtol=1e-8)

@@ -32,6 +32,7 @@ from samformer.metrics import QuantileLoss
 from samformer.nn.model import SAMformer
 from samformer.nn.quantile import PointQuantiles, QuantileSAMformer, calibrate
 from samformer.nn.stacked import MeanForecast, StackedSAMformer
+from samformer.nn.warm_start import start_from_seasonal_naive
 from samformer.training.config import TrainConfig, TrainResult, seed_everything
 from samformer.training.fit import fit
 from samformer.training.logs import MetricsLogger
@@ -82,6 +83,9 @@ def build_net(schema: FrameSchema, options: ForecastOptions) -> SAMformer | Quan
     n_out = schema.horizon * (len(options.quantiles) if options.quantile_heads else 1)
     targets = schema.channels.roles().targets
     net = SAMformer(len(schema.channels.columns), schema.seq_len, n_out, target_channels=targets, **options.model_options)
+    season = schema.season_steps
+    if options.warm_start and season is not None and season <= schema.seq_len:
+        start_from_seasonal_naive(net, season, n_out // schema.horizon)
     return QuantileSAMformer(net, options.quantiles) if options.quantile_heads else net
 
 

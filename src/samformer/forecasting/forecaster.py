@@ -84,6 +84,9 @@ class Forecaster:
             seasonal naive, and ETS and Theta with the `stats` extra), forecast that target with it
             (`samformer.forecasting.stand_ins`; `forecasters_` says which); its band comes from the same
             calibration. False: SAMformer on every target.
+        warm_start: start the shared linear forecaster at the seasonal-naive forecast with the attended residual at
+            zero (`samformer.nn.warm_start`), so training learns the correction to seasonal naive; used when the
+            season fits in the look-back. Off by default (results/own_data/README.md measures it).
         **train_options: `TrainConfig` fields (lr, batch_size, epochs, patience, sam, rho, seed, device,
             progress, ...); the defaults are the paper's protocol, with one change on small data: an epoch
             is then repeated passes of at least 50 optimizer steps (`samformer.forecasting.budget`), so that
@@ -131,6 +134,7 @@ class Forecaster:
         model_options: dict[str, Any] | None = None,
         log_dir: str | os.PathLike | None = None,
         fallback: bool = True,
+        warm_start: bool = False,
         **train_options: Any,
     ) -> None:
         options = ForecastOptions.checked(
@@ -145,8 +149,9 @@ class Forecaster:
             log_dir=log_dir,
             train_options=train_options,
             fallback=fallback,
+            warm_start=warm_start,
         )
-        self.fallback, self._given_train_options = options.fallback, options.given
+        self.fallback, self.warm_start, self._given_train_options = options.fallback, options.warm_start, options.given
         self.horizon, self.seq_len, self.quantiles = options.horizon, options.seq_len, options.quantiles
         self.calibrate, self.ensemble = options.calibrate, options.ensemble
         self.freq, self.season = options.freq, options.season
@@ -321,6 +326,7 @@ class Forecaster:
             self.train_config,
             self.fallback,
             self._given_train_options,
+            self.warm_start,
         )
 
     def _check_fitted(self) -> None:

@@ -35,6 +35,7 @@ class ForecastOptions:
     train_config: TrainConfig
     fallback: bool = True  # statistical stand-ins where validation prefers them (False: SAMformer on every channel)
     given: frozenset[str] = frozenset()  # the training options the user set (the budget leaves them as given)
+    warm_start: bool = False  # start the forecaster at seasonal naive (`samformer.nn.warm_start`) when season <= seq_len
 
     @classmethod
     def checked(
@@ -51,6 +52,7 @@ class ForecastOptions:
         log_dir: str | os.PathLike | None,
         train_options: dict[str, Any],
         fallback: Any = True,
+        warm_start: Any = False,
     ) -> ForecastOptions:
         """The options after checking each: a one-line `ConfigError` or `TypeError` naming the first that is wrong."""
         horizon = check_positive_int("horizon", horizon)
@@ -69,7 +71,9 @@ class ForecastOptions:
         train_config = TrainConfig(**train_options)
         fallback = check_bool("fallback", fallback)
         given = frozenset(train_options)
-        options = cls(horizon, seq_len, quantiles, calibrate, ensemble, freq, season, model_options, log_dir, train_config, fallback, given)
+        warm_start = check_bool("warm_start", warm_start)
+        fields_ = (horizon, seq_len, quantiles, calibrate, ensemble, freq, season, model_options, log_dir, train_config)
+        options = cls(*fields_, fallback, given, warm_start)
         options.check_ensemble()
         return options
 

@@ -28,18 +28,20 @@ def seasonal_naive_weight(seq_len: int, horizon: int, season: int) -> torch.Tens
 
 
 @torch.no_grad()
-def start_from_seasonal_naive(model: SAMformer, season: int) -> SAMformer:
+def start_from_seasonal_naive(model: SAMformer, season: int, outputs_per_step: int = 1) -> SAMformer:
     """Set `model`'s forecaster to seasonal naive and its attended residual to zero (in place); returns `model`.
 
-    Needs plain linear maps (no σReparam on the forecaster or the attention's last map): a σReparam map has no
-    zero or selector form.
+    `outputs_per_step`: Q for a quantile network, whose horizon is H·Q outputs laid out step-major (every level of a
+    step starts at that step's seasonal-naive value). Needs plain linear maps (no σReparam on the forecaster or the
+    attention's last map): a σReparam map has no zero or selector form.
     """
     cfg = model.config
     last = None if model.attention is None else (model.attention.output or model.attention.value)
     for name, layer in (("forecaster", model.forecaster), ("attention", last)):
         if layer is not None and type(layer) is not nn.Linear:
             raise ConfigError(f"start_from_seasonal_naive needs a plain linear {name}; σReparam maps cannot start there")
-    model.forecaster.weight.copy_(seasonal_naive_weight(cfg.seq_len, cfg.horizon, season))
+    weight = seasonal_naive_weight(cfg.seq_len, cfg.horizon // outputs_per_step, season)  # (H, L)
+    model.forecaster.weight.copy_(weight.repeat_interleave(outputs_per_step, dim=0))  # (H·Q, L), step-major
     model.forecaster.bias.zero_()
     if last is not None:
         last.weight.zero_()

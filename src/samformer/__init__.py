@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from samformer.data.loading import load_dataset
     from samformer.data.series import SplitData, Windows
     from samformer.errors import ConfigError, DataError, ModelFileError, SamformerError, ShapeError
-    from samformer.forecasting.forecaster import Backtest, Forecaster
+    from samformer.forecasting.backtest import Backtest
+    from samformer.forecasting.forecaster import Forecaster
     from samformer.nn.model import SAMformer, SAMformerConfig, create_model, list_variants
     from samformer.nn.reparam import SigmaReparamLinear
     from samformer.training.config import TrainConfig, TrainResult
@@ -31,7 +32,8 @@ _SOURCES = {
     "BENCHMARKS": "samformer.data.benchmarks",
     **dict.fromkeys(["ConfigError", "DataError", "ModelFileError", "SamformerError", "ShapeError"], "samformer.errors"),
     "evaluate": "samformer.training.evaluation",
-    **dict.fromkeys(["Backtest", "Forecaster"], "samformer.forecasting.forecaster"),
+    "Backtest": "samformer.forecasting.backtest",
+    "Forecaster": "samformer.forecasting.forecaster",
     **dict.fromkeys(["SAMformer", "SAMformerConfig", "create_model", "list_variants"], "samformer.nn.model"),
     "SigmaReparamLinear": "samformer.nn.reparam",
     "SAM": "samformer.training.sam",

@@ -41,8 +41,6 @@ from samformer.forecasting.schema import FrameSchema
 from samformer.forecasting.stand_ins import window_stand_ins
 from samformer.forecasting.windowing import raw_window_inputs
 
-__all__ = ["Backtest", "Forecaster"]
-
 
 def _fitted_attribute(name: str, get: Callable[[FrameSchema], Any], doc: str) -> property:
     """A read-only view `name` of the fitted schema; AttributeError before fitting (as an unset attribute would be)."""

@@ -83,3 +83,11 @@ def test_a_candidate_is_compared_on_the_values_it_forecast():
     model = np.array([0.0, 0.0, 5.0, 5.0])[:, None, None]  # perfect on the first two origins, far off on the others
     sparse = np.array([1.0, np.nan, 1.0, np.nan])[:, None, None]  # scored at origins 0 and 2 only: MSE 1 vs 12.5 there
     assert choose_forecasters(model, {"ets": sparse}, actuals) == ["ets"]
+
+
+def test_a_fitted_candidate_without_statsforecast_names_the_extra_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "statsforecast.models", None)  # `from statsforecast.models import ...` now fails
+    with pytest.raises(ImportError, match=r"pip install 'samformer\[stats\]'"):
+        forecast_channel("ets", np.arange(30.0), 3, None)

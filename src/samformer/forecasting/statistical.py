@@ -39,8 +39,12 @@ def candidate_names(season: int | None) -> tuple[str, ...]:
 
 
 def _model_class(name: str) -> Callable[..., object]:
-    from statsforecast.models import AutoETS, AutoTheta
-
+    """statsforecast's class for `name`; an ImportError saying which extra to install when statsforecast is absent
+    (a model saved with an ETS or Theta stand-in, loaded where the extra is not installed)."""
+    try:
+        from statsforecast.models import AutoETS, AutoTheta
+    except ImportError:
+        raise ImportError(f"this model forecasts with {name.upper()} (statsforecast): pip install 'samformer[stats]'") from None
     return {"ets": AutoETS, "theta": AutoTheta}[name]
 
 

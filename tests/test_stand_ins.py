@@ -99,3 +99,14 @@ def test_backtest_starts_after_the_fitted_rows_and_warns_when_told_to_start_on_t
     assert default.forecasts.index.get_level_values("cutoff").min() == frame.index[139]  # first origin: row 140
     with pytest.warns(UserWarning, match=r"forecast rows the model was fitted on .* in-sample"):
         model.backtest(frame, start=L)
+
+
+def test_few_validation_windows_are_joined_by_two_earlier_folds_in_the_calibration(monkeypatch):
+    import samformer.forecasting.fitting as fitting
+
+    seen = []
+    real = fitting.calibrate
+    monkeypatch.setattr(fitting, "calibrate", lambda f, a, q: seen.append((f.shape, a.shape)) or real(f, a, q))
+    Forecaster(H, L, quantiles=(0.1, 0.9), fallback=False, **OPTIONS).fit(weekly(140))
+    # 140 rows, 28 validation rows: 28 - 7 + 1 = 22 windows (< 50); folds end at rows 112 and 84, 22 windows each
+    assert seen == [((66, H, 2, 3), (66, H, 2))]

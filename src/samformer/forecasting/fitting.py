@@ -27,7 +27,7 @@ from samformer.forecasting.predictor import Predictor
 from samformer.forecasting.preparation import Prepared, prepare_frame, run_data, searched_lookbacks
 from samformer.forecasting.schema import FrameSchema
 from samformer.forecasting.stand_ins import choose as choose_stand_ins
-from samformer.forecasting.stand_ins import replace_with
+from samformer.forecasting.stand_ins import forecasts_at, replace_with
 from samformer.metrics import QuantileLoss
 from samformer.nn.model import SAMformer
 from samformer.nn.quantile import PointQuantiles, QuantileSAMformer, calibrate
@@ -37,6 +37,10 @@ from samformer.training.config import TrainConfig, TrainResult, seed_everything
 from samformer.training.fit import fit
 from samformer.training.logs import MetricsLogger
 from samformer.training.stacked.fit import fit_stacked, seeded_models
+
+CALIBRATION_FOLDS = 2  # earlier folds whose residuals join the validation rows' in the calibration
+FEW_CALIBRATION_WINDOWS = 50  # with at least this many validation windows, the validation rows alone calibrate
+MIN_FOLD_WINDOWS = 8  # training windows a fold needs before it
 
 
 @dataclass
@@ -143,7 +147,10 @@ def finish(prepared: Prepared, options: ForecastOptions, run: Run, selection: pd
         net = PointQuantiles(run.net, quantiles)
     origins = np.arange(prepared.train_end, len(prepared.values) - options.horizon + 1)
     forecasts, stand_ins = with_stand_ins(prepared, options, run.schema, forecasts, actuals, origins)
-    calibration = calibrate(forecasts, actuals, quantiles) if quantiles and options.calibrate else None
+    calibration = None
+    if quantiles and options.calibrate:
+        pairs = [(forecasts, actuals), *(fold_forecasts(prepared, options, run.schema, stand_ins) if options.quantile_heads else [])]
+        calibration = calibrate(np.concatenate([f for f, _ in pairs]), np.concatenate([a for _, a in pairs]), quantiles)
     rows = [] if selection is None else selection.reset_index().to_dict("records")
     schema = run.schema.replace(
         history=run.result.history,
@@ -157,6 +164,40 @@ def finish(prepared: Prepared, options: ForecastOptions, run: Run, selection: pd
     validation = compare_with_baselines(schema, point, actuals, prepared.values, origins)
     context = prepared.frame[schema.channels.user_columns]  # predict() forecasts after it; a stand-in reads all of it
     return Fitted(schema, net, validation, context)
+
+
+def fold_forecasts(
+    prepared: Prepared, options: ForecastOptions, schema: FrameSchema, stand_ins: dict[str, str]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Forecasts and actuals of earlier folds for the calibration, when the validation rows hold few windows.
+
+    Fold k (1, 2, ...) ends where fold k − 1 began: a network with the final look-back is trained on the rows before
+    it, as the final one was on the rows before the validation part, and forecasts the fold's `n_val` rows, with the
+    same stand-ins (fitted on the rows before the fold). Up to `CALIBRATION_FOLDS` folds, while the validation
+    windows number fewer than `FEW_CALIBRATION_WINDOWS` and each fold's training rows hold `MIN_FOLD_WINDOWS`
+    windows. The scaler stays the one fitted on the training rows, which include the folds' rows.
+    """
+    H, L = options.horizon, schema.seq_len
+    n_val = len(prepared.values) - prepared.train_end
+    if n_val - H + 1 >= FEW_CALIBRATION_WINDOWS:
+        return []
+    folds = []
+    targets, season = list(schema.channels.targets), schema.season_steps
+    quiet = dataclasses.replace(options, log_dir=None)  # log_dir records the final network's epochs only
+    for k in range(1, CALIBRATION_FOLDS + 1):
+        start = prepared.train_end - k * n_val
+        if start - L - H + 1 < MIN_FOLD_WINDOWS:
+            break
+        end = start + n_val
+        fold = dataclasses.replace(prepared, frame=prepared.frame.iloc[:end], values=prepared.values[:end], train_end=start)
+        run = train_trial(fold, quiet, L, options.train_config.epochs).run
+        forecasts, actuals = validation_forecasts(Predictor(run.net, run.schema), run.data, options.train_config)
+        if stand_ins:
+            target_values = fold.values[:, schema.channels.target_indices]
+            origins = np.arange(start, end - H + 1)
+            forecasts = replace_with(forecasts, stand_ins, targets, forecasts_at(stand_ins, targets, target_values, origins, H, season))
+        folds.append((forecasts, actuals))
+    return folds
 
 
 def with_stand_ins(

@@ -6,7 +6,9 @@ Reads the per-series JSONs that `benchmarks/own_data.py` wrote: `<results>/lever
 the training budget and the stand-ins: commit 55d58f5's run), `<results>/` (today's: `pure` is the budget alone,
 `fallback=False`; `default` adds the statistical stand-ins) and `<results>/levers/warm_start/` (the budget and
 `warm_start=True`, `fallback=False`, on the series of at most 400 rows). Prints a markdown table and, per column, the
-geometric mean of the MSE over AutoETS's on the series every column has.
+geometric mean of the MSE over AutoETS's on the series every column has. Then the 80 % band's coverage of today's
+default without and with the calibration folds (`<results>/levers/calibration_folds/`: the default after them, on
+the series of at most 400 rows), per series and pooled over every held-out value.
 """
 
 from __future__ import annotations
@@ -50,6 +52,21 @@ def main() -> None:
     for column, values in ratios.items():
         mean = math.exp(sum(map(math.log, values)) / len(values))
         print(f"- {column}: geometric mean of MSE / AutoETS's {mean:.3g} over the {len(values)} series every column has")
+    print_coverage(today, records(root / "levers/calibration_folds"))
+
+
+def print_coverage(before: dict[str, dict], after: dict[str, dict]) -> None:
+    """The default's 80 % coverage without and with the calibration folds, per series and pooled (weights: values)."""
+    if not after:
+        return
+    print("\n| series | rows | coverage without folds | with folds |\n|---|---|---|---|")
+    pooled, weight = [0.0, 0.0], 0
+    for name in sorted(after, key=lambda s: after[s]["rows"]):
+        old, new = (run[name]["methods"]["default"]["coverage"] for run in (before, after))
+        values = after[name]["origins"] * after[name]["horizon"] * after[name]["channels"]
+        pooled, weight = [pooled[0] + values * old, pooled[1] + values * new], weight + values
+        print(f"| {name} | {after[name]['rows']} | {old:.2f} | {new:.2f} |")
+    print(f"\nPooled over the {weight} held-out values: {pooled[0] / weight:.3f} without folds, {pooled[1] / weight:.3f} with them.")
 
 
 if __name__ == "__main__":

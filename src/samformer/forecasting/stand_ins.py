@@ -2,9 +2,9 @@
 
 `choose` compares, on the validation rows, SAMformer's point forecasts of each target with the candidates of
 `samformer.forecasting.statistical` (naive, seasonal naive, and ETS and Theta with the `stats` extra) and keeps
-the one with the lower MSE: the result maps each target that changed to its stand-in's name. `replace` then puts
-the stand-ins' forecasts in place of the network's, wherever the model forecasts (validation, `predict`,
-`backtest`, `forecast_windows`). A stand-in forecasts a point; with quantiles every level starts at it, and the
+the one with the lower MSE: the result maps each target that changed to its stand-in's name. `replace_with` (on
+the validation and calibration forecasts) and `overlay` (in `predict` and `backtest`; `window_stand_ins` in
+`forecast_windows`) then put the stand-ins' forecasts in place of the network's. A stand-in forecasts a point; with quantiles every level starts at it, and the
 calibration fitted on these same combined validation forecasts sets the band, as for an ensemble's mean.
 """
 

@@ -1,11 +1,13 @@
-"""The Forecaster's safe default: a statistical forecaster stands in for SAMformer on a channel where validation prefers it.
+"""The Forecaster's safe default: a statistical forecaster stands in for SAMformer on a channel where validation
+prefers it.
 
 `choose` compares, on the validation rows, SAMformer's point forecasts of each target with the candidates of
 `samformer.forecasting.statistical` (naive, seasonal naive, and ETS and Theta with the `stats` extra) and keeps
 the one with the lower MSE: the result maps each target that changed to its stand-in's name. `replace_with` (on
 the validation and calibration forecasts) and `overlay` (in `predict` and `backtest`; `window_stand_ins` in
-`forecast_windows`) then put the stand-ins' forecasts in place of the network's. A stand-in forecasts a point; with quantiles every level starts at it, and the
-calibration fitted on these same combined validation forecasts sets the band, as for an ensemble's mean.
+`forecast_windows`) then put the stand-ins' forecasts in place of the network's. A stand-in forecasts a point;
+with quantiles every level starts at it, and the calibration fitted on these same combined validation forecasts
+sets the band, as for an ensemble's mean.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Many models in one pass: k SAMformers trained one at a time (`train.fit`) and as one stack (`fit_stacked`).
+"""Many models in one pass: k SAMformers trained one at a time (`training.fit.fit`) and as one stack (`fit_stacked`).
 
     python benchmarks/many_models.py [--k 8] [--batch-size 32] [--epochs 2] [--precisions bf16,fp32]
                                      [--data-dir ../shared/data] [--threads N] [--out results/speed/many_models.json]

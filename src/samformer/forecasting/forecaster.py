@@ -66,7 +66,7 @@ class Forecaster:
             cover their nominal share of the validation rows (conformalized quantile regression; see
             `samformer.nn.quantile.conformal_offsets`). False keeps the network's raw quantiles.
         ensemble: number k of networks to train, with seeds seed, seed + 1, ..., seed + k − 1, in one pass
-            (`samformer.stacked.fit_stacked`); the forecast is the mean of theirs. The look-back search
+            (`samformer.training.stacked.fit.fit_stacked`); the forecast is the mean of theirs. The look-back search
             (`seq_len=None`) stays single-seed: the ensemble is trained once, at the look-back it chose.
             With `quantiles`, the networks forecast points (the stack trains no pinball loss) and the
             intervals come from calibrating the mean forecast on the validation windows: split-conformal

@@ -4,7 +4,7 @@
 size and nesting depth, the format version, the config's and the weights' SHA-256, the dimension
 limits, and every tensor's name and shape against the safetensors header (read without the data).
 
-An ensemble (`samformer.stacked.StackedSAMformer`, k models of one configuration) is saved as one model:
+An ensemble (`samformer.nn.stacked.StackedSAMformer`, k models of one configuration) is saved as one model:
 each named weight of the k models as one (k, *shape) tensor, and `"ensemble": k` in the config (absent
 for a single model, whose files are unchanged). `load_network` reads both; `load_model` a single model.
 """

@@ -13,7 +13,7 @@ from samformer.files import atomic_destination
 
 
 class MetricsLogger:
-    """An epoch callback for `train.fit`: rewrites `log_dir/metrics.csv` (atomically) after every epoch.
+    """An epoch callback for `training.fit.fit`: rewrites `log_dir/metrics.csv` (atomically) after every epoch.
 
     TensorBoard scalars go to `log_dir` as well when `torch.utils.tensorboard` can be imported.
     """

@@ -1,4 +1,4 @@
-"""Internal: the epoch loop shared by `train.fit` (one model) and `stacked.fit.fit_stacked` (k models at once).
+"""Internal: the epoch loop shared by `training.fit.fit` (one model) and `stacked.fit.fit_stacked` (k models at once).
 
 The loop knows nothing of how a model is trained: a `Trainee` (one model, or a stack of them) trains
 every model still running for one epoch and scores it on the validation split. The loop does the rest,

@@ -1,12 +1,12 @@
-"""Train k SAMformers as one stacked network: each model exactly as its own `train.fit` run would train it.
+"""Train k SAMformers as one stacked network: each model exactly as its own `training.fit.fit` run would train it.
 
 `fit_stacked(models, data, cfgs)` runs one loop in which every step does the work of k separate steps.
 Model j sees the batches its own seed gives it (its own `torch.Generator`, one permutation per epoch, as
-`train.fit` draws it), its own SAM perturbation, Adam state and learning-rate schedule
+`training.fit.fit` draws it), its own SAM perturbation, Adam state and learning-rate schedule
 (`optim.StackedSAM`), and stops early on its own validation MSE. A model that stops leaves the
 stack (its parameters and optimizer state are dropped from the (k, ...) tensors), so later steps compute
 only the models still training; it keeps its best weights, restored into the `SAMformer` passed in.
-The epochs are `samformer.training.loop`'s, which `train.fit` runs too: only the trainee (`StackTrainee`) differs.
+The epochs are `samformer.training.loop`'s, which `training.fit.fit` runs too: only the trainee (`StackTrainee`) differs.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def train_epoch(
     k, n = len(generators), len(windows)
     orders = torch.stack([torch.randperm(n, generator=g) if shuffle else torch.arange(n) for g in generators])  # (k, N)
     orders = orders.to(stack.flat.device)
-    loss_sum = torch.zeros(k, device=stack.flat.device)  # float32, as train.fit sums its losses
+    loss_sum = torch.zeros(k, device=stack.flat.device)  # float32, as training.fit.fit sums its losses
     for idx in orders.split(batch_size, dim=1):  # (k, B); every model's batches have the same size
         flat_idx = idx.reshape(-1)
         x, y = windows.batch(flat_idx)  # one gather for all k batches: (k·B, D, L), (k·B, Dt, H)
@@ -169,7 +169,7 @@ class StackTrainee:
         loss_sums = train_epoch(
             self.stack, self.optimizer, self.train_w, generators, cfg.batch_size, cfg.precision, bar, cfg.shuffle, self.criterion
         )
-        return [loss_sum / len(self.train_w) for loss_sum in loss_sums.tolist()]  # the mean, divided as `train.fit` divides it
+        return [loss_sum / len(self.train_w) for loss_sum in loss_sums.tolist()]  # the mean, divided as `training.fit.fit` divides it
 
     def validate(self) -> list[dict[str, float]]:
         val = evaluate_stacked(self.stack, self.val_w, self.cfg.eval_batch_size, self.cfg.precision, self.criterion)
@@ -205,7 +205,7 @@ def fit_stacked(
     resume: bool = False,
     criterion: QuantileLoss | None = None,
 ) -> list[TrainResult]:
-    """Train k models of one configuration on `data` together; model j as `train.fit(models[j], data, cfgs[j])`.
+    """Train k models of one configuration on `data` together; model j as `training.fit.fit(models[j], data, cfgs[j])`.
 
     Each model should be built as a separate run builds it (`seeded_models`). The configs may differ in
     seed, lr, rho, adaptive, sam, weight decay, schedule, epochs and patience (`stackable.PER_MODEL_SETTINGS`); they
@@ -215,7 +215,7 @@ def fit_stacked(
     it left the stack. With a `checkpoint` path the whole stack's state is written there after every
     epoch, and `resume` continues from it exactly (`stacked.checkpoint`). With a `QuantileLoss` criterion the
     models are quantile networks (horizon x number of quantiles outputs, as a `QuantileSAMformer` wraps), each
-    trained and stopped early on its pinball loss as `train.fit(QuantileSAMformer(model, ...), ..., criterion=...)`
+    trained and stopped early on its pinball loss as `training.fit.fit(QuantileSAMformer(model, ...), ..., criterion=...)`
     trains it. Callbacks and compiled passes are not supported.
     """
     check_stack(models, data, cfgs, criterion)

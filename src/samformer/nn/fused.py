@@ -65,14 +65,30 @@ class FusedSettings(NamedTuple):
     dtype: torch.dtype  # precision of the large matrix products
 
 
+def _stacked_weight(w: FusedWeights, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """W = [Wq; Wk; Wf; Wf Wv] (2d + 2H, L) in `dtype`, and the Wf (H, L) and Wv (L, L) it was built from in `dtype`.
+
+    Each block is written into W in place (no concatenation of W), except while tracing (ONNX export): a
+    traced graph does not follow writes through `out=`.
+    """
+    d, H = w.wq.shape[0], w.wf.shape[0]
+    wv_low = w.wv.to(dtype)
+    if torch.jit.is_tracing():
+        top = torch.cat([w.wq, w.wk, w.wf]).to(dtype)
+        return torch.cat([top, top[2 * d :] @ wv_low]), top[2 * d :], wv_low
+    weight = torch.empty(2 * d + 2 * H, w.wq.shape[1], dtype=dtype, device=w.wq.device)
+    top, folded = weight.split([2 * d + H, H])
+    torch.cat([w.wq, w.wk, w.wf], out=top)  # (2d + H, L), cast on the way in
+    torch.mm(top[2 * d :], wv_low, out=folded)  # (H, L) @ (L, L) -> (H, L)
+    return weight, top[2 * d :], wv_low
+
+
 def _forward(z, mean, std, w: FusedWeights, s: FusedSettings):
     """The forecast, the attention and the tensors the backward pass needs (see the module docstring)."""
     a, b, eps, targets, dtype = w.a, w.b, s.eps, s.targets, s.dtype
     d, H, master = w.wq.shape[0], w.wf.shape[0], w.wf.dtype
     B, D, L = z.shape
-    top = torch.cat([w.wq, w.wk, w.wf]).to(dtype)  # (2d + H, L)
-    wf_low, wv_low = top[2 * d :], w.wv.to(dtype)
-    weight = torch.cat([top, wf_low @ wv_low])  # W = [Wq; Wk; Wf; Wf Wv]: (2d + 2H, L), in the low precision
+    weight, wf_low, wv_low = _stacked_weight(w, dtype)  # W = [Wq; Wk; Wf; Wf Wv]: (2d + 2H, L), in the low precision
     bias = torch.cat([w.bq, w.bk, w.bf, w.wf @ w.bv])  # (2d + 2H,)
     projected = torch.mm(z.reshape(B * D, L), weight.T).view(B, D, -1)  # (B·D, L) @ (L, 2d + 2H), low precision
     if a is not None:
@@ -120,7 +136,7 @@ def _backward(saved, grad, s: FusedSettings) -> FusedWeights:
     rows, q_t = (attn, queries) if targets is None else (attn[:, targets], queries[:, targets])
     grad_rows = torch.bmm(grad, values.transpose(1, 2))  # (B, Dt, H) @ (B, H, D) -> (B, Dt, D)
     grad_values = torch.bmm(rows.transpose(1, 2), grad)  # (B, D, Dt) @ (B, Dt, H) -> (B, D, H)
-    grad_scores = rows * (grad_rows - (grad_rows * rows).sum(dim=-1, keepdim=True)) * scale  # softmax⁻¹, (B, Dt, D)
+    grad_scores = (grad_rows - (grad_rows * rows).sum(dim=-1, keepdim=True)).mul_(rows).mul_(scale)  # softmax⁻¹, (B, Dt, D)
     grad_q_t = torch.bmm(grad_scores, keys)  # (B, Dt, D) @ (B, D, d) -> (B, Dt, d)
     grad_keys = torch.bmm(grad_scores.transpose(1, 2), q_t)  # (B, D, Dt) @ (B, Dt, d) -> (B, D, d)
     if targets is None:
@@ -141,7 +157,9 @@ def _backward(saved, grad, s: FusedSettings) -> FusedWeights:
     # (2d + 2H, B·D) @ (B·D, L): the weight gradient of z Wᵀ, in the low precision
     grad_weight = grad_projected.to(dtype).reshape(B * D, -1).T @ z.reshape(B * D, L)
     # in the weights' precision; with RevIN plus the gradient through b (W 1)ᵀ (the row sums'), on every column
-    grad_weight = grad_weight.to(master) if a is None else torch.add(grad_weight, (b @ per_channel)[:, None])
+    grad_weight = grad_weight.to(master)  # widened once; a mixed-precision add would widen it element by element, slowly
+    if a is not None:
+        grad_weight.add_((b @ per_channel)[:, None])
     grad_wq, grad_wk, grad_wf, grad_folded = grad_weight.split([d, d, H, H])
     grad_bq, grad_bk, grad_bf, grad_bfolded = grad_bias.split([d, d, H, H])
     grad_folded_low = grad_folded.to(dtype)
@@ -200,7 +218,8 @@ def attend_and_forecast(
     with torch.autocast(device_type, enabled=False):
         if torch.is_grad_enabled() and not torch.jit.is_tracing():
             return _AttendAndForecast.apply(z.to(dtype), mean, std, settings, *weights)
-        forecast, attn, _ = _forward(z.to(dtype), mean, std, weights, settings)  # no graph to record (evaluation, inference, ONNX export)
+        with torch.no_grad():  # no graph to record (evaluation, inference, ONNX export, which traces the operations)
+            forecast, attn, _ = _forward(z.to(dtype), mean, std, weights, settings)
         return forecast, attn
 
 

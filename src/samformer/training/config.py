@@ -38,7 +38,7 @@ class TrainConfig:
     precision: Precision = "fp32"  # "bf16": bf16 autocast, fp32 master weights and loss
     eval_batch_size: int = 1024
     progress: bool = True  # tqdm bar on stderr
-    compile: bool = False  # torch.compile the loss (forward + backward); falls back to eager if unavailable
+    compile: bool = False  # torch.compile the step (SAM over Adam on the direct pass: all of it, else the passes); eager if unavailable
     shuffle: bool = True  # False: every epoch serves the training windows in stored order (the TF toy pipeline's)
 
     def __post_init__(self) -> None:

@@ -30,7 +30,7 @@ from samformer.training.steps import (
     BatchPasses,
     Criterion,
     Precision,
-    build_step,
+    build_step_and_update,
     optimizer_update,
 )
 
@@ -83,7 +83,7 @@ class _SingleModel:
         self.model, self.cfg, self.criterion, self.device = model, cfg, criterion, device
         self.train_w, self.val_w = data.windows("train").to(device), data.windows("val").to(device)
         self.optimizer = build_optimizer(model, cfg)
-        self.step, self.update = build_step(model, device, cfg.precision, criterion, cfg.compile), optimizer_update(self.optimizer)
+        self.step, self.update = build_step_and_update(model, self.optimizer, device, cfg, criterion)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: all draw the same permutation
 
     def set_learning_rates(self, lrs: list[float]) -> None:

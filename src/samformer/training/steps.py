@@ -10,7 +10,8 @@ batch's indices into that batch's pass and its weight in the epoch's loss sum:
 - `_sharded_step`: under torch.distributed, this rank's shard through DistributedDataParallel.
 
 A trainer of several models at once would be one more builder returning a `Step`.
-`optimizer_update` chooses, also once, how the optimizer consumes a pass (SAM's two passes, or one).
+`optimizer_update` chooses, also once, how the optimizer consumes a pass (SAM's two passes, or one);
+`build_step_and_update` chooses both, and with `compile` may compile SAM's whole step instead of its passes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from samformer.metrics import masked_mse, mse
 from samformer.nn.fused import MSEPass, mse_loss_and_gradients
 from samformer.nn.model import SAMformer
 from samformer.training import distributed
-from samformer.training.config import Precision
+from samformer.training.compiled_step import CompiledSAMStep, compiles_whole_step
+from samformer.training.config import Precision, TrainConfig
 from samformer.training.sam import SAM
 
 # criterion(pred, target, target_mask | None) -> scalar loss; replaces MSE in training and early stopping
@@ -175,6 +177,30 @@ class BatchPasses:
 def optimizer_update(optimizer: torch.optim.Optimizer) -> Update:
     """How `optimizer` takes a step from a pass: SAM's two passes (at w, then at w + ε), or one."""
     return partial(_sam_update if isinstance(optimizer, SAM) else _plain_update, optimizer)
+
+
+def build_step_and_update(
+    model: SAMformer, optimizer: torch.optim.Optimizer, device: torch.device, cfg: TrainConfig, criterion: Criterion | None
+) -> tuple[Step, Update]:
+    """The run's step and update, chosen once (`build_step`, `optimizer_update`).
+
+    With `cfg.compile`, SAM over Adam on the direct pass compiles as one function per step
+    (`compiled_step.CompiledSAMStep`: both passes, the perturbation and Adam) when the run's batches take
+    the direct pass; any other run compiles its passes (`CompiledForwardBackward`).
+    """
+    update = optimizer_update(optimizer)
+    batch_shape = torch.empty(cfg.batch_size, model.config.n_channels, 0, device="meta")  # (B, D, ·): the rule reads only B and D
+    whole_step = (
+        cfg.compile
+        and criterion is None
+        and not distributed.is_distributed()
+        and compiles_whole_step(optimizer)
+        and isinstance(model, SAMformer)
+        and model.uses_fused(batch_shape)
+    )
+    if whole_step:
+        return build_step(model, device, cfg.precision, criterion, compile=False), CompiledSAMStep(optimizer, update)
+    return build_step(model, device, cfg.precision, criterion, cfg.compile), update
 
 
 def _sam_update(optimizer: SAM, loss_and_grad: Pass) -> torch.Tensor:

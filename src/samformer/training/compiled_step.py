@@ -1,0 +1,136 @@
+"""Internal: SAM over Adam on the direct pass, the whole step compiled as one function (`TrainConfig(compile=True)`).
+
+At the paper's batch of 32 an eager step is bounded by the fixed cost of each operation (about 200
+small operations per step, see benchmarks/README.md), not by its arithmetic. Compiling the direct
+pass alone (`CompiledForwardBackward`) leaves SAM's norm and perturbation, the parameter switches and
+Adam to run eagerly between the two compiled passes; compiling the whole step — loss and gradients at
+w, ‖g‖, w + ε, the gradients there and Adam's update of w — lets Inductor fuse all the elementwise work
+and leaves Python one call per step.
+
+Adam keeps its state where `torch.optim.Adam` keeps it (`optimizer.base_optimizer.state[p]`: `step`,
+`exp_avg`, `exp_avg_sq`), so checkpoints, resuming and the eager steps of other batch shapes (the
+ragged last batch) read and continue the same state. The update is Adam's (L2 weight decay added to
+the gradient), written with tensors so that a learning-rate schedule does not recompile.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from samformer.nn.fused import FusedSettings, FusedWeights, MSEPass, mse_loss_and_gradients
+from samformer.training.sam import SAM
+
+
+def compiles_whole_step(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether `CompiledSAMStep` can run `optimizer`'s steps: SAM over plain `torch.optim.Adam`, one parameter group."""
+    if not isinstance(optimizer, SAM) or type(optimizer.base_optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
+        return False
+    group = optimizer.param_groups[0]
+    return not any(group.get(option, False) for option in ("amsgrad", "maximize", "decoupled_weight_decay", "differentiable"))
+
+
+def _adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, betas, eps, weight_decay) -> None:
+    """Adam's update of `params` in place (torch.optim.Adam's rule, L2 weight decay), `lr` a 0-d float64 tensor."""
+    beta1, beta2 = betas
+    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps, strict=True):
+        t.add_(1)
+        count = t.to(lr.dtype)  # the bias corrections in lr's precision (float64, as torch.optim.Adam's Python floats)
+        if weight_decay:
+            g = g + weight_decay * p
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = (v.sqrt() / torch.sqrt(1 - beta2**count)).add_(eps)
+        p.sub_(lr / (1 - beta1**count) * m / denom)
+
+
+def _sam_adam_step(z, mean, std, y, y_mask, count, weights: FusedWeights, settings: FusedSettings, state, hyper) -> torch.Tensor:
+    """One SAM step over Adam on a batch of the direct pass; returns the loss at w. The function `torch.compile` sees.
+
+    `state` = (exp_avgs, exp_avg_sqs, steps, lr) for the weights that are not None, in `FusedWeights` order;
+    `hyper` = (rho, adaptive, betas, eps, weight_decay).
+    """
+    rho, adaptive, betas, eps, weight_decay = hyper
+    present = [i for i, w in enumerate(weights) if w is not None]
+    params = [weights[i] for i in present]
+    loss, grads = mse_loss_and_gradients(z, mean, std, y, y_mask, count, weights, settings)
+    grads = [grads[i] for i in present]
+    # ε = rho g / ‖g‖, or ASAM's rho w² g / ‖|w| g‖ (as `SAM.first_step`)
+    scaled = [p.abs() * g for p, g in zip(params, grads, strict=True)] if adaptive else grads
+    norm = torch.sqrt(sum((s * s).sum() for s in scaled))
+    factor = rho / (norm + 1e-12)
+    shifted = list(weights)
+    for i, p, g in zip(present, params, grads, strict=True):
+        shifted[i] = p + (p * p * g if adaptive else g) * factor
+    _, grads_at_shifted = mse_loss_and_gradients(z, mean, std, y, y_mask, count, FusedWeights(*shifted), settings)
+    exp_avgs, exp_avg_sqs, steps, lr = state
+    _adam_update(params, [grads_at_shifted[i] for i in present], exp_avgs, exp_avg_sqs, steps, lr, betas, eps, weight_decay)
+    return loss
+
+
+class CompiledSAMStep:
+    """An `Update` (see `samformer.training.steps`) running SAM over Adam as one compiled function per step.
+
+    Passes that are not the direct pass (`fused.MSEPass`), and batches shaped unlike the first one (the
+    ragged last batch: no second compilation), take the eager step, `eager_update`. If the first
+    compilation fails (no C++ compiler, unsupported platform) a warning is issued and every step runs eagerly.
+    `compiler` replaces `torch.compile` (any function of its signature).
+    """
+
+    def __init__(self, optimizer: SAM, eager_update: Callable[[Callable[[], torch.Tensor]], torch.Tensor], compiler=None) -> None:
+        self.optimizer, self.eager_update = optimizer, eager_update
+        self.shape: torch.Size | None = None
+        self.failed = False
+        self._lr: torch.Tensor | None = None
+        try:
+            self._compiled = (compiler or torch.compile)(_sam_adam_step, dynamic=False)
+        except Exception as exc:  # torch.compile itself refuses (e.g. an unsupported Python)
+            self._fall_back(exc)
+
+    def _fall_back(self, exc: Exception) -> None:
+        self.failed = True
+        warnings.warn(f"torch.compile is unavailable here ({type(exc).__name__}: {exc}); training runs eagerly", stacklevel=3)
+
+    def _state(self, params: list[torch.Tensor]) -> tuple[list[torch.Tensor], ...]:
+        """Adam's state of `params`, created as `torch.optim.Adam` creates it when a parameter has none yet."""
+        state = self.optimizer.base_optimizer.state
+        for p in params:
+            if not state[p]:
+                state[p] = {
+                    "step": torch.zeros((), dtype=torch.float32, device=p.device),
+                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+                }
+        return tuple([state[p][key] for p in params] for key in ("exp_avg", "exp_avg_sq", "step"))
+
+    def _applies(self, loss_and_grad) -> bool:
+        if self.failed or not isinstance(loss_and_grad, MSEPass):
+            return False
+        if self.shape is not None:
+            return loss_and_grad.data[0].shape == self.shape
+        params = [w for w in loss_and_grad.weights if w is not None]
+        owned = {id(p) for p in self.optimizer.param_groups[0]["params"]}
+        return all(p.requires_grad for p in params) and {id(p) for p in params} == owned
+
+    def __call__(self, loss_and_grad) -> torch.Tensor:
+        if not self._applies(loss_and_grad):
+            return self.eager_update(loss_and_grad)
+        group = self.optimizer.param_groups[0]
+        weights = loss_and_grad.weights
+        exp_avgs, exp_avg_sqs, steps = self._state([w for w in weights if w is not None])
+        if self._lr is None:
+            self._lr = torch.empty((), dtype=torch.float64, device=weights.wf.device)
+        self._lr.fill_(group["lr"])  # a tensor: a schedule does not recompile
+        hyper = (group["rho"], group["adaptive"], group["betas"], group["eps"], group["weight_decay"])
+        try:
+            with torch.no_grad():
+                loss = self._compiled(*loss_and_grad.data, weights, loss_and_grad.settings, (exp_avgs, exp_avg_sqs, steps, self._lr), hyper)
+        except Exception as exc:  # only the first call compiles; it fails before changing any state
+            if self.shape is not None:
+                raise
+            self._fall_back(exc)
+            return self.eager_update(loss_and_grad)
+        self.shape = loss_and_grad.data[0].shape
+        return loss

@@ -5,9 +5,11 @@
 For ETTh1 (L=512, H=96) at batch 256 and at the paper's batch 32 it prints: the machine's measured
 matmul peak in fp32 and bf16; the arithmetic of one epoch; seconds per training epoch for the
 re-created original step (`original_reference.py`), samformer fp32, samformer bf16 (also with its
-passes through autograd instead of `fused.MSEPass`, and each precision with `torch.compile`); each
-one's ratio to its FLOP floor. The configurations are timed in rounds, one epoch of each per round, so
-that drifts of this machine's speed hit them alike. Then the test MSE that `samformer train` reaches
+passes through autograd instead of `fused.MSEPass`, and each precision with `--compile`, which compiles
+SAM over Adam as one function per step); each one's ratio to its FLOP floor, and its first epoch (with an
+empty Inductor cache: the compiled configurations' first epochs include compiling) and when compiling
+pays back. The configurations are timed in rounds, one epoch of each per round, so that drifts of this
+machine's speed hit them alike. Then the test MSE that `samformer train` reaches
 in fp32 and in bf16 with the same seed, and the wall time of that command (time to the restored best
 model; `--train-runs` runs each, alternating, median reported); peak memory on a traffic-sized panel;
 inference latency and throughput. The last stdout line is one JSON object with every figure.
@@ -48,7 +50,7 @@ from samformer.files import write_json
 from samformer.nn.model import SAMformer
 from samformer.training.config import TrainConfig
 from samformer.training.fit import build_optimizer, train_step
-from samformer.training.steps import CompiledForwardBackward, forward_backward
+from samformer.training.steps import build_step_and_update, forward_backward
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import original_reference as original
@@ -110,31 +112,45 @@ def matmul_peaks() -> dict[str, dict[str, float]]:
     }
 
 
-def time_interleaved(runs: dict[str, Callable[[], None]], epochs: int) -> dict[str, float]:
-    """Median seconds per epoch of each run, timed in rounds (one epoch of each per round) after an untimed
-    warm-up epoch each, so that a change of the machine's speed during the measurement hits every run alike."""
-    for run in runs.values():
+def time_interleaved(runs: dict[str, Callable[[], None]], epochs: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds per epoch of each run, timed in rounds (one epoch of each per round) after a warm-up
+    epoch each, so that a change of the machine's speed during the measurement hits every run alike; and the
+    seconds of each warm-up epoch (which include any compilation)."""
+    first = {}
+    for label, run in runs.items():
+        start = time.perf_counter()
         run()
+        first[label] = time.perf_counter() - start
     times: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(epochs):
         for label, run in runs.items():
             start = time.perf_counter()
             run()
             times[label].append(time.perf_counter() - start)
-    return {label: statistics.median(t) for label, t in times.items()}
+    return {label: statistics.median(t) for label, t in times.items()}, first
 
 
 def samformer_epoch(windows: Windows, batch_size: int, precision: str, passes: str, seed: int = 0) -> Callable[[], None]:
     """One epoch of samformer's own loop (as `samformer.training.fit.fit` runs it, without the validation pass).
 
     `passes`: "direct" (the default of `train_step`: `fused.MSEPass`, no autograd), "autograd" (the fused
-    node under autograd, `forward_backward`) or "compile" (`torch.compile`d loss, as `--compile`).
+    node under autograd, `forward_backward`) or "compile" (as `--compile`: SAM over Adam compiled as one
+    function per step, `samformer.training.compiled_step`).
     """
     torch.manual_seed(seed)
     model = SAMformer(windows.series.shape[1], SEQ_LEN, HORIZON).train()
-    optimizer = build_optimizer(model, TrainConfig(batch_size=batch_size))
-    step_fn = {"direct": None, "autograd": forward_backward, "compile": CompiledForwardBackward() if passes == "compile" else None}[passes]
+    cfg = TrainConfig(batch_size=batch_size, precision=precision, compile=passes == "compile")
+    optimizer = build_optimizer(model, cfg)
     generator = torch.Generator().manual_seed(seed)
+    if passes == "compile":
+        step, update = build_step_and_update(model, optimizer, torch.device("cpu"), cfg, None)
+
+        def run_compiled() -> None:
+            for idx in torch.randperm(len(windows), generator=generator).split(batch_size):
+                update(step(windows, idx)[0])
+
+        return run_compiled
+    step_fn = {"direct": None, "autograd": forward_backward}[passes]
 
     def run() -> None:
         for idx in torch.randperm(len(windows), generator=generator).split(batch_size):
@@ -332,6 +348,8 @@ def main() -> None:
     kept = not args.default_malloc and keep_freed_memory()  # as the `samformer` CLI does; every configuration runs under it
     epochs = args.epochs or (1 if args.quick else 3)
     warnings.filterwarnings("ignore", message=".*torch.compile.*")
+    # an empty Inductor cache, so that each compiled configuration's first epoch includes a cold compilation
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="speed-inductor-")
 
     data = load_dataset("ETTh1", SEQ_LEN, HORIZON, data_dir=args.data_dir)
     windows = data.windows("train")
@@ -368,18 +386,26 @@ def main() -> None:
         configs += [("samformer fp32 + compile", "fp32", "compile"), ("samformer bf16 + compile", "bf16", "compile")]
     precision_of = {label: precision for label, precision, _ in configs}
     epoch_s: dict[str, dict[str, float]] = {}
-    print(f"\n{'batch':>5}  {'configuration':<34}{'s/epoch':>9}{'x floor':>9}{'x roofline':>11}{'speed-up':>10}")
+    first_epoch_s: dict[str, dict[str, float]] = {}
+    print(f"\n{'batch':>5}  {'configuration':<34}{'s/epoch':>9}{'x floor':>9}{'x roofline':>11}{'speed-up':>10}{'1st epoch':>11}")
     for batch in batch_sizes:
         runs = {
             label: reference_epoch(data.train, batch) if passes is None else samformer_epoch(windows, batch, precision, passes)
             for label, precision, passes in configs
         }
-        row = epoch_s[str(batch)] = time_interleaved(runs, epochs)
+        row, first = time_interleaved(runs, epochs)
+        epoch_s[str(batch)], first_epoch_s[str(batch)] = row, first
         for label, seconds in row.items():
             speedup = row["reference (original step)"] / seconds
             to_roofline = seconds / floors[f"{batch}/{precision_of[label]}"]["roofline_s"]
             to_floor = seconds / floor[precision_of[label]]
-            print(f"{batch:>5}  {label:<34}{seconds:>9.3f}{to_floor:>9.2f}{to_roofline:>11.2f}{speedup:>9.2f}x", flush=True)
+            figures = f"{seconds:>9.3f}{to_floor:>9.2f}{to_roofline:>11.2f}{speedup:>9.2f}x{first[label]:>11.2f}"
+            print(f"{batch:>5}  {label:<34}{figures}", flush=True)
+        for precision in ("fp32", "bf16") if not args.no_compile else ():
+            eager, compiled = f"samformer {precision}", f"samformer {precision} + compile"
+            saved, paid = row[eager] - row[compiled], first[compiled] - row[compiled]
+            payback = f"after {paid / saved:.0f} epochs" if saved > 0 else "never"
+            print(f"{batch:>5}  {precision} compile: {paid:.1f} s compiling (1st epoch - median), {saved:.3f} s/epoch saved: {payback}")
 
     summary = {
         "peak_gflops_fp32": peak["fp32"],
@@ -391,6 +417,7 @@ def main() -> None:
         "floor_s_bf16": floor["bf16"],
         "malloc_keeps_freed_memory": kept,
         "epoch_s": epoch_s,
+        "first_epoch_s": first_epoch_s,
         "memory_bandwidth_gbs": bandwidth,
         "roofline": floors,
     }

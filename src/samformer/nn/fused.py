@@ -68,12 +68,12 @@ class FusedSettings(NamedTuple):
 def _stacked_weight(w: FusedWeights, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """W = [Wq; Wk; Wf; Wf Wv] (2d + 2H, L) in `dtype`, and the Wf (H, L) and Wv (L, L) it was built from in `dtype`.
 
-    Each block is written into W in place (no concatenation of W), except while tracing (ONNX export): a
-    traced graph does not follow writes through `out=`.
+    Each block is written into W in place (no concatenation of W), except where autograd or a trace (ONNX
+    export) must follow the operations: neither follows writes through `out=`.
     """
     d, H = w.wq.shape[0], w.wf.shape[0]
     wv_low = w.wv.to(dtype)
-    if torch.jit.is_tracing():
+    if torch.is_grad_enabled() or torch.jit.is_tracing():
         top = torch.cat([w.wq, w.wk, w.wf]).to(dtype)
         return torch.cat([top, top[2 * d :] @ wv_low]), top[2 * d :], wv_low
     weight = torch.empty(2 * d + 2 * H, w.wq.shape[1], dtype=dtype, device=w.wq.device)

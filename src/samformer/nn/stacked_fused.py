@@ -14,13 +14,26 @@ from __future__ import annotations
 import torch
 
 
+def _stacked_weight(wq, wk, wv, wf, dtype):
+    """Every model's W = [Wq; Wk; Wf; Wf Wv] (k, 2d + 2H, L) in `dtype`, and its Wf and Wv in `dtype` (as
+    `fused._stacked_weight`: blocks written in place, concatenated where autograd or a trace must follow them)."""
+    d, H = wq.shape[1], wf.shape[1]
+    wv_low = wv.to(dtype)
+    if torch.is_grad_enabled() or torch.jit.is_tracing():
+        top = torch.cat([wq, wk, wf], dim=1).to(dtype)
+        return torch.cat([top, torch.bmm(top[:, 2 * d :], wv_low)], dim=1), top[:, 2 * d :], wv_low
+    weight = torch.empty(wq.shape[0], 2 * d + 2 * H, wq.shape[2], dtype=dtype, device=wq.device)
+    top, folded = weight.split([2 * d + H, H], dim=1)
+    torch.cat([wq, wk, wf], dim=1, out=top)  # (k, 2d + H, L), cast on the way in
+    torch.bmm(top[:, 2 * d :], wv_low, out=folded)  # (k, H, L) @ (k, L, L)
+    return weight, top[:, 2 * d :], wv_low
+
+
 def forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
     """Every model's forecast (k, B, Dt, H) and what `backward` needs (as `fused._forward`)."""
     d, H, master = wq.shape[1], wf.shape[1], wf.dtype
     k, B, D, L = z.shape
-    top = torch.cat([wq, wk, wf], dim=1).to(dtype)  # (k, 2d + H, L)
-    wf_low, wv_low = top[:, 2 * d :], wv.to(dtype)
-    weight = torch.cat([top, torch.bmm(wf_low, wv_low)], dim=1)  # W = [Wq; Wk; Wf; Wf Wv]: (k, 2d + 2H, L), low precision
+    weight, wf_low, wv_low = _stacked_weight(wq, wk, wv, wf, dtype)  # W = [Wq; Wk; Wf; Wf Wv]: (k, 2d + 2H, L), low precision
     bias = torch.cat([bq, bk, bf, torch.bmm(wf, bv[:, :, None])[:, :, 0]], dim=1)  # (k, 2d + 2H)
     projected = torch.bmm(z.reshape(k, B * D, L), weight.transpose(1, 2)).view(k, B, D, -1)  # (k, B, D, 2d + 2H)
     if a is not None:
@@ -59,7 +72,7 @@ def backward(saved, grad, scale, targets, dtype, sizes):
     rows, q_t = (attn, queries) if targets is None else (attn[:, targets], queries[:, targets])
     grad_rows = torch.bmm(grad_y, values.transpose(1, 2))  # (k·B, Dt, H) @ (k·B, H, D)
     grad_values = torch.bmm(rows.transpose(1, 2), grad_y)  # (k·B, D, Dt) @ (k·B, Dt, H)
-    grad_scores = rows * (grad_rows - (grad_rows * rows).sum(dim=-1, keepdim=True)) * scale  # softmax⁻¹, (k·B, Dt, D)
+    grad_scores = (grad_rows - (grad_rows * rows).sum(dim=-1, keepdim=True)).mul_(rows).mul_(scale)  # softmax⁻¹, (k·B, Dt, D)
     grad_q_t = torch.bmm(grad_scores, keys)  # (k·B, Dt, d)
     grad_keys = torch.bmm(grad_scores.transpose(1, 2), q_t)  # (k·B, D, d)
     if targets is None:
@@ -81,7 +94,9 @@ def backward(saved, grad, scale, targets, dtype, sizes):
     # (k, 2d + 2H, B·D) @ (k, B·D, L): the weight gradient of z Wᵀ, in the low precision
     grad_weight = torch.bmm(grad_projected.to(dtype).reshape(k, B * D, -1).transpose(1, 2), z.reshape(k, B * D, L))
     # in the weights' precision; with RevIN plus the gradient through b (W 1)ᵀ, on every column
-    grad_weight = grad_weight.to(master) if a is None else torch.add(grad_weight, torch.bmm(b[:, None, :], per_channel).transpose(1, 2))
+    grad_weight = grad_weight.to(master)  # widened once; a mixed-precision add would widen it element by element, slowly
+    if a is not None:
+        grad_weight.add_(torch.bmm(b[:, None, :], per_channel).transpose(1, 2))
     grad_wq, grad_wk, grad_wf, grad_folded = grad_weight.split([d, d, H, H], dim=1)
     grad_bq, grad_bk, grad_bf, grad_bfolded = grad_bias.split([d, d, H, H], dim=1)
     grad_folded_low = grad_folded.to(dtype)

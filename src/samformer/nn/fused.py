@@ -238,6 +238,16 @@ def mse_loss_and_gradients(z, mean, std, y, y_mask, count, weights: FusedWeights
     return loss, _backward(saved, diff * (2 / count), settings)
 
 
+def standardized_batch(standardize: Callable, x: torch.Tensor, y: torch.Tensor, mask, dtype: torch.dtype) -> tuple:
+    """A batch as `mse_loss_and_gradients` reads it: (z in `dtype`, RevIN's mean and std or None, y, the target
+    mask or None, the number of observed targets), `standardize` being the model's `standardize_inputs`."""
+    x_mask, y_mask = (None, None) if mask is None else mask
+    z, stats = standardize(x, x_mask)
+    mean, std = (None, None) if stats is None else stats
+    count = y.numel() if y_mask is None else y_mask.sum(dtype=y.dtype).clamp(min=1)
+    return z.to(dtype), mean, std, y, y_mask, count
+
+
 class MSEPass:
     """SAMformer's MSE on one batch, back-propagated into the parameters' `.grad`, without autograd.
 
@@ -265,18 +275,23 @@ class MSEPass:
         mask: tuple[torch.Tensor, torch.Tensor] | None = None,
         core: Callable[..., tuple[torch.Tensor, FusedWeights]] = mse_loss_and_gradients,
     ) -> None:
-        x_mask, y_mask = (None, None) if mask is None else mask
-        z, stats = model.standardize_inputs(x.detach(), x_mask)
-        mean, std = (None, None) if stats is None else stats
-        count = y.numel() if y_mask is None else y_mask.sum(dtype=y.dtype).clamp(min=1)
         targets = model.config.target_channels
         self.core = core
-        self.data = (z.to(dtype), mean, std, y, y_mask, count)
+        self.standardize = model.standardize_inputs
+        self.batch = (x.detach(), y, mask)
         self.weights = model.fused_weights()
         eps = 0.0 if model.revin is None else model.revin.eps
         self.settings = FusedSettings(
-            eps, model.attention.scale, None if targets is None else torch.tensor(targets, device=z.device), dtype
+            eps, model.attention.scale, None if targets is None else torch.tensor(targets, device=x.device), dtype
         )
+        self._data: tuple | None = None
+
+    @property
+    def data(self) -> tuple:
+        """The batch as `mse_loss_and_gradients` reads it, (z, mean, std, y, y_mask, count), standardised on first use."""
+        if self._data is None:
+            self._data = standardized_batch(self.standardize, *self.batch, self.settings.dtype)
+        return self._data
 
     @torch.no_grad()
     def __call__(self) -> torch.Tensor:

@@ -3,9 +3,9 @@
 At the paper's batch of 32 an eager step is bounded by the fixed cost of each operation (about 200
 small operations per step, see benchmarks/README.md), not by its arithmetic. Compiling the direct
 pass alone (`CompiledForwardBackward`) leaves SAM's norm and perturbation, the parameter switches and
-Adam to run eagerly between the two compiled passes; compiling the whole step — loss and gradients at
-w, ‖g‖, w + ε, the gradients there and Adam's update of w — lets Inductor fuse all the elementwise work
-and leaves Python one call per step.
+Adam to run eagerly between the two compiled passes; compiling the whole step — RevIN's standardisation, loss and
+gradients at w, ‖g‖, w + ε, the gradients there and Adam's update of w — lets Inductor fuse all the
+elementwise work and leaves Python one call per step.
 
 Adam keeps its state where `torch.optim.Adam` keeps it (`optimizer.base_optimizer.state[p]`: `step`,
 `exp_avg`, `exp_avg_sq`), so checkpoints, resuming and the eager steps of other batch shapes (the
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from samformer.nn.fused import FusedSettings, FusedWeights, MSEPass, mse_loss_and_gradients
+from samformer.nn.fused import FusedSettings, FusedWeights, MSEPass, mse_loss_and_gradients, standardized_batch
 from samformer.training.sam import SAM
 
 
@@ -46,13 +46,15 @@ def _adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, betas, eps, we
         p.sub_(lr / (1 - beta1**count) * m / denom)
 
 
-def _sam_adam_step(z, mean, std, y, y_mask, count, weights: FusedWeights, settings: FusedSettings, state, hyper) -> torch.Tensor:
+def _sam_adam_step(standardize, batch, weights: FusedWeights, settings: FusedSettings, state, hyper) -> torch.Tensor:
     """One SAM step over Adam on a batch of the direct pass; returns the loss at w. The function `torch.compile` sees.
 
-    `state` = (exp_avgs, exp_avg_sqs, steps, lr) for the weights that are not None, in `FusedWeights` order;
-    `hyper` = (rho, adaptive, betas, eps, weight_decay).
+    `standardize` and `batch` = (x, y, masks or None) as `fused.MSEPass` holds them; `state` = (exp_avgs,
+    exp_avg_sqs, steps, lr) for the weights that are not None, in `FusedWeights` order; `hyper` = (rho,
+    adaptive, betas, eps, weight_decay).
     """
     rho, adaptive, betas, eps, weight_decay = hyper
+    z, mean, std, y, y_mask, count = standardized_batch(standardize, *batch, settings.dtype)
     present = [i for i, w in enumerate(weights) if w is not None]
     params = [weights[i] for i in present]
     loss, grads = mse_loss_and_gradients(z, mean, std, y, y_mask, count, weights, settings)
@@ -109,7 +111,7 @@ class CompiledSAMStep:
         if self.failed or not isinstance(loss_and_grad, MSEPass):
             return False
         if self.shape is not None:
-            return loss_and_grad.data[0].shape == self.shape
+            return loss_and_grad.batch[0].shape == self.shape
         params = [w for w in loss_and_grad.weights if w is not None]
         owned = {id(p) for p in self.optimizer.param_groups[0]["params"]}
         return all(p.requires_grad for p in params) and {id(p) for p in params} == owned
@@ -126,11 +128,12 @@ class CompiledSAMStep:
         hyper = (group["rho"], group["adaptive"], group["betas"], group["eps"], group["weight_decay"])
         try:
             with torch.no_grad():
-                loss = self._compiled(*loss_and_grad.data, weights, loss_and_grad.settings, (exp_avgs, exp_avg_sqs, steps, self._lr), hyper)
+                state = (exp_avgs, exp_avg_sqs, steps, self._lr)
+                loss = self._compiled(loss_and_grad.standardize, loss_and_grad.batch, weights, loss_and_grad.settings, state, hyper)
         except Exception as exc:  # only the first call compiles; it fails before changing any state
             if self.shape is not None:
                 raise
             self._fall_back(exc)
             return self.eager_update(loss_and_grad)
-        self.shape = loss_and_grad.data[0].shape
+        self.shape = loss_and_grad.batch[0].shape
         return loss

@@ -189,14 +189,13 @@ def build_step_and_update(
     the direct pass; any other run compiles its passes (`CompiledForwardBackward`).
     """
     update = optimizer_update(optimizer)
-    batch_shape = torch.empty(cfg.batch_size, model.config.n_channels, 0, device="meta")  # (B, D, ·): the rule reads only B and D
     whole_step = (
         cfg.compile
         and criterion is None
         and not distributed.is_distributed()
         and compiles_whole_step(optimizer)
         and isinstance(model, SAMformer)
-        and model.uses_fused(batch_shape)
+        and model.uses_fused(torch.empty(cfg.batch_size, model.config.n_channels, 0, device="meta"))  # reads only B and D
     )
     if whole_step:
         return build_step(model, device, cfg.precision, criterion, compile=False), CompiledSAMStep(optimizer, update)

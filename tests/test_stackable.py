@@ -66,7 +66,8 @@ def test_the_rule_accepts_a_setting_exactly_when_the_trainer_trains_it_as_alone(
         return
     assert name in PER_MODEL_SETTINGS
     cfgs = [dataclasses.replace(c, seed=s) if name != "seed" else c for c, s in zip(cfgs, (0, 1), strict=True)]
-    singles, single_results, stacked, results = separate_and_stacked(small_data(options), cfgs, options, None)
+    # fused=True: one algebra alone and stacked ("auto" computes the values on a ragged last batch; see test_stacked)
+    singles, single_results, stacked, results = separate_and_stacked(small_data(options), cfgs, options, True)
     for single, result, model, stacked_result in zip(singles, single_results, stacked, results, strict=True):
         assert max_weight_diff(single, model) < 1e-10
         assert (stacked_result.best_epoch, stacked_result.epochs_run) == (result.best_epoch, result.epochs_run)

@@ -70,8 +70,8 @@ def separate_and_stacked(data: SplitData, cfgs: list[TrainConfig], options: dict
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
-@pytest.mark.parametrize("fuse", [False, True])
-def test_stacked_forward_is_each_models_forward(name: str, fuse: bool) -> None:
+@pytest.mark.parametrize("fuse", [False, True, None])  # None: "auto", which on 4 x 3 rows computes the values (`stacked_plain`)
+def test_stacked_forward_is_each_models_forward(name: str, fuse: bool | None) -> None:
     options = VARIANTS[name]
     models = [build(seed, options, fuse) for seed in range(3)]
     g = torch.Generator().manual_seed(0)
@@ -81,7 +81,7 @@ def test_stacked_forward_is_each_models_forward(name: str, fuse: bool) -> None:
     for m in (None, mask):
         expected = torch.stack([model.forward_channels_first(x[j], mask=None if m is None else m[j]) for j, model in enumerate(models)])
         torch.testing.assert_close(stack.forward(x, m), expected, rtol=0, atol=1e-12)
-        if stack.uses_fused(x):
+        if stack.takes_hand_pass():
             torch.testing.assert_close(stack.fused_forecast(*stack.standardize(x, m), torch.float64), expected, rtol=0, atol=1e-12)
 
 
@@ -103,6 +103,46 @@ def test_stacked_fused_gradients_are_each_models(name: str) -> None:
             torch.testing.assert_close(loss[j], expected_loss, rtol=0, atol=1e-12)
             for grad, param in zip(grads, model.parameters(), strict=True):
                 torch.testing.assert_close(grad[j], param.grad, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["default", "targets", "no_revin"])
+def test_stacked_plain_gradients_are_each_models_autograd_gradients(name: str) -> None:
+    """The hand-written pass in the modules' algebra (taken by "auto" where folding costs more), against autograd
+    through each model's own modules, at weights moved off their initial values (RevIN's a ≠ 1, b ≠ 0)."""
+    options = VARIANTS[name]
+    models = [build(seed, options, False) for seed in range(3)]
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in (p for m in models for p in m.parameters()):
+            p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
+    x = torch.randn(3, 4, 3, L, generator=g, dtype=torch.float64) * 2 + 1
+    y = torch.randn(3, 4, len(options.get("target_channels", range(3))), H, generator=g, dtype=torch.float64)
+    y_mask = torch.rand(y.shape, generator=g) > 0.3
+    stack = StackedSAMformer(models)
+    stack.fused = "auto"
+    assert not stack.folds_values(4 * 3)
+    for mask in (None, y_mask):
+        loss, grads = stack.mse_and_gradients(*stack.standardize(x), y, mask, torch.float64)
+        for j, model in enumerate(models):
+            diff = model.forward_channels_first(x[j]) - y[j]
+            observed = torch.ones_like(diff, dtype=torch.bool) if mask is None else mask[j]
+            expected_loss = torch.where(observed, diff, 0.0).square().sum() / observed.sum()
+            expected = torch.autograd.grad(expected_loss, list(model.parameters()))
+            torch.testing.assert_close(loss[j], expected_loss.detach(), rtol=1e-12, atol=1e-12)
+            for grad, exact in zip(grads, expected, strict=True):
+                torch.testing.assert_close(grad[j], exact, rtol=1e-10, atol=1e-12)
+
+
+def test_the_stack_folds_the_values_where_that_costs_fewer_multiply_adds() -> None:
+    """Hand-counted multiply-adds per training pass, weather's sizes (L 512, d 16, 32 windows x 21 channels = 672 rows).
+    H = 96: folded 2·672·512·224 + 3·96·512² = 229.6M, plain 672·512·(2·544 + 288) = 473.4M: fold.
+    H = 720: folded 2·672·512·1472 + 3·720·512² = 1 579.2M, plain 672·512·(2·544 + 2160) = 1 117.5M: compute the values."""
+    stacks = {h: StackedSAMformer([SAMformer(21, 512, h)]) for h in (96, 720)}
+    assert stacks[96].folds_values(672) and not stacks[720].folds_values(672)
+    # forward only (evaluation): H = 720 on 1024 windows, folded 21504·512·1472 + 720·512² = 16.4G, plain 21504·512·1264 = 13.9G
+    assert not stacks[720].folds_values(21504, gradients=False)
+    stacks[720].fused = True
+    assert stacks[720].folds_values(672), "fused=True always folds"
 
 
 def test_model_j_comes_back_as_an_ordinary_samformer() -> None:
@@ -156,7 +196,9 @@ def test_stacked_training_is_separate_training_in_float64(name: str, fuse: bool)
 def test_stacked_training_with_missing_values_is_separate_training() -> None:
     options = VARIANTS["targets"]
     cfgs = [TrainConfig(epochs=2, batch_size=16, progress=False, **s) for s in SETTINGS]
-    singles, single_results, stacked, results = separate_and_stacked(small_data(options, masked=True), cfgs, options, None)
+    # fused=True: single and stacked runs take the same algebra, so only summation order differs (a ragged last batch
+    # would take `stacked_plain` under "auto", and Adam magnifies rounding differences where a gradient is ~0)
+    singles, single_results, stacked, results = separate_and_stacked(small_data(options, masked=True), cfgs, options, True)
     for single, result, model, stacked_result in zip(singles, single_results, stacked, results, strict=True):
         assert max_weight_diff(single, model) < 1e-10
         assert stacked_result.test_mse == pytest.approx(result.test_mse, abs=1e-10)
@@ -170,7 +212,7 @@ def test_models_stop_early_as_they_would_alone_and_leave_the_stack() -> None:
         {"seed": 2, "lr": 3e-3, "rho": 0.5, "patience": 3, "epochs": 5, "lr_schedule": "constant"},
     ]
     cfgs = [TrainConfig(**{"epochs": 12, "batch_size": 32, "progress": False, **s}) for s in settings]
-    singles, single_results, stacked, results = separate_and_stacked(small_data({}), cfgs, {}, None)
+    singles, single_results, stacked, results = separate_and_stacked(small_data({}), cfgs, {}, True)  # one algebra, as above
     assert len({r.epochs_run for r in single_results}) > 1  # they leave the stack at different epochs
     assert any(r.epochs_run < c.epochs for r, c in zip(single_results, cfgs, strict=True))  # early stopping happened
     for single, result, model, stacked_result in zip(singles, single_results, stacked, results, strict=True):
@@ -187,7 +229,7 @@ def test_bf16_stacked_forecast_is_each_models_bf16_forecast() -> None:
         expected = torch.stack([model.forward_channels_first(x[j]) for j, model in enumerate(models)])
         plain = stack.forward(x)
     fused = stack.fused_forecast(*stack.standardize(x), torch.bfloat16)
-    assert stack.uses_fused(x) and fused.dtype == torch.float32  # products in bf16, the forecast in the weights' precision
+    assert stack.takes_hand_pass() and fused.dtype == torch.float32  # products in bf16, the forecast in the weights' precision
     for forecast in (plain, fused):
         torch.testing.assert_close(forecast.float(), expected.float(), rtol=0.05, atol=0.05)  # bf16: 8 bits of mantissa
 

@@ -11,8 +11,10 @@ Two passes compute the same function as `SAMformer.forward_channels_first`:
 - `forward`: the plain modules' computation (RevIN, attention, residual, forecaster, RevIN⁻¹) with a
   model axis, differentiated by autograd; every variant (value_dim, attention=False, revin=False,
   target_channels);
-- `mse_and_gradients`: `samformer.nn.fused`'s autograd-free pass with a model axis (`samformer.nn.stacked_fused`), taken
-  where a single model would take it (`SAMformer.uses_fused`).
+- `mse_and_gradients`: an autograd-free pass with hand-written gradients, taken where a single model would take its
+  fused pass (`SAMformer.uses_fused`), in whichever of two algebras costs fewer multiply-adds (`folds_values`):
+  `samformer.nn.stacked_fused` (`samformer.nn.fused`'s pass with a model axis: values folded into the forecaster)
+  or `samformer.nn.stacked_plain` (the modules' own algebra, for long horizons on few rows).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 
 from samformer.errors import SamformerError
-from samformer.nn import stacked_fused
+from samformer.nn import stacked_fused, stacked_plain
 from samformer.nn.model import (
     RevIN,
     SAMformer,
@@ -35,7 +37,6 @@ from samformer.nn.model import (
     missing_as_zero,
     revin_affine,
     revin_inverse,
-    takes_fused_pass,
     to_autocast_dtype,
 )
 from samformer.nn.stackable import model_blockers
@@ -124,11 +125,33 @@ class StackedSAMformer(nn.Module):
         finally:
             self.fused = previous
 
-    def uses_fused(self, x: torch.Tensor) -> bool:
-        """Whether a batch `x` (k, B, D, L) takes the fused pass: exactly when a single model would."""
+    def takes_hand_pass(self) -> bool:
+        """Whether training and evaluation take a hand-written pass (`mse_and_gradients`, `fused_forecast`) rather
+        than autograd's: when the layers allow it (as `SAMformer.can_fuse`) and `fused` is not False. Unlike a single
+        model's fused pass it needs no H ≤ B·D: where folding does not pay, the stack computes the values
+        (`folds_values`)."""
         cfg = self.config
-        layers_allow = cfg.attention and cfg.value_dim is None  # as `SAMformer.can_fuse` (σReparam is never stacked)
-        return layers_allow and takes_fused_pass(self.fused, cfg.horizon, x.shape[1] * x.shape[2])
+        layers_allow = cfg.attention and cfg.value_dim is None  # σReparam is never stacked
+        return layers_allow and self.fused is not False
+
+    def folds_values(self, rows: int, gradients: bool = True) -> bool:
+        """Whether the hand-written pass over a batch of `rows` (window, channel) rows folds the values into the
+        forecaster (`stacked_fused`) rather than computing them (`stacked_plain`): always with `fused=True`, else when
+        that costs fewer multiply-adds, for the forward pass and (`gradients`) the gradients.
+
+        Folded: rows L (2d + 2H) for the product with [Wq; Wk; Wf; Wf Wv] plus H L² for the fold, each twice with
+        gradients (the weight gradient; Wf's and Wv's through the fold), plus H L² more. Plain: rows L (2d + L + H) for
+        the products with [Wq; Wk; Wv] and Wf, with gradients plus their weight gradients and rows L H for the
+        forecaster's input. The attention's (D, D) products are alike and small.
+        """
+        if self.fused is True:
+            return True
+        d, L, H = self.config.d_model, self.config.seq_len, self.config.horizon
+        folded = rows * L * (2 * d + 2 * H) + H * L * L
+        plain = rows * L * (2 * d + L + H)
+        if gradients:
+            folded, plain = 2 * folded + H * L * L, 2 * plain + rows * L * H
+        return folded <= plain
 
     def standardize(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, RevinStats | None]:
         """The inputs as the first layer sees them before RevIN's affine map: (x − mean) / std with RevIN,
@@ -140,15 +163,19 @@ class StackedSAMformer(nn.Module):
         z, (mean, std) = standardize_inputs(x.reshape(k * B, D, L), flat_mask)
         return z.view(k, B, D, L), (mean.view(k, B, D, 1), std.view(k, B, D, 1))
 
-    def standardize_shared(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, RevinStats | None]:
+    def standardize_shared(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, RevinStats | None]:
         """`standardize` of the same inputs x (B, D, L) given to every model: computed once, expanded to (k, B, D, L)
-        and, with RevIN, stats (k, B, D, 1) each, without copies (the statistics do not depend on the model)."""
+        and, with RevIN, stats (k, B, D, 1) each, without copies (the statistics do not depend on the model).
+        With a `dtype`, z is cast to it before it is expanded (a cast of the expanded z would copy it k times)."""
         k = self.k
         if not self.config.revin:
             z, stats = missing_as_zero(x, mask), None
         else:
             z, (mean, std) = standardize_inputs(x, mask)
             stats = (mean.expand(k, *mean.shape), std.expand(k, *std.shape))
+        z = z if dtype is None else z.to(dtype)
         return z.expand(k, *z.shape), stats
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -192,17 +219,19 @@ class StackedSAMformer(nn.Module):
         return (*affine, *(p[n] for n in names), p["forecaster.weight"], p["forecaster.bias"])
 
     def fused_forecast(self, z: torch.Tensor, stats: RevinStats | None, dtype: torch.dtype) -> torch.Tensor:
-        """`forward_standardized` by `samformer.nn.fused`'s pass with a model axis (no graph); products in `dtype`."""
+        """`forward_standardized` by a hand-written pass (no graph) in the cheaper algebra (`folds_values`); products in `dtype`."""
         a, b, *weights = self._fused_params()
         mean, std = stats if stats is not None else (None, None)
         eps = _REVIN_EPS if a is not None else 0.0
-        return stacked_fused.forward(z.to(dtype), mean, std, a, b, eps, *weights, self.scale, self._target_index(z), dtype)[0]
+        algebra = stacked_fused if self.folds_values(z.shape[1] * z.shape[2], gradients=False) else stacked_plain
+        return algebra.forward(z.to(dtype), mean, std, a, b, eps, *weights, self.scale, self._target_index(z), dtype)[0]
 
     @torch.no_grad()  # the gradients are computed by hand: recording a graph would keep every step's tensors alive
     def mse_and_gradients(
         self, z: torch.Tensor, stats: RevinStats | None, y: torch.Tensor, y_mask: torch.Tensor | None, dtype: torch.dtype
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Each model's MSE (k,) at the current weights and its gradient as `blocks` (k, *shape), by the fused pass.
+        """Each model's MSE (k,) at the current weights and its gradient as `blocks` (k, *shape), by the hand-written
+        pass in the cheaper algebra (`folds_values`).
 
         z, stats: from `standardize`; y (k, B, Dt, H) targets; y_mask their observed-value mask or None.
         """
@@ -211,7 +240,8 @@ class StackedSAMformer(nn.Module):
         count = y[0].numel() if y_mask is None else y_mask.flatten(1).sum(1, dtype=y.dtype).clamp(min=1)  # per model
         eps = _REVIN_EPS if a is not None else 0.0
         data = (z.to(dtype), mean, std, y, y_mask, count, a, b, eps)
-        loss, grads = stacked_fused.mse_loss_and_gradients(*data, *weights, self.scale, self._target_index(z), dtype)
+        algebra = stacked_fused if self.folds_values(z.shape[1] * z.shape[2]) else stacked_plain
+        loss, grads = algebra.mse_loss_and_gradients(*data, *weights, self.scale, self._target_index(z), dtype)
         return loss, [g for g in grads if g is not None]  # in `fused`'s order, which is `names` order
 
     def _target_index(self, z: torch.Tensor) -> torch.Tensor | None:

@@ -66,8 +66,8 @@ def backward(saved, grad, scale, targets, dtype, sizes):
     d, H = sizes
     master = wf.dtype
     k, B, D, L = z.shape
-    grad_a, grad_b = _through_revin_inverse(grad, centred, factor, denom, a, b, targets) if factor is not None else (None, None)
     grad = grad if factor is None else grad * factor  # (k, B, Dt, H): the gradient of y
+    grad_a, grad_b = through_revin_inverse(grad, centred, denom, a, b, targets) if factor is not None else (None, None)
     grad_y = grad.reshape(k * B, -1, H)
     rows, q_t = (attn, queries) if targets is None else (attn[:, targets], queries[:, targets])
     grad_rows = torch.bmm(grad_y, values.transpose(1, 2))  # (k·B, Dt, H) @ (k·B, H, D)
@@ -106,24 +106,31 @@ def backward(saved, grad, scale, targets, dtype, sizes):
     return grad_a, grad_b, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv, grad_wf, grad_bf
 
 
-def _through_revin_inverse(grad, centred, factor, denom, a, b, targets):
-    """The gradients of RevIN's affine (a, b) through its inverse; dfactor/da = −factor / (a + eps²)."""
-    grad = grad * factor
-    grad_a_t = (grad * centred).sum(dim=(1, 3)).div_(denom).neg_()  # (k, Dt)
-    grad_b_t = grad.sum(dim=(1, 3)).neg_()
+def through_revin_inverse(grad_y, centred, denom, a, b, targets):
+    """The gradients of RevIN's affine (a, b) through its inverse, given the gradient of y (the forecast's times
+    `factor`); dfactor/da = −factor / (a + eps²)."""
+    grad_a_t = (grad_y * centred).sum(dim=(1, 3)).div_(denom).neg_()  # (k, Dt)
+    grad_b_t = grad_y.sum(dim=(1, 3)).neg_()
     if targets is None:
         return grad_a_t, grad_b_t
     return torch.zeros_like(a).index_add_(1, targets, grad_a_t), torch.zeros_like(b).index_add_(1, targets, grad_b_t)
 
 
-def mse_loss_and_gradients(z, mean, std, y, y_mask, count, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
-    """Each model's MSE (k,) against y (k, B, Dt, H) (observed entries only with a `y_mask`; `count` of them, a
-    number or a (k,) tensor) and its gradients with respect to (a, b, wq, bq, wk, bk, wv, bv, wf, bf)."""
-    forecast, saved = forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
+def mse_and_forecast_gradient(forecast, y, y_mask, count):
+    """Each model's MSE (k,) of `forecast` against y (k, B, Dt, H) (observed entries only with a `y_mask`; `count` of
+    them, a number or a (k,) tensor) and its gradient with respect to the forecast."""
     diff = forecast - y  # (k, B, Dt, H)
     if y_mask is not None:
         diff = torch.where(y_mask, diff, 0.0)
     flat = diff.reshape(diff.shape[0], -1)
     loss = torch.linalg.vecdot(flat, flat) / count  # (k,)
     per_model = count.view(-1, 1, 1, 1) if isinstance(count, torch.Tensor) else count
-    return loss, backward(saved, diff * (2 / per_model), scale, targets, dtype, (wq.shape[1], wf.shape[1]))
+    return loss, diff * (2 / per_model)
+
+
+def mse_loss_and_gradients(z, mean, std, y, y_mask, count, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+    """Each model's MSE (k,) against y (k, B, Dt, H) (see `mse_and_forecast_gradient`) and its gradients with respect
+    to (a, b, wq, bq, wk, bk, wv, bv, wf, bf)."""
+    forecast, saved = forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
+    loss, grad = mse_and_forecast_gradient(forecast, y, y_mask, count)
+    return loss, backward(saved, grad, scale, targets, dtype, (wq.shape[1], wf.shape[1]))

@@ -20,12 +20,11 @@ from samformer.training.steps import autocast
 @torch.inference_mode()
 def stacked_forecast(stack: StackedSAMformer, x: torch.Tensor, mask: torch.Tensor | None, precision: Precision) -> torch.Tensor:
     """Every model's forecast (k, B, Dt, H) of the same inputs x (B, D, L), by the pass a single model would take."""
-    z, stats = stack.standardize_shared(x, mask)  # (B, D, L) -> (k, B, D, L), no copy
-    if stack.uses_fused(z):
+    if stack.takes_hand_pass():
         dtype = torch.bfloat16 if precision == "bf16" else stack.flat.dtype
-        return stack.fused_forecast(z, stats, dtype)
+        return stack.fused_forecast(*stack.standardize_shared(x, mask, dtype), dtype)  # (B, D, L) -> (k, B, D, L), no copy
     with autocast(x.device, precision):
-        return stack.forward_standardized(z, stats)
+        return stack.forward_standardized(*stack.standardize_shared(x, mask))
 
 
 def mean_forecast(
@@ -39,7 +38,8 @@ def mean_forecast(
 def evaluate_stacked(
     stack: StackedSAMformer, windows: Windows, batch_size: int = 1024, precision: Precision = "fp32", criterion: QuantileLoss | None = None
 ) -> dict[str, list[float] | float]:
-    """Each model's MSE and MAE over every window, accumulated in float64, as `train.evaluate` (masks included),
+    """Each model's MSE and MAE over every window, as `train.evaluate` (masks included; each (window, channel) row summed
+    over the horizon in the forecasts' precision, the rows in float64),
     and those of the ensemble (the mean of the k forecasts): {"mse": [k], "mae": [k], "ensemble_mse", "ensemble_mae"}.
 
     With a `criterion` (quantile networks) each model's pinball loss is added as "loss": [k], and the errors are
@@ -59,13 +59,14 @@ def evaluate_stacked(
             losses = [total + criterion(f, y, y_mask).item() * weight for total, f in zip(losses, forecasts, strict=True)]
             pred = criterion.point(forecasts)  # (k, B, Dt, H)
         pred = pred.float()
-        pred = torch.cat([pred, pred.mean(dim=0, keepdim=True)])  # (k + 1, B, Dt, H): the ensemble last
-        diff = pred - y
-        if mask is not None:
-            diff = torch.where(mask[1], diff, 0.0)
-        errors[0] += diff.square().flatten(1).sum(dim=1, dtype=torch.float64)
-        errors[1] += diff.abs().flatten(1).sum(dim=1, dtype=torch.float64)
-        count += diff[0].numel() if mask is None else int(mask[1].sum())
+        for models, forecasts in ((slice(0, k), pred), (k, pred.mean(dim=0))):  # each model's (k, B, Dt, H), the ensemble's
+            diff = forecasts - y
+            if mask is not None:
+                diff = torch.where(mask[1], diff, 0.0)
+            # per (window, channel) row over the horizon, without writing the squares; then summed in float64
+            errors[0, models] += torch.linalg.vector_norm(diff, 2, dim=-1).square_().flatten(-2).sum(dim=-1, dtype=torch.float64)
+            errors[1, models] += torch.linalg.vector_norm(diff, 1, dim=-1).flatten(-2).sum(dim=-1, dtype=torch.float64)
+        count += y.numel() if mask is None else int(mask[1].sum())
     mse, mae = (errors[:2] / max(count, 1)).tolist()
     scores = {"mse": mse[:k], "mae": mae[:k], "ensemble_mse": mse[k], "ensemble_mae": mae[k]}
     if criterion is not None:

@@ -86,7 +86,7 @@ def loss_and_gradients(
     """
     x_mask, y_mask = (None, None) if masks is None else masks
     z, stats = stack.standardize(x, x_mask)
-    if stack.uses_fused(x) and criterion is None:
+    if stack.takes_hand_pass() and criterion is None:
         dtype = torch.bfloat16 if precision == "bf16" else stack.flat.dtype
         z_low = z.to(dtype)  # cast once for both of SAM's passes
         return lambda: stack.mse_and_gradients(z_low, stats, y, y_mask, dtype)

@@ -11,7 +11,7 @@ import torch
 import samformer.training.steps
 from samformer import SAMformer
 from samformer.errors import ConfigError
-from samformer.nn.fused import MSEPass
+from samformer.nn.fused import MSEPass, plain_mse_loss_and_gradients
 from samformer.training.config import TrainConfig
 from samformer.training.fit import build_optimizer, train_step
 from samformer.training.steps import forward_backward
@@ -59,6 +59,35 @@ def test_the_direct_pass_gives_autograds_loss_and_gradients(options, masked):
     torch.testing.assert_close(loss, expected.detach(), rtol=1e-12, atol=1e-12)
     for (name, p), q in zip(fused.named_parameters(), plain.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize("options, masked", OPTIONS)
+def test_the_direct_pass_in_the_modules_algebra_gives_autograds_loss_and_gradients(options, masked):
+    """The pass "auto" trains with where the forward pass is not fused (H > B·D): values L → L, then the forecaster."""
+    fused, plain = models(options)
+    x, y, mask = batch(options, masked)
+    loss = MSEPass(fused, x, y, torch.float64, mask, core=plain_mse_loss_and_gradients)()
+    pred = plain.forward_channels_first(x, mask=None if mask is None else mask[0])
+    observed = torch.ones_like(y, dtype=torch.bool) if mask is None else mask[1]
+    expected = torch.where(observed, pred - y, 0.0).square().sum() / observed.sum()
+    expected.backward()
+    torch.testing.assert_close(loss, expected.detach(), rtol=1e-12, atol=1e-12)
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize("fused, expected", [("auto", "plain"), (True, "folded"), (False, "autograd")])
+def test_a_batch_the_fused_forward_skips_trains_by_hand_unless_fused_is_false(fused, expected, monkeypatch):
+    """H = 8 > B·D = 5 (one window): "auto" does not fold, and trains by the modules' algebra without autograd."""
+    cores = []
+    monkeypatch.setattr(samformer.training.steps, "MSEPass", lambda *args, core=None: cores.append(core) or MSEPass(*args))
+    model, _ = models({})
+    model.fused = fused
+    x, y, _ = batch({}, False)
+    loss = train_step(model, build_optimizer(model, TrainConfig()), x[:1], y[:1], "fp32")
+    assert torch.isfinite(loss)
+    taken = "autograd" if not cores else ("plain" if cores[0] is plain_mse_loss_and_gradients else "folded")
+    assert taken == expected
 
 
 def test_the_direct_pass_accumulates_and_skips_frozen_parameters():

@@ -37,6 +37,8 @@ from typing import Any, NamedTuple
 import torch
 from torch.autograd.function import once_differentiable
 
+from samformer.nn import stacked_plain
+
 
 class FusedWeights(NamedTuple):
     """SAMformer's parameters as the fused pass reads them (built by `SAMformer.fused_weights`).
@@ -238,6 +240,19 @@ def mse_loss_and_gradients(z, mean, std, y, y_mask, count, weights: FusedWeights
     return loss, _backward(saved, diff * (2 / count), settings)
 
 
+def plain_mse_loss_and_gradients(z, mean, std, y, y_mask, count, weights: FusedWeights, settings: FusedSettings):
+    """`mse_loss_and_gradients` in the modules' own algebra, values L → L then the forecaster (`stacked_plain` with
+    one model): the hand-written pass where folding the values would cost more, H > B·D."""
+
+    def one(t: torch.Tensor | None) -> torch.Tensor | None:  # (...) -> (1, ...): a stack of one model
+        return None if t is None else t[None]
+
+    a, b, *maps = weights
+    batch = (one(z), one(mean), one(std), one(y), one(y_mask), count, one(a), one(b), settings.eps)
+    loss, grads = stacked_plain.mse_loss_and_gradients(*batch, *map(one, maps), settings.scale, settings.targets, settings.dtype)
+    return loss[0], FusedWeights(*(None if g is None else g[0] for g in grads))
+
+
 def standardized_batch(standardize: Callable, x: torch.Tensor, y: torch.Tensor, mask, dtype: torch.dtype) -> tuple:
     """A batch as `mse_loss_and_gradients` reads it: (z in `dtype`, RevIN's mean and std or None, y, the target
     mask or None, the number of observed targets), `standardize` being the model's `standardize_inputs`."""
@@ -259,11 +274,12 @@ class MSEPass:
     the same pass again after moving the weights.
 
     Args:
-        model: a `SAMformer` whose forward pass on `x` is fused (`model.uses_fused(x)`).
+        model: a `SAMformer` whose layers allow the fused pass (`model.can_fuse()`).
         x: inputs (B, D, L). y: targets (B, D_targets, H).
         dtype: the precision of the large matrix products (e.g. torch.bfloat16; the weights' dtype for full precision).
         mask: (input, target) observed-value masks, shaped like x and y, or None.
-        core: `mse_loss_and_gradients` or a compiled version of it.
+        core: `mse_loss_and_gradients` or a compiled version of it; `plain_mse_loss_and_gradients` for the
+            modules' algebra on a batch the fused forward pass would not take.
     """
 
     def __init__(

@@ -275,7 +275,9 @@ class SAMformer(nn.Module):
         fused: whether the forward pass runs `samformer.nn.fused.attend_and_forecast` (same function,
             fewer operations): "auto" when it pays (H ≤ B·D), True whenever the layers allow it, False
             never. A runtime choice like timm's `fused_attn`: not part of `config`, not saved; the
-            attribute `fused` may be changed at any time (see `uses_fused`, `plain_modules`).
+            attribute `fused` may be changed at any time (see `uses_fused`, `plain_modules`). Training with
+            the MSE skips autograd on every batch unless `fused=False`: a batch the fused pass does not take
+            under "auto" trains by a hand-written pass in the modules' own algebra (`fused.plain_mse_loss_and_gradients`).
 
     Input `(batch, seq_len, n_channels)`; output `(batch, horizon, n_channels)`, or
     `(batch, horizon, len(target_channels))`.

@@ -11,8 +11,8 @@ Two passes compute the same function as `SAMformer.forward_channels_first`:
 - `forward`: the plain modules' computation (RevIN, attention, residual, forecaster, RevIN⁻¹) with a
   model axis, differentiated by autograd; every variant (value_dim, attention=False, revin=False,
   target_channels);
-- `mse_and_gradients`: an autograd-free pass with hand-written gradients, taken where a single model would take its
-  fused pass (`SAMformer.uses_fused`), in whichever of two algebras costs fewer multiply-adds (`folds_values`):
+- `mse_and_gradients`: an autograd-free pass with hand-written gradients, taken wherever the layers allow it and
+  `fused` is not False (`takes_hand_pass`), in whichever of two algebras costs fewer multiply-adds (`folds_values`):
   `samformer.nn.stacked_fused` (`samformer.nn.fused`'s pass with a model axis: values folded into the forecaster)
   or `samformer.nn.stacked_plain` (the modules' own algebra, for long horizons on few rows).
 """

@@ -5,8 +5,9 @@ its gradients to the parameters' `.grad` and returns the detached loss. SAM call
 (at w, then at w + ε). A *step* (`Step`, built once by `build_step`) turns the training windows and a
 batch's indices into that batch's pass and its weight in the epoch's loss sum:
 
-- `BatchPasses`: a SAMformer on this process; for the MSE on a fused model the direct pass
-  (`fused.MSEPass`, no autograd), else autograd (`forward_backward`), optionally `torch.compile`d;
+- `BatchPasses`: a SAMformer on this process; for the MSE on a model whose layers fuse the direct pass
+  (`fused.MSEPass`, no autograd; values folded where that pays, else computed), else autograd (`forward_backward`),
+  optionally `torch.compile`d;
 - `_sharded_step`: under torch.distributed, this rank's shard through DistributedDataParallel.
 
 A trainer of several models at once would be one more builder returning a `Step`.
@@ -25,7 +26,7 @@ import torch
 
 from samformer.data.series import Windows
 from samformer.metrics import masked_mse, mse
-from samformer.nn.fused import MSEPass, mse_loss_and_gradients
+from samformer.nn.fused import MSEPass, mse_loss_and_gradients, plain_mse_loss_and_gradients
 from samformer.nn.model import SAMformer
 from samformer.training import distributed
 from samformer.training.compiled_step import CompiledSAMStep, compiles_whole_step
@@ -147,8 +148,10 @@ class BatchPasses:
     `forward_backward_fn` is `forward_backward` (always autograd), a `CompiledForwardBackward`, or None
     for the fastest eager passes: for the MSE on a SAMformer, batches whose forward pass is fused
     (`SAMformer.uses_fused`, a rule on the batch's shape) take the direct pass (`fused.MSEPass`: the same
-    loss and gradients, less overhead per operation, which is what small batches pay for); the others,
-    and every other loss, run `forward_backward`. A `CompiledForwardBackward` compiles whichever applies.
+    loss and gradients, less overhead per operation, which is what small batches pay for); with `fused="auto"`
+    the others take the direct pass in the modules' algebra (`fused.plain_mse_loss_and_gradients`: no fold,
+    which costs more there; no autograd). Every other loss, and `fused=False`, run `forward_backward`. A
+    `CompiledForwardBackward` compiles the folded direct pass or autograd's.
     """
 
     def __init__(
@@ -162,15 +165,18 @@ class BatchPasses:
         self.autograd = forward_backward_fn or forward_backward
         direct_ok = criterion is None and isinstance(model, SAMformer) and model.can_fuse()
         self.direct: Callable[..., Pass] | None = None
+        self.plain_direct = direct_ok and forward_backward_fn is None  # eager: the modules' algebra by hand too
         if direct_ok and forward_backward_fn is None:
             self.direct = MSEPass
         elif direct_ok and isinstance(forward_backward_fn, CompiledForwardBackward):
             self.direct = forward_backward_fn.direct_pass
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, mask: Masks | None = None) -> Pass:
+        dtype = torch.bfloat16 if self.precision == "bf16" else x.dtype
         if self.direct is not None and self.model.uses_fused(x):
-            dtype = torch.bfloat16 if self.precision == "bf16" else x.dtype
             return self.direct(self.model, x, y, dtype, mask)
+        if self.plain_direct and self.model.fused == "auto":
+            return MSEPass(self.model, x, y, dtype, mask, core=plain_mse_loss_and_gradients)
         return partial(self.autograd, self.model, x, y, self.precision, mask, self.criterion)
 
 

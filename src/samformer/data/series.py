@@ -234,8 +234,8 @@ class Windows:
     """All (input, target) windows of one split, served by index from a single tensor.
 
     `series` is (T, D); window i has input rows [i, i+L) and target rows [i+L, i+L+H).
-    Nothing is copied until a batch is gathered. An optional boolean `mask` of the same shape
-    (True = observed) is served alongside by `batch_mask`. `roles` selects the target channels and
+    The windows are views of one channels-first copy of the series; a batch is copied when gathered. An optional
+    boolean `mask` of the same shape (True = observed) is served alongside by `batch_mask`. `roles` selects the target channels and
     shifts known-future covariates forward by H (see `ChannelRoles`).
     """
 
@@ -250,11 +250,11 @@ class Windows:
             )
         self.series = series
         self.seq_len, self.horizon = seq_len, horizon
-        self._view = series.unfold(0, seq_len + horizon, 1)  # (T, D) -> (N, D, L+H), a view
+        self._view = _channels_first_windows(series, seq_len + horizon)  # (N, D, L+H), a view
         if mask is not None and mask.shape != series.shape:
             raise ShapeError(f"the mask has shape {tuple(mask.shape)}, the series {tuple(series.shape)}; they must match")
         self.mask = mask
-        self._mask_view = None if mask is None else mask.unfold(0, seq_len + horizon, 1)  # (N, D, L+H) bool
+        self._mask_view = None if mask is None else _channels_first_windows(mask, seq_len + horizon)  # (N, D, L+H) bool
         self.roles = roles or ChannelRoles()
         self._targets = None if self.roles.targets is None else list(self.roles.targets)
         self._future = list(self.roles.future)
@@ -264,7 +264,7 @@ class Windows:
 
     def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs (B, D, L) and targets (B, D_targets, H) of the windows at `index`, channels first."""
-        return self._split(self._view[index])  # (B, D, L+H), gathered
+        return self._split(_gather(self._view, index))  # (B, D, L+H)
 
     def _split(self, block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cut gathered (B, D, L+H) windows into inputs and targets according to the channel roles."""
@@ -280,11 +280,23 @@ class Windows:
         """Observed-value masks (B, D, L) and (B, D, H) of the windows at `index`; None without a mask."""
         if self._mask_view is None:
             return None
-        return self._split(self._mask_view[index])
+        return self._split(_gather(self._mask_view, index))
 
     def to(self, device: torch.device | str) -> Windows:
         mask = None if self.mask is None else self.mask.to(device)
         return Windows(self.series.to(device), self.seq_len, self.horizon, mask, self.roles)
+
+
+def _channels_first_windows(series: torch.Tensor, length: int) -> torch.Tensor:
+    """Every window of `length` rows of `series` (T, D) as a view (N, D, length) of a channels-first copy (D, T),
+    so that each window's channel is one contiguous run: gathering windows from (T, D) directly reads every value
+    D floats away from the last, about 5x slower (weather, 21 channels)."""
+    return series.t().contiguous().unfold(1, length, 1).transpose(0, 1)  # (D, T) -> (D, N, length) -> (N, D, length)
+
+
+def _gather(view: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
+    """The windows of `view` at `index`: copied into one contiguous block for an index tensor, a view for a slice."""
+    return view.index_select(0, index) if isinstance(index, torch.Tensor) else view[index]
 
 
 @dataclass

@@ -95,7 +95,7 @@ def test_stacked_fused_gradients_are_each_models(name: str) -> None:
     y_mask = torch.rand(y.shape, generator=g) > 0.3
     stack = StackedSAMformer(models)
     for mask in (None, y_mask):
-        loss, grads = stack.mse_and_gradients(*stack.standardize(x), y, mask, torch.float64)
+        loss, grads = stack.mse_pass(*stack.standardize(x), y, mask, torch.float64)()
         for j, model in enumerate(models):
             model.zero_grad(set_to_none=True)
             masks = None if mask is None else (torch.ones_like(x[j], dtype=torch.bool), mask[j])
@@ -122,7 +122,7 @@ def test_stacked_plain_gradients_are_each_models_autograd_gradients(name: str) -
     stack.fused = "auto"
     assert not stack.folds_values(4 * 3)
     for mask in (None, y_mask):
-        loss, grads = stack.mse_and_gradients(*stack.standardize(x), y, mask, torch.float64)
+        loss, grads = stack.mse_pass(*stack.standardize(x), y, mask, torch.float64)()
         for j, model in enumerate(models):
             diff = model.forward_channels_first(x[j]) - y[j]
             observed = torch.ones_like(diff, dtype=torch.bool) if mask is None else mask[j]
@@ -340,6 +340,6 @@ def test_the_fused_stacked_pass_records_no_graph() -> None:
     stack = StackedSAMformer(models)
     x, y = torch.randn(2, 16, 3, L), torch.randn(2, 16, 3, H)
     z, stats = stack.standardize(x, None)
-    loss, grads = stack.mse_and_gradients(z, stats, y, None, torch.float32)
+    loss, grads = stack.mse_pass(z, stats, y, None, torch.float32)()
     assert loss.grad_fn is None and not loss.requires_grad
     assert all(g.grad_fn is None for g in grads)

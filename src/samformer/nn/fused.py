@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.autograd.function import once_differentiable
 
-from samformer.nn import stacked_plain
+from samformer.nn import stacked_fused, stacked_plain
 
 
 class FusedWeights(NamedTuple):
@@ -248,7 +248,8 @@ def plain_mse_loss_and_gradients(z, mean, std, y, y_mask, count, weights: FusedW
         return None if t is None else t[None]
 
     a, b, *maps = weights
-    batch = (one(z), one(mean), one(std), one(y), one(y_mask), count, one(a), one(b), settings.eps)
+    offset, std_t = stacked_fused.error_terms(one(mean), one(std), one(y), settings.targets)
+    batch = (one(z), offset, std_t, one(y_mask), count, one(a), one(b), settings.eps)
     loss, grads = stacked_plain.mse_loss_and_gradients(*batch, *map(one, maps), settings.scale, settings.targets, settings.dtype)
     return loss[0], FusedWeights(*(None if g is None else g[0] for g in grads))
 

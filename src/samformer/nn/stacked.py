@@ -11,7 +11,7 @@ Two passes compute the same function as `SAMformer.forward_channels_first`:
 - `forward`: the plain modules' computation (RevIN, attention, residual, forecaster, RevIN⁻¹) with a
   model axis, differentiated by autograd; every variant (value_dim, attention=False, revin=False,
   target_channels);
-- `mse_and_gradients`: an autograd-free pass with hand-written gradients, taken wherever the layers allow it and
+- `mse_pass`: an autograd-free pass with hand-written gradients, taken wherever the layers allow it and
   `fused` is not False (`takes_hand_pass`), in whichever of two algebras costs fewer multiply-adds (`folds_values`):
   `samformer.nn.stacked_fused` (`samformer.nn.fused`'s pass with a model axis: values folded into the forecaster)
   or `samformer.nn.stacked_plain` (the modules' own algebra, for long horizons on few rows).
@@ -20,7 +20,7 @@ Two passes compute the same function as `SAMformer.forward_channels_first`:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 
@@ -126,7 +126,7 @@ class StackedSAMformer(nn.Module):
             self.fused = previous
 
     def takes_hand_pass(self) -> bool:
-        """Whether training and evaluation take a hand-written pass (`mse_and_gradients`, `fused_forecast`) rather
+        """Whether training and evaluation take a hand-written pass (`mse_pass`, `fused_forecast`) rather
         than autograd's: when the layers allow it (as `SAMformer.can_fuse`) and `fused` is not False. Unlike a single
         model's fused pass it needs no H ≤ B·D: where folding does not pay, the stack computes the values
         (`folds_values`)."""
@@ -221,28 +221,37 @@ class StackedSAMformer(nn.Module):
     def fused_forecast(self, z: torch.Tensor, stats: RevinStats | None, dtype: torch.dtype) -> torch.Tensor:
         """`forward_standardized` by a hand-written pass (no graph) in the cheaper algebra (`folds_values`); products in `dtype`."""
         a, b, *weights = self._fused_params()
-        mean, std = stats if stats is not None else (None, None)
+        targets = self._target_index(z)
+        mean, std = stacked_fused.forecast_terms(*(stats if stats is not None else (None, None)), targets)
         eps = _REVIN_EPS if a is not None else 0.0
         algebra = stacked_fused if self.folds_values(z.shape[1] * z.shape[2], gradients=False) else stacked_plain
-        return algebra.forward(z.to(dtype), mean, std, a, b, eps, *weights, self.scale, self._target_index(z), dtype)[0]
+        return algebra.forward(z.to(dtype), mean, std, a, b, eps, *weights, self.scale, targets, dtype)[0]
 
-    @torch.no_grad()  # the gradients are computed by hand: recording a graph would keep every step's tensors alive
-    def mse_and_gradients(
+    def mse_pass(
         self, z: torch.Tensor, stats: RevinStats | None, y: torch.Tensor, y_mask: torch.Tensor | None, dtype: torch.dtype
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Each model's MSE (k,) at the current weights and its gradient as `blocks` (k, *shape), by the hand-written
-        pass in the cheaper algebra (`folds_values`).
+    ) -> Callable[[], tuple[torch.Tensor, list[torch.Tensor]]]:
+        """A function giving each model's MSE (k,) at the current weights and its gradient as `blocks` (k, *shape), by
+        the hand-written pass in the cheaper algebra (`folds_values`).
 
-        z, stats: from `standardize`; y (k, B, Dt, H) targets; y_mask their observed-value mask or None.
+        z, stats: from `standardize`; y (k, B, Dt, H) targets; y_mask their observed-value mask or None. What depends
+        only on the batch (z in `dtype`, the count of targets, RevIN's mean minus the targets) is computed here, once
+        for both of SAM's passes.
         """
-        a, b, *weights = self._fused_params()
-        mean, std = stats if stats is not None else (None, None)
+        targets = self._target_index(z)
+        z_low = z.to(dtype)
+        offset, std = stacked_fused.error_terms(*(stats if stats is not None else (None, None)), y, targets)
         count = y[0].numel() if y_mask is None else y_mask.flatten(1).sum(1, dtype=y.dtype).clamp(min=1)  # per model
-        eps = _REVIN_EPS if a is not None else 0.0
-        data = (z.to(dtype), mean, std, y, y_mask, count, a, b, eps)
         algebra = stacked_fused if self.folds_values(z.shape[1] * z.shape[2]) else stacked_plain
-        loss, grads = algebra.mse_loss_and_gradients(*data, *weights, self.scale, self._target_index(z), dtype)
-        return loss, [g for g in grads if g is not None]  # in `fused`'s order, which is `names` order
+
+        @torch.no_grad()  # the gradients are computed by hand: recording a graph would keep every step's tensors alive
+        def loss_and_gradients() -> tuple[torch.Tensor, list[torch.Tensor]]:
+            a, b, *weights = self._fused_params()
+            eps = _REVIN_EPS if a is not None else 0.0
+            data = (z_low, offset, std, y_mask, count, a, b, eps)
+            loss, grads = algebra.mse_loss_and_gradients(*data, *weights, self.scale, targets, dtype)
+            return loss, [g for g in grads if g is not None]  # in `fused`'s order, which is `names` order
+
+        return loss_and_gradients
 
     def _target_index(self, z: torch.Tensor) -> torch.Tensor | None:
         return None if self._targets is None else torch.tensor(self._targets, device=z.device)

@@ -5,8 +5,11 @@ into the forecaster, RevIN's affine map applied after the first product, only th
 the low precision), written with batched products over the model axis instead of mapped by `torch.func.vmap`,
 which laid some results out transposed and made casting them 8-25x slower.
 
-Shapes: z (k, B, D, L) standardised inputs; mean, std (k, B, D, 1); a, b RevIN's affine (k, D); wq, wk
-(k, d, L); wv (k, L, L); wf (k, H, L); biases (k, out); forecasts and their gradients (k, B, Dt, H).
+Shapes: z (k, B, D, L) standardised inputs; a, b RevIN's affine (k, D); wq, wk (k, d, L); wv (k, L, L); wf (k, H, L);
+biases (k, out); forecasts and their gradients (k, B, Dt, H). The RevIN statistics come as `forecast_terms` or
+`error_terms` make them, of the target channels: `offset` (k, B, Dt, 1) RevIN's mean, or (k, B, Dt, H) the mean minus
+the targets, so that `forward` gives each forecast's error (one operation fewer per pass, and the offset computed once
+for both of SAM's passes); std (k, B, Dt, 1). Both None without RevIN (then an error's offset is −y).
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ def _stacked_weight(wq, wk, wv, wf, dtype):
     return weight, top[:, 2 * d :], wv_low
 
 
-def forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
-    """Every model's forecast (k, B, Dt, H) and what `backward` needs (as `fused._forward`)."""
+def forward(z, offset, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+    """Every model's forecast (k, B, Dt, H) plus `offset` (its error with `error_terms`), d forecast / d y (k, B, Dt, 1)
+    or None without RevIN, and what `backward` needs (as `fused._forward`)."""
     d, H, master = wq.shape[1], wf.shape[1], wf.dtype
     k, B, D, L = z.shape
     weight, wf_low, wv_low = _stacked_weight(wq, wk, wv, wf, dtype)  # W = [Wq; Wk; Wf; Wf Wv]: (k, 2d + 2H, L), low precision
@@ -47,27 +51,25 @@ def forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targ
     rows, direct_t = (attn, direct) if targets is None else (attn[:, targets], direct[:, targets])
     y = torch.baddbmm(direct_t, rows, values).view(k, B, -1, H)  # (k·B, Dt, H) + (k·B, Dt, D) @ (k·B, D, H)
     centred = factor = denom = None
-    if mean is not None:  # RevIN's inverse: forecast = (y − b) factor + mean, factor = std / (a + eps²)
-        mean_t, std_t, a_t, b_t = (mean, std, a, b)
-        if targets is not None:
-            mean_t, std_t, a_t, b_t = mean[:, :, targets], std[:, :, targets], a[:, targets], b[:, targets]
+    if std is not None:  # RevIN's inverse: forecast = (y − b) factor + mean, factor = std / (a + eps²)
+        a_t, b_t = (a, b) if targets is None else (a[:, targets], b[:, targets])
         denom = a_t + eps**2  # (k, Dt)
-        factor = std_t / denom[:, None, :, None]  # (k, B, Dt, 1)
+        factor = std / denom[:, None, :, None]  # (k, B, Dt, 1)
         centred = y - b_t[:, None, :, None]
-        forecast = torch.addcmul(mean_t, centred, factor)
+        forecast = torch.addcmul(offset, centred, factor)
     else:
-        forecast = y
-    return forecast, (z, projected, queries, keys, values, attn, centred, factor, denom, a, b, row_sums, wf, wf_low, wv_low, bv)
+        forecast = y if offset is None else y + offset
+    return forecast, factor, (z, projected, queries, keys, values, attn, centred, denom, a, b, row_sums, wf, wf_low, wv_low, bv)
 
 
 def backward(saved, grad, scale, targets, dtype, sizes):
-    """Gradients (k, ...) with respect to (a, b, wq, bq, wk, bk, wv, bv, wf, bf) given the forecast's `grad` (as `fused._backward`)."""
-    z, projected, queries, keys, values, attn, centred, factor, denom, a, b, row_sums, wf, wf_low, wv_low, bv = saved
+    """Gradients (k, ...) with respect to (a, b, wq, bq, wk, bk, wv, bv, wf, bf) given `grad`, the gradient (k, B, Dt, H)
+    of y, the forecast before RevIN's inverse (as `fused._backward`)."""
+    z, projected, queries, keys, values, attn, centred, denom, a, b, row_sums, wf, wf_low, wv_low, bv = saved
     d, H = sizes
     master = wf.dtype
     k, B, D, L = z.shape
-    grad = grad if factor is None else grad * factor  # (k, B, Dt, H): the gradient of y
-    grad_a, grad_b = through_revin_inverse(grad, centred, denom, a, b, targets) if factor is not None else (None, None)
+    grad_a, grad_b = through_revin_inverse(grad, centred, denom, a, b, targets) if centred is not None else (None, None)
     grad_y = grad.reshape(k * B, -1, H)
     rows, q_t = (attn, queries) if targets is None else (attn[:, targets], queries[:, targets])
     grad_rows = torch.bmm(grad_y, values.transpose(1, 2))  # (k·B, Dt, H) @ (k·B, H, D)
@@ -116,21 +118,35 @@ def through_revin_inverse(grad_y, centred, denom, a, b, targets):
     return torch.zeros_like(a).index_add_(1, targets, grad_a_t), torch.zeros_like(b).index_add_(1, targets, grad_b_t)
 
 
-def mse_and_forecast_gradient(forecast, y, y_mask, count):
-    """Each model's MSE (k,) of `forecast` against y (k, B, Dt, H) (observed entries only with a `y_mask`; `count` of
-    them, a number or a (k,) tensor) and its gradient with respect to the forecast."""
-    diff = forecast - y  # (k, B, Dt, H)
+def forecast_terms(mean, std, targets):
+    """`forward`'s (offset, std) for forecasts: RevIN's mean and std (k, B, D, 1) of the target channels (None, None
+    without RevIN)."""
+    if mean is None or targets is None:
+        return mean, std
+    return mean[:, :, targets], std[:, :, targets]
+
+
+def error_terms(mean, std, y, targets):
+    """`forward`'s (offset, std) for errors against y (k, B, Dt, H): the target channels' mean − y, contiguous, and
+    their std; −y and None without RevIN. Once per batch: SAM's two passes share them."""
+    mean_t, std_t = forecast_terms(mean, std, targets)
+    return (-y if mean_t is None else mean_t - y), std_t
+
+
+def mse_and_gradient(error, factor, y_mask, count):
+    """Each model's MSE (k,) from its forecast errors (k, B, Dt, H) (observed entries only with a `y_mask`; `count` of
+    them, a number or a (k,) tensor) and the MSE's gradient with respect to y, the forecast before RevIN's inverse
+    (`factor` = d forecast / d y, (k, B, Dt, 1), or None without RevIN): error · 2 factor / count, one product."""
     if y_mask is not None:
-        diff = torch.where(y_mask, diff, 0.0)
-    flat = diff.reshape(diff.shape[0], -1)
-    loss = torch.linalg.vecdot(flat, flat) / count  # (k,)
+        error = torch.where(y_mask, error, 0.0)
+    loss = torch.linalg.vector_norm(error.flatten(1), dim=1).square_() / count  # (k,): one reduction, no squared copy
     per_model = count.view(-1, 1, 1, 1) if isinstance(count, torch.Tensor) else count
-    return loss, diff * (2 / per_model)
+    return loss, error * (2 / per_model if factor is None else factor * (2 / per_model))
 
 
-def mse_loss_and_gradients(z, mean, std, y, y_mask, count, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
-    """Each model's MSE (k,) against y (k, B, Dt, H) (see `mse_and_forecast_gradient`) and its gradients with respect
+def mse_loss_and_gradients(z, offset, std, y_mask, count, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+    """Each model's MSE (k,) given `error_terms` (offset, std) (see `mse_and_gradient`) and its gradients with respect
     to (a, b, wq, bq, wk, bk, wv, bv, wf, bf)."""
-    forecast, saved = forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
-    loss, grad = mse_and_forecast_gradient(forecast, y, y_mask, count)
+    error, factor, saved = forward(z, offset, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
+    loss, grad = mse_and_gradient(error, factor, y_mask, count)
     return loss, backward(saved, grad, scale, targets, dtype, (wq.shape[1], wf.shape[1]))

@@ -8,19 +8,21 @@ it is the dearer algebra (`StackedSAMformer.folds_values` compares the two). Thi
 RevIN's affine map is applied after the first product (as in `stacked_fused`), so the weight and affine gradients
 need no product back to the inputs, and only the four large products run in the low precision.
 
-Shapes: z (k, B, D, L) standardised inputs, already in the low precision; mean, std (k, B, D, 1); a, b RevIN's affine
-(k, D); wq, wk (k, d, L); wv (k, L, L); wf (k, H, L); biases (k, out); forecasts and their gradients (k, B, Dt, H).
+Shapes: z (k, B, D, L) standardised inputs, already in the low precision; offset, std RevIN's statistics as
+`stacked_fused.forecast_terms` or `error_terms` make them; a, b RevIN's affine (k, D); wq, wk (k, d, L); wv (k, L, L);
+wf (k, H, L); biases (k, out); forecasts and their gradients (k, B, Dt, H).
 """
 
 from __future__ import annotations
 
 import torch
 
-from samformer.nn.stacked_fused import mse_and_forecast_gradient, through_revin_inverse
+from samformer.nn.stacked_fused import mse_and_gradient, through_revin_inverse
 
 
-def forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
-    """Every model's forecast (k, B, Dt, H) and what `backward` needs.
+def forward(z, offset, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+    """Every model's forecast (k, B, Dt, H) plus `offset` (its error with `error_terms`), d forecast / d y (k, B, Dt, 1)
+    or None without RevIN, and what `backward` needs.
 
     As under autocast, the residual x + A V and every product run in `dtype`; the softmax, the affine maps and RevIN's
     inverse in the weights' precision."""
@@ -51,27 +53,26 @@ def forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targ
     wf_low = wf.to(dtype)
     y = torch.bmm(out, wf_low.transpose(1, 2)).view(k, B, Dt, -1)  # the forecaster without its bias: (k, B, Dt, H)
     centred = factor = denom = None
-    if mean is not None:  # RevIN's inverse: forecast = (y + bf − b) factor + mean, factor = std / (a + eps²)
-        mean_t, std_t, a_t, b_t = (mean, std, a, b)
-        if targets is not None:
-            mean_t, std_t, a_t, b_t = mean[:, :, targets], std[:, :, targets], a[:, targets], b[:, targets]
+    if std is not None:  # RevIN's inverse: forecast = (y + bf − b) factor + mean, factor = std / (a + eps²)
+        a_t, b_t = (a, b) if targets is None else (a[:, targets], b[:, targets])
         denom = a_t + eps**2  # (k, Dt)
-        factor = std_t / denom[:, None, :, None]  # (k, B, Dt, 1)
+        factor = std / denom[:, None, :, None]  # (k, B, Dt, 1)
         centred = y + (bf[:, None, None, :] - b_t[:, None, :, None])
-        forecast = torch.addcmul(mean_t, centred, factor)
+        forecast = torch.addcmul(offset, centred, factor)
     else:
         forecast = y + bf[:, None, None, :]
-    return forecast, (z, projected, queries, keys, values, attn, rows_low, out, centred, factor, denom, a, b, row_sums, wf_low)
+        forecast = forecast if offset is None else forecast.add_(offset)
+    return forecast, factor, (z, projected, queries, keys, values, attn, rows_low, out, centred, denom, a, b, row_sums, wf_low)
 
 
 def backward(saved, grad, scale, targets, dtype):
-    """Gradients (k, ...) with respect to (a, b, wq, bq, wk, bk, wv, bv, wf, bf) given the forecast's `grad`."""
-    z, projected, queries, keys, values, attn, rows_low, out, centred, factor, denom, a, b, row_sums, wf_low = saved
+    """Gradients (k, ...) with respect to (a, b, wq, bq, wk, bk, wv, bv, wf, bf) given `grad`, the gradient (k, B, Dt, H)
+    of y, the forecaster's output before RevIN's inverse."""
+    z, projected, queries, keys, values, attn, rows_low, out, centred, denom, a, b, row_sums, wf_low = saved
     master = grad.dtype
     k, B, D, L = z.shape
     d = queries.shape[-1]
-    grad = grad if factor is None else grad * factor  # (k, B, Dt, H): the gradient of y
-    grad_a, grad_b = through_revin_inverse(grad, centred, denom, a, b, targets) if factor is not None else (None, None)
+    grad_a, grad_b = through_revin_inverse(grad, centred, denom, a, b, targets) if centred is not None else (None, None)
     Dt, H = grad.shape[2], grad.shape[3]
     grad_bf = grad.sum(dim=(1, 2))  # (k, H)
     grad_y = grad.to(dtype).view(k, B * Dt, H)
@@ -88,9 +89,10 @@ def backward(saved, grad, scale, targets, dtype):
     grad_qk = torch.cat([grad_queries, grad_keys], dim=-1).view(k, B, D, 2 * d)
     grad_values = grad_values.view(k, B, D, L)
     # the gradients of z Wᵀ's three blocks (the affine's a applied), and of the biases
-    grad_bias = torch.cat([grad_qk.sum(dim=(1, 2)), grad_values.sum(dim=(1, 2), dtype=master)], dim=1)  # (k, 2d + L)
+    per_channel = torch.cat([grad_qk.sum(dim=1), grad_values.sum(dim=1, dtype=master)], dim=-1)  # (k, D, 2d + L)
+    grad_bias = per_channel.sum(dim=1)  # (k, 2d + L)
+    grad_projected = torch.empty(k, B, D, 2 * d + L, dtype=dtype, device=z.device)  # filled block by block: no cat
     if a is not None:
-        per_channel = torch.cat([grad_qk.sum(dim=1), grad_values.sum(dim=1, dtype=master)], dim=-1)  # (k, D, 2d + L)
         grad_out = grad_out.view(k, B, Dt, L)
         z_t = z if targets is None else z[:, :, targets]
         residual_a = (grad_out * z_t).sum(dim=(1, 3), dtype=master)  # the residual x = a z + b: (k, Dt)
@@ -101,10 +103,11 @@ def backward(saved, grad, scale, targets, dtype):
         through_values = (grad_values * projected[..., 2 * d :]).sum(dim=(1, 3), dtype=master)
         grad_a = through_qk + through_values + residual_a + grad_a
         grad_b = torch.bmm(per_channel, row_sums[:, :, None])[:, :, 0] + residual_b + grad_b
-        a_low = a.to(dtype)[:, None, :, None]
-        grad_projected = torch.cat([(grad_qk * a[:, None, :, None]).to(dtype), grad_values * a_low], dim=-1)  # (k, B, D, 2d + L)
+        torch.mul(grad_qk, a[:, None, :, None], out=grad_projected[..., : 2 * d])
+        torch.mul(grad_values, a.to(dtype)[:, None, :, None], out=grad_projected[..., 2 * d :])
     else:
-        grad_projected = torch.cat([grad_qk.to(dtype), grad_values], dim=-1)
+        grad_projected[..., : 2 * d] = grad_qk
+        grad_projected[..., 2 * d :] = grad_values
     # (k, 2d + L, B·D) @ (k, B·D, L): the weight gradient of z Wᵀ, widened once; with RevIN plus that through b (W 1)ᵀ
     grad_weight = torch.bmm(grad_projected.reshape(k, B * D, -1).transpose(1, 2), z.reshape(k, B * D, L)).to(master)
     if a is not None:
@@ -114,8 +117,8 @@ def backward(saved, grad, scale, targets, dtype):
     return grad_a, grad_b, grad_wq, grad_bq, grad_wk, grad_bk, grad_wv, grad_bv, grad_wf, grad_bf
 
 
-def mse_loss_and_gradients(z, mean, std, y, y_mask, count, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
-    """Each model's MSE (k,) against y (k, B, Dt, H) and its gradients, as `stacked_fused.mse_loss_and_gradients`."""
-    forecast, saved = forward(z, mean, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
-    loss, grad = mse_and_forecast_gradient(forecast, y, y_mask, count)
+def mse_loss_and_gradients(z, offset, std, y_mask, count, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype):
+    """Each model's MSE (k,) given `error_terms` (offset, std) and its gradients, as `stacked_fused.mse_loss_and_gradients`."""
+    error, factor, saved = forward(z, offset, std, a, b, eps, wq, bq, wk, bk, wv, bv, wf, bf, scale, targets, dtype)
+    loss, grad = mse_and_gradient(error, factor, y_mask, count)
     return loss, backward(saved, grad, scale, targets, dtype)

@@ -88,8 +88,7 @@ def loss_and_gradients(
     z, stats = stack.standardize(x, x_mask)
     if stack.takes_hand_pass() and criterion is None:
         dtype = torch.bfloat16 if precision == "bf16" else stack.flat.dtype
-        z_low = z.to(dtype)  # cast once for both of SAM's passes
-        return lambda: stack.mse_and_gradients(z_low, stats, y, y_mask, dtype)
+        return stack.mse_pass(z, stats, y, y_mask, dtype)  # z cast and RevIN's mean minus y once for both of SAM's passes
 
     def autograd_pass() -> tuple[torch.Tensor, list[torch.Tensor]]:
         with autocast(x.device, precision):

@@ -106,9 +106,10 @@ class RevIN(nn.Module):
         x = x.detach()
         if mask is not None:
             return self._standardize_masked(x, mask)
-        # Windows served as views of a (T, D) series are (B, D, L) tensors whose time axis is strided; reducing
-        # along it is slow and elementwise results would inherit the layout, so every matrix product would copy
-        # (or fall back to a slow batched product). Such inputs are copied once; gathered batches are row-major.
+        # Windows cut from a (T, D) series by the caller (x.unfold(0, L, 1)) are (B, D, L) tensors whose time axis is
+        # strided; reducing along it is slow and elementwise results would inherit the layout, so every matrix product
+        # would copy (or fall back to a slow batched product). Such inputs are copied once; `Windows` serves its
+        # batches with a contiguous time axis.
         if x.stride(-1) != 1:
             x = x.contiguous()
         mean = x.mean(dim=-1, keepdim=True)  # (B, D, 1)

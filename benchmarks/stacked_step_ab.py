@@ -1,0 +1,70 @@
+"""ms per stacked SAM step as the benchmark grid trains (k = 3 seeds, batch 32, bf16, one thread, `fused="auto"`), in the
+checkout on PYTHONPATH: median of 3 rounds after a warm-up, on real training windows.
+
+Compare two checkouts side by side, alternating (e.g. a commit in a git worktree against this one):
+
+    for r in 1 2; do for co in ../base .; do
+        PYTHONPATH=$co/src SAMFORMER_DATA=../shared/data python benchmarks/stacked_step_ab.py weather:720 weather:336 ETTm1:96
+    done; done
+
+Each line printed is one JSON object: the checkout, the cell and its ms per step (both SAM passes, the perturbation
+and Adam, the batch gather and standardisation included, as `train_epoch` runs them).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+from stacked_pass import BATCH, SEQ_LEN, first_windows
+from tqdm.auto import tqdm
+
+import samformer
+from samformer.cli.allocator import keep_freed_memory
+from samformer.data.loading import load_dataset
+from samformer.nn.model import SAMformer
+from samformer.nn.stacked import StackedSAMformer
+from samformer.training.config import TrainConfig
+from samformer.training.stacked.fit import seeded_models, train_epoch
+from samformer.training.stacked.optim import StackedSAM
+
+
+def step_ms(dataset: str, horizon: int, k: int, steps: int, rounds: int, data_dir: str | None) -> float:
+    """Median ms per SAM step of a stack of k seeds over `steps` batches."""
+    data = load_dataset(dataset, SEQ_LEN, horizon, data_dir=data_dir)
+    train = first_windows(data.windows("train"), steps * BATCH)
+    cfgs = [TrainConfig(seed=seed, precision="bf16", progress=False) for seed in range(k)]
+    stack = StackedSAMformer(seeded_models(lambda: SAMformer(data.n_channels, SEQ_LEN, horizon), range(k))).train()
+    optimizer, generators = StackedSAM(stack, cfgs), [torch.Generator().manual_seed(seed) for seed in range(k)]
+    bar = tqdm(disable=True)
+    times = []
+    for round_ in range(rounds + 1):  # round 0 warms up
+        start = time.perf_counter()
+        train_epoch(stack, optimizer, train, generators, BATCH, "bf16", bar)
+        if round_:
+            times.append((time.perf_counter() - start) / steps * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cells", nargs="+", help="DATASET:HORIZON, e.g. weather:720")
+    parser.add_argument("--k", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30, help="SAM steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--data-dir", default=os.environ.get("SAMFORMER_DATA"))
+    args = parser.parse_args()
+    keep_freed_memory()  # as the samformer CLI, and so the grid's workers, run
+    torch.set_num_threads(1)
+    checkout = samformer.__file__.split("/src/")[0]
+    for cell in args.cells:
+        dataset, horizon = cell.split(":")
+        ms = step_ms(dataset, int(horizon), args.k, args.steps, args.rounds, args.data_dir)
+        result = {"checkout": checkout, "dataset": dataset, "horizon": int(horizon), "ms_per_step": round(ms, 2)}
+        print(json.dumps({**result, "load": os.getloadavg()[0]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

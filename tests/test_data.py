@@ -63,6 +63,17 @@ def test_a_window_target_follows_its_input():
     assert w._view.untyped_storage().nbytes() == series.numel() * 4, "windows must be views of one copy of the series"
 
 
+def test_a_window_mask_is_gathered_with_its_window_by_index_or_slice():
+    series = torch.arange(40, dtype=torch.float32).reshape(20, 2)  # value = 2·row + channel
+    w = Windows(series, seq_len=5, horizon=3, mask=series % 3 != 0)  # observed unless the value divides by 3
+    index = torch.tensor([7, 2, 9])  # unordered, as a shuffled batch
+    (x, y), (x_mask, y_mask) = w.batch(index), w.batch_mask(index)
+    assert torch.equal(x_mask, x % 3 != 0) and torch.equal(y_mask, y % 3 != 0)
+    torch.testing.assert_close(y[2, 0], torch.tensor([28.0, 30, 32]))  # window 9: rows 14..16, channel 0
+    for by_slice, by_index in zip(w.batch(slice(2, 5)), w.batch(torch.arange(2, 5)), strict=True):
+        assert torch.equal(by_slice, by_index)
+
+
 def test_exchange_rate_dates_parse_and_weather_gz_reads(data_dir):
     frame = read_series_csv(data_dir / "exchange_rate.csv")
     assert frame.shape == (7588, 8) and frame.index[0] == pd.Timestamp("1990-01-01")

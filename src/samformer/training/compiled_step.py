@@ -32,26 +32,36 @@ def compiles_whole_step(optimizer: torch.optim.Optimizer) -> bool:
     return not any(group.get(option, False) for option in ("amsgrad", "maximize", "decoupled_weight_decay", "differentiable"))
 
 
-def _adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, betas, eps, weight_decay) -> None:
-    """Adam's update of `params` in place (torch.optim.Adam's rule, L2 weight decay), `lr` a 0-d float64 tensor."""
+def _adam_step_scalars(steps: list[torch.Tensor], lr: torch.Tensor, betas: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adam's per-parameter step size lr / (1 − β1ᵗ) and √(1 − β2ᵗ) for the coming step t = step + 1, each (P,) in
+    lr's precision (float64, as torch.optim.Adam's Python floats). Computed eagerly, before the compiled step: inside
+    it Inductor would recompute both powers for every 16 values of every parameter (it cannot hoist them out of the
+    loop), which cost about as much as the update itself."""
+    count = torch.stack(steps).to(lr.dtype) + 1  # (P,)
     beta1, beta2 = betas
-    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps, strict=True):
+    return lr / (1 - beta1**count), torch.sqrt(1 - beta2**count)
+
+
+def _adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, scalars, betas, eps, weight_decay) -> None:
+    """Adam's update of `params` in place (torch.optim.Adam's rule, L2 weight decay), `scalars` from `_adam_step_scalars`."""
+    beta1, beta2 = betas
+    step_sizes, bias_roots = scalars
+    for i, (p, g, m, v, t) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, steps, strict=True)):
         t.add_(1)
-        count = t.to(lr.dtype)  # the bias corrections in lr's precision (float64, as torch.optim.Adam's Python floats)
         if weight_decay:
             g = g + weight_decay * p
         m.lerp_(g, 1 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        denom = (v.sqrt() / torch.sqrt(1 - beta2**count)).add_(eps)
-        p.sub_(lr / (1 - beta1**count) * m / denom)
+        denom = (v.sqrt() / bias_roots[i]).add_(eps)
+        p.sub_(step_sizes[i] * m / denom)
 
 
 def _sam_adam_step(standardize, batch, weights: FusedWeights, settings: FusedSettings, state, hyper) -> torch.Tensor:
     """One SAM step over Adam on a batch of the direct pass; returns the loss at w. The function `torch.compile` sees.
 
     `standardize` and `batch` = (x, y, masks or None) as `fused.MSEPass` holds them; `state` = (exp_avgs,
-    exp_avg_sqs, steps, lr) for the weights that are not None, in `FusedWeights` order; `hyper` = (rho,
-    adaptive, betas, eps, weight_decay).
+    exp_avg_sqs, steps, scalars) for the weights that are not None, in `FusedWeights` order, `scalars` from
+    `_adam_step_scalars`; `hyper` = (rho, adaptive, betas, eps, weight_decay).
     """
     rho, adaptive, betas, eps, weight_decay = hyper
     z, mean, std, y, y_mask, count = standardized_batch(standardize, *batch, settings.dtype)
@@ -67,9 +77,13 @@ def _sam_adam_step(standardize, batch, weights: FusedWeights, settings: FusedSet
     for i, p, g in zip(present, params, grads, strict=True):
         shifted[i] = p + (p * p * g if adaptive else g) * factor
     _, grads_at_shifted = mse_loss_and_gradients(z, mean, std, y, y_mask, count, FusedWeights(*shifted), settings)
-    exp_avgs, exp_avg_sqs, steps, lr = state
-    _adam_update(params, [grads_at_shifted[i] for i in present], exp_avgs, exp_avg_sqs, steps, lr, betas, eps, weight_decay)
+    exp_avgs, exp_avg_sqs, steps, scalars = state
+    _adam_update(params, [grads_at_shifted[i] for i in present], exp_avgs, exp_avg_sqs, steps, scalars, betas, eps, weight_decay)
     return loss
+
+
+def _compile_with_cpp_wrapper(function: Callable, dynamic: bool) -> Callable:
+    return torch.compile(function, dynamic=dynamic, options={"cpp_wrapper": True})
 
 
 class CompiledSAMStep:
@@ -78,7 +92,9 @@ class CompiledSAMStep:
     Passes that are not the direct pass (`fused.MSEPass`), and batches shaped unlike the first one (the
     ragged last batch: no second compilation), take the eager step, `eager_update`. If the first
     compilation fails (no C++ compiler, unsupported platform) a warning is issued and every step runs eagerly.
-    `compiler` replaces `torch.compile` (any function of its signature).
+    The step is compiled with Inductor's C++ wrapper: at batch 32 the Python code that calls the step's ~60 kernels
+    one by one costs about as much as a tenth of the step. `compiler` replaces that call (any function taking the
+    step function and `dynamic`).
     """
 
     def __init__(self, optimizer: SAM, eager_update: Callable[[Callable[[], torch.Tensor]], torch.Tensor], compiler=None) -> None:
@@ -87,7 +103,7 @@ class CompiledSAMStep:
         self.failed = False
         self._lr: torch.Tensor | None = None
         try:
-            self._compiled = (compiler or torch.compile)(_sam_adam_step, dynamic=False)
+            self._compiled = (compiler or _compile_with_cpp_wrapper)(_sam_adam_step, dynamic=False)
         except Exception as exc:  # torch.compile itself refuses (e.g. an unsupported Python)
             self._fall_back(exc)
 
@@ -128,7 +144,7 @@ class CompiledSAMStep:
         hyper = (group["rho"], group["adaptive"], group["betas"], group["eps"], group["weight_decay"])
         try:
             with torch.no_grad():
-                state = (exp_avgs, exp_avg_sqs, steps, self._lr)
+                state = (exp_avgs, exp_avg_sqs, steps, _adam_step_scalars(steps, self._lr, group["betas"]))
                 loss = self._compiled(loss_and_grad.standardize, loss_and_grad.batch, weights, loss_and_grad.settings, state, hyper)
         except Exception as exc:  # only the first call compiles; it fails before changing any state
             if self.shape is not None:

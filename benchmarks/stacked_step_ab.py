@@ -12,7 +12,8 @@ and Adam, the batch gather and standardisation included, as `train_epoch` runs t
 
 `--weights FILE` also keeps the trained weights of each cell: saved by the first checkout that runs (FILE absent),
 compared by the next, which adds the largest absolute difference to its line (with `--precision fp32`: whether a
-change keeps fp32 training's results).
+change keeps fp32 training's results; `--threads 2` on the same checkout gives the size of a mere change of the
+order in which float32 sums are rounded, for comparison).
 """
 
 import argparse
@@ -63,11 +64,12 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("SAMFORMER_DATA"))
     parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     parser.add_argument("--weights", default=None, help="save the trained weights here, or compare with them if present")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the grid's workers)")
     args = parser.parse_args()
     reference = torch.load(args.weights, weights_only=True) if args.weights and os.path.exists(args.weights) else None  # tensors only
     trained = {}
     keep_freed_memory()  # as the samformer CLI, and so the grid's workers, run
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     checkout = samformer.__file__.split("/src/")[0]
     for cell in args.cells:
         dataset, horizon = cell.split(":")
@@ -77,6 +79,7 @@ def main() -> None:
             "dataset": dataset,
             "horizon": int(horizon),
             "precision": args.precision,
+            "threads": args.threads,
             "ms_per_step": round(ms, 2),
         }
         if reference is not None:

@@ -92,8 +92,8 @@ class CompiledSAMStep:
     Passes that are not the direct pass (`fused.MSEPass`), and batches shaped unlike the first one (the
     ragged last batch: no second compilation), take the eager step, `eager_update`. If the first
     compilation fails (no C++ compiler, unsupported platform) a warning is issued and every step runs eagerly.
-    The step is compiled with Inductor's C++ wrapper: at batch 32 the Python code that calls the step's ~60 kernels
-    one by one costs about as much as a tenth of the step. `compiler` replaces that call (any function taking the
+    The step is compiled with Inductor's C++ wrapper: at batch 32 the Python code that would call the step's 50
+    kernels and products one by one (and allocate and view ~100 buffers) costs about a tenth of the step. `compiler` replaces that call (any function taking the
     step function and `dynamic`).
     """
 

@@ -401,6 +401,19 @@ def test_plots_return_figures_and_write_pngs(tmp_path):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_forecast_plot_names_the_stand_in_that_forecast_a_channel():
+    pytest.importorskip("matplotlib")
+    from samformer.plots import plot_forecast
+
+    forecast = make_frame(6, 2)
+    legends = lambda fig: [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]  # noqa: E731
+    fig = plot_forecast(forecast, forecasters=pd.Series({"c0": "ets", "c1": "samformer"}))
+    assert legends(fig) == [["forecast (ets)"], ["forecast"]]
+    assert "stand-ins" in fig.axes[0].get_title()
+    fig = plot_forecast(forecast)  # nothing said: every channel is SAMformer's
+    assert legends(fig) == [["forecast"], ["forecast"]] and fig.axes[0].get_title() == "SAMformer forecast"
+
+
 @pytest.mark.parametrize(
     ("arguments", "pattern"),
     [

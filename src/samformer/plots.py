@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,7 @@ def plot_forecast(
     columns: Sequence[str] | None = None,
     n_history: int | None = None,
     path: str | os.PathLike | None = None,
+    forecasters: Mapping[str, str] | None = None,
 ) -> Figure:
     """One panel per channel: recent history, the forecast, its widest quantile interval, and the actual values.
 
@@ -67,8 +68,11 @@ def plot_forecast(
         columns: channels to draw (default: every point column of `forecast`, at most 8).
         n_history: how many history rows to show (default: 3 × the horizon).
         path: where to write a PNG.
+        forecasters: what forecast each channel (`Forecaster.forecasters_`): a channel a statistical stand-in
+            forecast is labelled with its name, e.g. "forecast (ets)". Default: every channel is SAMformer's.
     """
     forecast, history, actual = (_wide(f) for f in (forecast, history, actual))
+    forecasters = {} if forecasters is None else dict(forecasters)
     if columns is None:
         columns = [c for c in forecast.columns if "_q" not in str(c)][:8]
     n_history = 3 * len(forecast) if n_history is None else n_history
@@ -84,11 +88,14 @@ def plot_forecast(
             lo, hi = bands[0], bands[-1]
             label = f"{lo.removeprefix(col + '_q')}–{hi.removeprefix(col + '_q')} quantiles"
             ax.fill_between(forecast.index, forecast[lo], forecast[hi], color="tab:blue", alpha=0.25, label=label)
-        ax.plot(forecast.index, forecast[col], color="tab:blue", lw=1.5, label="forecast")
+        made_by = forecasters.get(col, "samformer")
+        line_label = "forecast" if made_by == "samformer" else f"forecast ({made_by})"
+        ax.plot(forecast.index, forecast[col], color="tab:blue", lw=1.5, label=line_label)
         ax.set_ylabel(str(col))
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="upper left", fontsize="small", ncol=4)
-    axes[0].set_title("SAMformer forecast")
+        ax.legend(loc="upper left", fontsize="small", ncol=4)
+    stand_ins = any(forecasters.get(col, "samformer") != "samformer" for col in columns)
+    axes[0].set_title("Forecast: SAMformer, and statistical stand-ins where labelled" if stand_ins else "SAMformer forecast")
     return _finish(fig, path)
 
 

@@ -261,7 +261,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
             future = read_csv(args.future_csv) if args.future_csv else None
             if actual is not None and forecaster.future_columns_:
                 future = actual[forecaster.future_columns_]
-            figure = _plot(plots.plot_forecast, forecaster.predict(history, future_df=future), history=history, actual=actual)
+            forecast = forecaster.predict(history, future_df=future)
+            figure = _plot(plots.plot_forecast, forecast, history=history, actual=actual, forecasters=forecaster.forecasters_)
     with _writing(out) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
     print(json.dumps({"out": str(out), "kind": args.kind}))

@@ -93,8 +93,8 @@ class CompiledSAMStep:
     ragged last batch: no second compilation), take the eager step, `eager_update`. If the first
     compilation fails (no C++ compiler, unsupported platform) a warning is issued and every step runs eagerly.
     The step is compiled with Inductor's C++ wrapper: at batch 32 the Python code that would call the step's 50
-    kernels and products one by one (and allocate and view ~100 buffers) costs about a tenth of the step. `compiler` replaces that call (any function taking the
-    step function and `dynamic`).
+    kernels and products one by one (and allocate and view ~100 buffers) costs about a tenth of the step.
+    `compiler` replaces that call (any function taking the step function and `dynamic`).
     """
 
     def __init__(self, optimizer: SAM, eager_update: Callable[[Callable[[], torch.Tensor]], torch.Tensor], compiler=None) -> None:

@@ -112,6 +112,17 @@ def matmul_peaks() -> dict[str, dict[str, float]]:
     }
 
 
+def peak_again(peaks: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each precision's best shape of `matmul_peaks` measured again: this machine's speed drifts by up to ~1.5x
+    within minutes, so a ratio to a floor computed from the peak at the start can mislead when the epochs ran later
+    in another phase; `main` prints this check after each batch size's epochs, beside the start's peak."""
+    again = {}
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        shape = max(peaks, key=lambda name: peaks[name][precision])
+        again[precision] = matmul_gflops(*map(int, shape.split("x")), dtype)
+    return again
+
+
 def time_interleaved(runs: dict[str, Callable[[], None]], epochs: int) -> tuple[dict[str, float], dict[str, float]]:
     """Median seconds per epoch of each run, timed in rounds (one epoch of each per round) after a warm-up
     epoch each, so that a change of the machine's speed during the measurement hits every run alike; and the
@@ -387,6 +398,7 @@ def main() -> None:
     precision_of = {label: precision for label, precision, _ in configs}
     epoch_s: dict[str, dict[str, float]] = {}
     first_epoch_s: dict[str, dict[str, float]] = {}
+    peak_after: dict[str, dict[str, float]] = {}
     print(f"\n{'batch':>5}  {'configuration':<34}{'s/epoch':>9}{'x floor':>9}{'x roofline':>11}{'speed-up':>10}{'1st epoch':>11}")
     for batch in batch_sizes:
         runs = {
@@ -401,6 +413,19 @@ def main() -> None:
             to_floor = seconds / floor[precision_of[label]]
             figures = f"{seconds:>9.3f}{to_floor:>9.2f}{to_roofline:>11.2f}{speedup:>9.2f}x{first[label]:>11.2f}"
             print(f"{batch:>5}  {label:<34}{figures}", flush=True)
+        after = peak_again(peaks)
+        peak_after[str(batch)] = after
+        to_roofline_after = {}
+        for label, seconds in row.items():
+            if label.startswith("samformer"):
+                bound = floors[f"{batch}/{precision_of[label]}"]
+                flop_floor_after = bound["flop_floor_s"] * peak[precision_of[label]] / after[precision_of[label]]
+                to_roofline_after[label.removeprefix("samformer ")] = seconds / max(flop_floor_after, bound["bytes_floor_s"])
+        ratios = ", ".join(f"{label} {ratio:.2f}" for label, ratio in to_roofline_after.items())
+        print(
+            f"{batch:>5}  peak again after these epochs: fp32 {after['fp32']:.0f}, bf16 {after['bf16']:.0f} GFLOP/s "
+            f"({after['fp32'] / peak['fp32']:.0%}, {after['bf16'] / peak['bf16']:.0%} of the start's); x roofline at it: {ratios}"
+        )
         for precision in ("fp32", "bf16") if not args.no_compile else ():
             eager, compiled = f"samformer {precision}", f"samformer {precision} + compile"
             saved, paid = row[eager] - row[compiled], first[compiled] - row[compiled]
@@ -418,6 +443,7 @@ def main() -> None:
         "malloc_keeps_freed_memory": kept,
         "epoch_s": epoch_s,
         "first_epoch_s": first_epoch_s,
+        "peak_gflops_after_epochs": peak_after,
         "memory_bandwidth_gbs": bandwidth,
         "roofline": floors,
     }

@@ -115,7 +115,7 @@ def matmul_peaks() -> dict[str, dict[str, float]]:
 def peak_again(peaks: dict[str, dict[str, float]]) -> dict[str, float]:
     """Each precision's best shape of `matmul_peaks` measured again: this machine's speed drifts by up to ~1.5x
     within minutes, so a ratio to a floor computed from the peak at the start can mislead when the epochs ran later
-    in another phase; `main` prints this check after each batch size's epochs, beside the start's peak."""
+    in another phase; `main` prints this check (and the triad bandwidth again) after each batch size's epochs."""
     again = {}
     for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         shape = max(peaks, key=lambda name: peaks[name][precision])
@@ -414,7 +414,8 @@ def main() -> None:
             figures = f"{seconds:>9.3f}{to_floor:>9.2f}{to_roofline:>11.2f}{speedup:>9.2f}x{first[label]:>11.2f}"
             print(f"{batch:>5}  {label:<34}{figures}", flush=True)
         after = peak_again(peaks)
-        peak_after[str(batch)] = after
+        triad_after = roofline.memory_bandwidth()["triad"]
+        peak_after[str(batch)] = after | {"triad_gbs": triad_after}
         to_roofline_after = {}
         for label, seconds in row.items():
             if label.startswith("samformer"):
@@ -424,7 +425,8 @@ def main() -> None:
         ratios = ", ".join(f"{label} {ratio:.2f}" for label, ratio in to_roofline_after.items())
         print(
             f"{batch:>5}  peak again after these epochs: fp32 {after['fp32']:.0f}, bf16 {after['bf16']:.0f} GFLOP/s "
-            f"({after['fp32'] / peak['fp32']:.0%}, {after['bf16'] / peak['bf16']:.0%} of the start's); x roofline at it: {ratios}"
+            f"({after['fp32'] / peak['fp32']:.0%}, {after['bf16'] / peak['bf16']:.0%} of the start's), triad {triad_after:.1f} GB/s "
+            f"({triad_after / bandwidth['triad']:.0%}); x roofline at that peak: {ratios}"
         )
         for precision in ("fp32", "bf16") if not args.no_compile else ():
             eager, compiled = f"samformer {precision}", f"samformer {precision} + compile"

@@ -123,6 +123,35 @@ def peak_again(peaks: dict[str, dict[str, float]]) -> dict[str, float]:
     return again
 
 
+def report_peak_again(
+    batch: int,
+    row: dict[str, float],
+    peaks: dict[str, dict[str, float]],
+    peak: dict[str, float],
+    floors: dict[str, dict],
+    precision_of: dict[str, str],
+    triad: float,
+) -> dict[str, float]:
+    """Print the peaks (`peak_again`) and the triad bandwidth measured again after a batch size's epochs `row`,
+    beside the start's (`peak`, `triad`), and each samformer configuration's ratio to the roofline at that later
+    peak; returns the later figures."""
+    after = peak_again(peaks)
+    triad_after = roofline.memory_bandwidth()["triad"]
+    to_roofline_after = {}
+    for label, seconds in row.items():
+        if label.startswith("samformer"):
+            bound = floors[f"{batch}/{precision_of[label]}"]
+            flop_floor_after = bound["flop_floor_s"] * peak[precision_of[label]] / after[precision_of[label]]
+            to_roofline_after[label.removeprefix("samformer ")] = seconds / max(flop_floor_after, bound["bytes_floor_s"])
+    ratios = ", ".join(f"{label} {ratio:.2f}" for label, ratio in to_roofline_after.items())
+    print(
+        f"{batch:>5}  peak again after these epochs: fp32 {after['fp32']:.0f}, bf16 {after['bf16']:.0f} GFLOP/s "
+        f"({after['fp32'] / peak['fp32']:.0%}, {after['bf16'] / peak['bf16']:.0%} of the start's), triad {triad_after:.1f} GB/s "
+        f"({triad_after / triad:.0%}); x roofline at that peak: {ratios}"
+    )
+    return after | {"triad_gbs": triad_after}
+
+
 def time_interleaved(runs: dict[str, Callable[[], None]], epochs: int) -> tuple[dict[str, float], dict[str, float]]:
     """Median seconds per epoch of each run, timed in rounds (one epoch of each per round) after a warm-up
     epoch each, so that a change of the machine's speed during the measurement hits every run alike; and the
@@ -413,21 +442,7 @@ def main() -> None:
             to_floor = seconds / floor[precision_of[label]]
             figures = f"{seconds:>9.3f}{to_floor:>9.2f}{to_roofline:>11.2f}{speedup:>9.2f}x{first[label]:>11.2f}"
             print(f"{batch:>5}  {label:<34}{figures}", flush=True)
-        after = peak_again(peaks)
-        triad_after = roofline.memory_bandwidth()["triad"]
-        peak_after[str(batch)] = after | {"triad_gbs": triad_after}
-        to_roofline_after = {}
-        for label, seconds in row.items():
-            if label.startswith("samformer"):
-                bound = floors[f"{batch}/{precision_of[label]}"]
-                flop_floor_after = bound["flop_floor_s"] * peak[precision_of[label]] / after[precision_of[label]]
-                to_roofline_after[label.removeprefix("samformer ")] = seconds / max(flop_floor_after, bound["bytes_floor_s"])
-        ratios = ", ".join(f"{label} {ratio:.2f}" for label, ratio in to_roofline_after.items())
-        print(
-            f"{batch:>5}  peak again after these epochs: fp32 {after['fp32']:.0f}, bf16 {after['bf16']:.0f} GFLOP/s "
-            f"({after['fp32'] / peak['fp32']:.0%}, {after['bf16'] / peak['bf16']:.0%} of the start's), triad {triad_after:.1f} GB/s "
-            f"({triad_after / bandwidth['triad']:.0%}); x roofline at that peak: {ratios}"
-        )
+        peak_after[str(batch)] = report_peak_again(batch, row, peaks, peak, floors, precision_of, bandwidth["triad"])
         for precision in ("fp32", "bf16") if not args.no_compile else ():
             eager, compiled = f"samformer {precision}", f"samformer {precision} + compile"
             saved, paid = row[eager] - row[compiled], first[compiled] - row[compiled]
